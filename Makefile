@@ -1,0 +1,52 @@
+# The README's two commands live here: `make run` and `make test`.
+# Both set up .venv themselves and are idempotent (stamp files skip work already done).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test lint pytest node-test bench bench-quick chromium clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Serving only: the cpu extra (onnxruntime), never torch.
+$(VENV)/.serve: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[cpu]'
+	touch $@
+
+# Development: torch==2.13.0 first (a local CPU wheel; any other spec pulls a multi-GB CUDA build).
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[cpu,train,dev]'
+	touch $@ $(VENV)/.serve
+
+run: $(VENV)/.serve
+	$(VENV)/bin/python -m server --host $(HOST) --port $(PORT)
+
+# Debian chromium for the real-browser tests (never `playwright install`: it downloads).
+chromium:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+node-test:
+	@if ls frontend/*.test.js >/dev/null 2>&1; then node --test frontend/; fi
+
+pytest: $(VENV)/.dev chromium
+	$(VENV)/bin/pytest
+
+test: lint node-test pytest
+
+bench: $(VENV)/.dev
+	$(PY) -m benchmarks.run
+
+bench-quick: $(VENV)/.dev
+	$(PY) -m benchmarks.run --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
