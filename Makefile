@@ -14,7 +14,7 @@ $(PY):
 
 # Serving only: the cpu extra (onnxruntime), never torch.
 $(VENV)/.serve: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[cpu]'
+	sh scripts/serve.sh install $(PY) cpu
 	touch $@
 
 # Development: torch==2.13.0 first (a local CPU wheel; any other spec pulls a multi-GB CUDA build).
@@ -24,7 +24,7 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 	touch $@ $(VENV)/.serve
 
 run: $(VENV)/.serve
-	$(VENV)/bin/python -m server --host $(HOST) --port $(PORT)
+	sh scripts/serve.sh start $(PY) $(HOST) $(PORT)
 
 # Debian chromium for the real-browser tests (never `playwright install`: it downloads).
 chromium:
