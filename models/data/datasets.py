@@ -1,0 +1,518 @@
+"""Training datasets: procedural landscapes (rendered live or read from a shard cache) and real-dataset loaders.
+
+Every dataset yields the sample dict of docs/contracts.md: `label` LongTensor [H,W], `instance` LongTensor [H,W]
+(0 = stuff), `image` FloatTensor [3,H,W] in [-1, 1], `style` int (index into FAMILIES, -1 when unknown).
+`make_dataset(spec, size)` turns the trainer's `--data` string into a dataset and its label set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from models.data import FAMILIES, instances_from_labels, render, sample_layout, sample_style
+from models.labels import (
+    ADE20K,
+    CITYSCAPES,
+    COCO_STUFF,
+    COCO_STUFF_UNLABELED_VALUE,
+    LANDSCAPE,
+    LabelSet,
+    get_label_set,
+)
+
+Size = int | tuple[int, int]
+Sample = dict[str, Any]
+
+VAL_SEED_OFFSET = 1_000_003  # procedural "val" split: the same generator, seeds no train sample uses
+SHARD_SIZE = 256  # samples per cache shard
+META_FILE = "meta.json"  # pairs-folder metadata written by `collage data export`: label set and styles
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _hw(size: Size) -> tuple[int, int]:
+    h, w = (size, size) if isinstance(size, int) else size
+    if h < 1 or w < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    return int(h), int(w)
+
+
+def to_sample(label: np.ndarray, instance: np.ndarray, image: np.ndarray, style: int) -> Sample:
+    """Numpy arrays (H×W ids, H×W instance ids, H×W×3 uint8) → the contract's tensor dict."""
+    return {
+        "label": torch.from_numpy(label.astype(np.int64)),  # [H,W]
+        "instance": torch.from_numpy(instance.astype(np.int64)),  # [H,W]
+        "image": torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0),  # [3,H,W] in [-1,1]
+        "style": int(style),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Procedural landscapes
+# ---------------------------------------------------------------------------------------------------------
+
+
+def render_sample(seed: int, index: int, size: Size) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Sample `index` of the procedural dataset `seed`: (label uint8, instance int32, image uint8, family index).
+
+    Everything derives from (seed, index) alone, so any worker, the cache and the CLI produce the same pair.
+    Families cycle with the index so every batch of len(FAMILIES) consecutive samples covers all of them.
+    """
+    rng = np.random.default_rng([seed, index])
+    label, instance = sample_layout(rng, size)
+    family = FAMILIES[index % len(FAMILIES)]
+    style = sample_style(rng, family)
+    image = render(label, instance, style, int(rng.integers(2**31)))
+    return label, instance, image, FAMILIES.index(family)
+
+
+def _renderer_fingerprint() -> str:
+    """Hash of the procedural generator's source, so a changed renderer never reads a stale cache."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.name != "cli.py":
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cache_folder(cache_dir: str | os.PathLike[str], size: Size, seed: int) -> Path:
+    h, w = _hw(size)
+    return Path(cache_dir) / f"procedural-{h}x{w}-seed{seed}-{_renderer_fingerprint()}"
+
+
+def _shard_path(folder: Path, shard: int) -> Path:
+    return folder / f"shard-{shard:05d}"
+
+
+def _shard_count(folder: Path, shard: int) -> int:
+    """Samples a finished shard holds (0 when absent). A shard directory appears only once complete."""
+    try:
+        return int((_shard_path(folder, shard) / "count").read_text())
+    except FileNotFoundError:
+        return 0
+
+
+def _write_shard(
+    folder: Path, shard: int, start: int, stop: int, size: Size, seed: int, bar: tqdm | None = None
+) -> int:
+    """Render samples start..stop-1 into one shard directory of .npy files, renamed into place when complete."""
+    h, w = _hw(size)
+    n = stop - start
+    labels = np.empty((n, h, w), np.uint8)
+    instances = np.empty((n, h, w), np.uint16)
+    images = np.empty((n, h, w, 3), np.uint8)
+    styles = np.empty(n, np.int8)
+    for j in range(n):
+        label, instance, image, style = render_sample(seed, start + j, size)
+        if instance.max(initial=0) > np.iinfo(np.uint16).max:
+            raise ValueError(f"sample {start + j} has more than 65535 instances")
+        labels[j], instances[j], images[j], styles[j] = label, instance, image, style
+        if bar is not None:
+            bar.update(1)
+    tmp = folder / f".tmp-{shard:05d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, array in (("label", labels), ("instance", instances), ("image", images), ("style", styles)):
+        np.save(tmp / f"{name}.npy", array)
+    (tmp / "count").write_text(str(n))
+    final = _shard_path(folder, shard)
+    if _shard_count(folder, shard) < n:
+        shutil.rmtree(final, ignore_errors=True)  # a shorter shard from an earlier, shorter dataset
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process (e.g. a DDP rank) finished this shard first
+        if _shard_count(folder, shard) < n:
+            raise
+        shutil.rmtree(tmp)
+    return n
+
+
+def prepare_cache(
+    cache_dir: str | os.PathLike[str],
+    size: Size,
+    length: int,
+    seed: int,
+    workers: int = 1,
+) -> Path:
+    """Render samples 0..length-1 of dataset `seed` into shards under cache_dir, skipping finished shards.
+
+    Returns the cache folder. `workers` > 1 renders shards in parallel processes.
+    """
+    folder = cache_folder(cache_dir, size, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for shard in range((length + SHARD_SIZE - 1) // SHARD_SIZE):
+        stop = min(length, (shard + 1) * SHARD_SIZE)
+        start = shard * SHARD_SIZE
+        if _shard_count(folder, shard) < stop - start:
+            todo.append((shard, start, stop))
+    total = sum(stop - start for _, start, stop in todo)
+    if not todo:
+        return folder
+    with tqdm(total=total, desc=f"rendering cache {folder.name}", unit="pair") as bar:
+        if workers <= 1:
+            for shard, start, stop in todo:
+                _write_shard(folder, shard, start, stop, size, seed, bar)
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                futures = [pool.submit(_write_shard, folder, *job, size, seed) for job in todo]
+                for future in as_completed(futures):
+                    bar.update(future.result())
+    return folder
+
+
+class ProceduralLandscapes(Dataset[Sample]):
+    """The embedded dataset: sample i is rendered from (seed, i); with cache_dir it is read from disk shards."""
+
+    def __init__(
+        self,
+        size: Size,  # output H×W (int for square)
+        length: int,  # number of samples
+        seed: int,  # dataset seed; sample i depends only on (seed, i)
+        cache_dir: str | os.PathLike[str] | None = None,  # render everything up front into shards here
+        workers: int = 1,  # processes used to fill the cache
+    ) -> None:
+        if length < 1:
+            raise ValueError(f"length must be at least 1, got {length}")
+        self.size, self.length, self.seed = _hw(size), length, seed
+        self.folder = prepare_cache(cache_dir, size, length, seed, workers) if cache_dir is not None else None
+        self._shards: dict[int, dict[str, np.ndarray]] = {}  # memory-mapped per process, opened lazily
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _shard(self, shard: int) -> dict[str, np.ndarray]:
+        if shard not in self._shards:
+            assert self.folder is not None
+            path = _shard_path(self.folder, shard)
+            self._shards[shard] = {
+                name: np.load(path / f"{name}.npy", mmap_mode="r") for name in ("label", "instance", "image")
+            } | {"style": np.load(path / "style.npy")}
+        return self._shards[shard]
+
+    def __getitem__(self, index: int) -> Sample:
+        if not -self.length <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} samples")
+        index %= self.length
+        if self.folder is None:
+            return to_sample(*render_sample(self.seed, index, self.size))
+        arrays = self._shard(index // SHARD_SIZE)
+        j = index % SHARD_SIZE
+        return to_sample(
+            np.array(arrays["label"][j]),
+            np.array(arrays["instance"][j]),
+            np.array(arrays["image"][j]),
+            int(arrays["style"][j]),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Memory maps are reopened in each DataLoader worker instead of being pickled as arrays.
+        return self.__dict__ | {"_shards": {}}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Paired real images and label maps
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One image with its label map (and optionally an instance map) on disk."""
+
+    image: Path
+    label: Path
+    instance: Path | None = None
+    style: int = -1  # index into FAMILIES, -1 when unknown
+
+
+def _resize_crop_indices(src: int, dst_scaled: int, offset: int, out: int) -> np.ndarray:
+    """Source row/column of each output pixel after scaling src → dst_scaled and cropping [offset, offset+out)."""
+    centers = (offset + np.arange(out) + 0.5) * (src / dst_scaled)
+    return np.minimum(centers.astype(np.int64), src - 1)
+
+
+class PairsDataset(Dataset[Sample]):
+    """Image/label pairs resized to cover `size` (bicubic image, nearest labels) and cropped to it.
+
+    The crop is central; with augment=True it is placed at random and the pair is flipped left-right half
+    the time (torch's RNG, so DataLoader workers get their own streams).
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],  # the files, in a fixed order
+        size: Size,  # output H×W (int for square)
+        label_set: LabelSet,  # ids must lie in 0..len(label_set)-1 after read_label
+        read_label: Callable[[Path], np.ndarray],  # label file → H×W integer ids
+        read_instance: Callable[[Path], np.ndarray] | None = None,  # instance file → H×W ids, 0 = stuff
+        augment: bool = False,  # random crop position and horizontal flips
+    ) -> None:
+        if not pairs:
+            raise ValueError("no image/label pairs")
+        self.pairs, self.size, self.label_set = list(pairs), _hw(size), label_set
+        self.read_label, self.read_instance, self.augment = read_label, read_instance, augment
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> Sample:
+        pair = self.pairs[index]
+        with Image.open(pair.image) as im:
+            image = im.convert("RGB")
+        label = self.read_label(pair.label)
+        if label.shape != (image.height, image.width):
+            raise ValueError(
+                f"{pair.label} is {label.shape[1]}×{label.shape[0]} but {pair.image} is {image.width}×{image.height}"
+            )
+        bad = (label < 0) | (label >= len(self.label_set))
+        if bad.any():
+            y, x = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{pair.label}: id {int(label[y, x])} at (x={x}, y={y}) is not a {self.label_set.name} label "
+                f"(0..{len(self.label_set) - 1})"
+            )
+        instance = None
+        if pair.instance is not None and self.read_instance is not None:
+            instance = self.read_instance(pair.instance)
+            if instance.shape != label.shape:
+                raise ValueError(f"{pair.instance} does not have the size of {pair.label}")
+
+        h, w = self.size
+        h0, w0 = label.shape
+        scale = max(h / h0, w / w0)
+        sh, sw = max(h, round(h0 * scale)), max(w, round(w0 * scale))
+        if self.augment:
+            top = int(torch.randint(sh - h + 1, ()).item())
+            left = int(torch.randint(sw - w + 1, ()).item())
+            flip = bool(torch.rand(()) < 0.5)
+        else:
+            top, left, flip = (sh - h) // 2, (sw - w) // 2, False
+        if (sh, sw) != (h0, w0):
+            image = image.resize((sw, sh), Image.Resampling.BICUBIC)
+        pixels = np.asarray(image.crop((left, top, left + w, top + h)))
+        rows = _resize_crop_indices(h0, sh, top, h)[:, None]
+        cols = _resize_crop_indices(w0, sw, left, w)[None, :]
+        label = label[rows, cols].astype(np.uint8)
+        if instance is None:
+            instance = instances_from_labels(label, self.label_set.thing_ids)
+        else:
+            instance = _compact_instances(instance[rows, cols])
+        if flip:
+            pixels, label, instance = pixels[:, ::-1], label[:, ::-1], instance[:, ::-1]
+        return to_sample(
+            np.ascontiguousarray(label), np.ascontiguousarray(instance), pixels.copy(), pair.style
+        )
+
+
+def _compact_instances(instance: np.ndarray) -> np.ndarray:
+    """Renumber the non-zero instance ids present to 1..K (in increasing order of the original ids)."""
+    values, inverse = np.unique(instance, return_inverse=True)
+    offset = 0 if values[0] == 0 else 1
+    return (inverse.reshape(instance.shape) + offset).astype(np.int32)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def read_label_image(path: Path, label_set: LabelSet) -> np.ndarray:
+    """Label PNG → ids: single-channel (L, P, I;16, I) files hold ids; RGB files hold colours of label_set."""
+    with Image.open(path) as im:
+        if im.mode in ("L", "P", "I;16", "I"):
+            return np.asarray(im).astype(np.int64)
+        if im.mode not in ("RGB", "RGBA"):
+            raise ValueError(f"{path}: unsupported label image mode {im.mode!r} (want L, P or RGB)")
+        rgb = np.asarray(im.convert("RGB"))
+    try:
+        return label_set.colors_to_ids(rgb).astype(np.int64)
+    except ValueError as error:
+        raise type(error)(f"{path}: {error}") from None
+
+
+def _find_pairs(
+    images: list[Path],
+    label_of: Callable[[Path], Path],
+    instance_of: Callable[[Path], Path] | None = None,
+    style_of: Callable[[Path], int] | None = None,
+    where: Path | None = None,
+) -> list[Pair]:
+    """Pair every image with its label (and instance) file; a missing partner file is an error, not a skip."""
+    if not images:
+        raise FileNotFoundError(f"no images found in {where}")
+    pairs = []
+    for image in images:
+        label = label_of(image)
+        if not label.is_file():
+            raise FileNotFoundError(f"label map {label} for image {image} is missing")
+        instance = instance_of(image) if instance_of is not None else None
+        if instance is not None and not instance.is_file():
+            raise FileNotFoundError(f"instance map {instance} for image {image} is missing")
+        pairs.append(Pair(image, label, instance, style_of(image) if style_of is not None else -1))
+    return pairs
+
+
+def _images_in(folder: Path, pattern: str = "*") -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    return sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _split_dir(split: str, names: dict[str, str], dataset: str) -> str:
+    try:
+        return names[split]
+    except KeyError:
+        raise ValueError(f"{dataset} has no split {split!r}; choose from {', '.join(names)}") from None
+
+
+def folder_dataset(
+    root: str | os.PathLike[str], size: Size, label_set: LabelSet | None = None, augment: bool = False
+) -> PairsDataset:
+    """A pairs folder: images/*.jpg|png, labels/<stem>.png (ids or colours), optional instances/<stem>.png.
+
+    An optional meta.json names the label set ({"label_set": "landscape"}) and per-stem style families
+    ({"styles": {"00000": "dusk"}}); `label_set` overrides it, landscape is the default.
+    """
+    root = Path(root)
+    meta = json.loads((root / META_FILE).read_text()) if (root / META_FILE).is_file() else {}
+    label_set = label_set or get_label_set(meta.get("label_set", LANDSCAPE.name))
+    styles: dict[str, str] = meta.get("styles", {})
+    has_instances = (root / "instances").is_dir()
+    pairs = _find_pairs(
+        _images_in(root / "images"),
+        lambda im: root / "labels" / f"{im.stem}.png",
+        (lambda im: root / "instances" / f"{im.stem}.png") if has_instances else None,
+        lambda im: FAMILIES.index(styles[im.stem]) if styles.get(im.stem) in FAMILIES else -1,
+        where=root / "images",
+    )
+    return PairsDataset(
+        pairs,
+        size,
+        label_set,
+        lambda path: read_label_image(path, label_set),
+        _read_png if has_instances else None,
+        augment,
+    )
+
+
+def ade20k_dataset(
+    root: str | os.PathLike[str], size: Size, split: str = "train", augment: bool = False
+) -> PairsDataset:
+    """ADEChallengeData2016: images/{training,validation}/*.jpg + annotations/…/*.png (0 = unlabeled, 1..150).
+
+    ADE20K ships no instance maps for the 150 classes, so instances are connected components of thing classes.
+    """
+    root = Path(root)
+    if (root / "ADEChallengeData2016").is_dir():
+        root = root / "ADEChallengeData2016"
+    sub = _split_dir(split, {"train": "training", "val": "validation"}, "ADE20K")
+    pairs = _find_pairs(
+        _images_in(root / "images" / sub, "*.jpg"),
+        lambda im: root / "annotations" / sub / f"{im.stem}.png",
+        where=root / "images" / sub,
+    )
+    return PairsDataset(pairs, size, ADE20K, _read_png, augment=augment)
+
+
+def _read_cocostuff_label(path: Path) -> np.ndarray:
+    label = _read_png(path).astype(np.int64)
+    label[label == COCO_STUFF_UNLABELED_VALUE] = COCO_STUFF.background  # 255 → 182 "unlabeled"
+    return label
+
+
+def cocostuff_dataset(
+    root: str | os.PathLike[str], size: Size, split: str = "train", augment: bool = False
+) -> PairsDataset:
+    """COCO-Stuff 164k: images/{train2017,val2017}/*.jpg + stuffthingmaps_trainval2017/{split}/*.png.
+
+    The label maps may also sit in annotations/{split}/ (where the official instructions unzip them). Pixel
+    value 255 (unlabeled) becomes id 182; instances are connected components of thing classes.
+    """
+    root = Path(root)
+    sub = _split_dir(split, {"train": "train2017", "val": "val2017"}, "COCO-Stuff")
+    labels = root / "stuffthingmaps_trainval2017" / sub
+    if not labels.is_dir():
+        labels = root / "annotations" / sub
+    pairs = _find_pairs(
+        _images_in(root / "images" / sub, "*.jpg"),
+        lambda im: labels / f"{im.stem}.png",
+        where=root / "images" / sub,
+    )
+    return PairsDataset(pairs, size, COCO_STUFF, _read_cocostuff_label, augment=augment)
+
+
+def _read_cityscapes_instances(path: Path) -> np.ndarray:
+    """*_instanceIds.png: label_id*1000 + k on instance pixels, the plain label id (< 1000) elsewhere."""
+    raw = _read_png(path).astype(np.int64)
+    return np.where(raw >= 1000, raw, 0)
+
+
+def cityscapes_dataset(
+    root: str | os.PathLike[str], size: Size, split: str = "train", augment: bool = False
+) -> PairsDataset:
+    """Cityscapes: leftImg8bit/{split}/{city}/*_leftImg8bit.png + gtFine/{split}/{city}/*_gtFine_{labelIds,instanceIds}.png."""
+    root = Path(root)
+    sub = _split_dir(split, {"train": "train", "val": "val", "test": "test"}, "Cityscapes")
+    suffix = "_leftImg8bit"
+
+    def gt(image: Path, kind: str) -> Path:
+        stem = image.stem.removesuffix(suffix)
+        return root / "gtFine" / sub / image.parent.name / f"{stem}_gtFine_{kind}.png"
+
+    pairs = _find_pairs(
+        _images_in(root / "leftImg8bit" / sub, f"*/*{suffix}.png"),
+        lambda im: gt(im, "labelIds"),
+        lambda im: gt(im, "instanceIds"),
+        where=root / "leftImg8bit" / sub,
+    )
+    return PairsDataset(pairs, size, CITYSCAPES, _read_png, _read_cityscapes_instances, augment)
+
+
+DATA_SPECS = ("procedural", "folder:PATH", "ade20k:PATH", "cocostuff:PATH", "cityscapes:PATH")
+
+
+def make_dataset(
+    spec: str,  # one of DATA_SPECS
+    size: Size,  # output H×W (int for square)
+    *,
+    split: str = "train",  # train | val (Cityscapes also test); ignored by folder
+    length: int = 4096,  # procedural only: number of samples
+    seed: int = 0,  # procedural only: dataset seed (val adds VAL_SEED_OFFSET)
+    cache_dir: str | os.PathLike[str] | None = None,  # procedural only: shard cache folder
+    workers: int = 1,  # procedural only: processes that fill the cache
+    augment: bool = False,  # real data only: random crops and flips
+    label_set: LabelSet | None = None,  # folder only: overrides meta.json
+) -> tuple[Dataset[Sample], LabelSet]:
+    """The trainer's `--data` flag: parse `spec` and return (dataset, its label set)."""
+    kind, _, path = spec.partition(":")
+    kind = kind.lower().replace("-", "").replace("_", "")
+    if kind == "procedural":
+        if path:
+            raise ValueError(f"data spec {spec!r}: procedural takes no path (use cache_dir)")
+        if split not in ("train", "val"):
+            raise ValueError(f"procedural data has no split {split!r}; choose train or val")
+        seed = seed + VAL_SEED_OFFSET if split == "val" else seed
+        return ProceduralLandscapes(size, length, seed, cache_dir, workers), LANDSCAPE
+    loaders = {"ade20k": ade20k_dataset, "cocostuff": cocostuff_dataset, "cityscapes": cityscapes_dataset}
+    if kind != "folder" and kind not in loaders or not path:
+        raise ValueError(f"unknown data spec {spec!r}; expected one of: {', '.join(DATA_SPECS)}")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"data spec {spec!r}: {path} does not exist")
+    if kind == "folder":
+        dataset = folder_dataset(path, size, label_set, augment)
+    else:
+        dataset = loaders[kind](path, size, split, augment)
+    return dataset, dataset.label_set

@@ -1,0 +1,77 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models.data import FAMILIES
+from models.data.cli import grid_gap, main
+from models.data.datasets import ProceduralLandscapes, make_dataset
+from models.labels import LANDSCAPE
+
+
+def test_preview_writes_grid_of_label_colours_beside_renders(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "grid.png"
+    assert main(["preview", "--n", "5", "--size", "32", "--seed", "4", "--out", str(out)]) == 0
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    gap = grid_gap(32)
+    # 5 pairs → 3 pairs per row, 2 rows; each pair is label colours (32 wide) then the render (32 wide).
+    assert grid.shape == (2 * 32 + 3 * gap, 3 * 64 + 4 * gap, 3)
+    first = ProceduralLandscapes(32, 5, seed=4)[0]
+    colors = LANDSCAPE.ids_to_colors(first["label"].numpy())
+    render = ((first["image"] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    assert np.array_equal(grid[gap : gap + 32, gap : gap + 32], colors)
+    assert np.array_equal(grid[gap : gap + 32, gap + 32 : gap + 64], render)
+    assert (grid[gap + 32 + gap + 32 :, :] == 255).all()  # nothing below the second row
+    assert (grid[gap + 32 + gap :, 2 * gap + 128 :] == 255).all()  # the sixth cell stays empty
+
+
+def test_export_round_trips_through_the_folder_loader(tmp_path: Path) -> None:
+    out = tmp_path / "pairs"
+    assert main(["export", "--n", "3", "--size", "32", "--seed", "9", "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    with Image.open(out / "labels" / "00000.png") as im:
+        assert im.mode == "L"
+    with Image.open(out / "instances" / "00000.png") as im:
+        assert im.mode.startswith("I")  # 16-bit
+    assert json.loads((out / "meta.json").read_text())["label_set"] == "landscape"
+    loaded, label_set = make_dataset(f"folder:{out}", 32)
+    original = ProceduralLandscapes(32, 3, seed=9)
+    assert label_set is LANDSCAPE and len(loaded) == 3
+    for i in range(3):
+        a, b = original[i], loaded[i]
+        assert torch.equal(a["label"], b["label"])
+        assert torch.equal(a["image"], b["image"])  # PNG is lossless
+        assert a["style"] == b["style"] and 0 <= b["style"] < len(FAMILIES)
+        # Same partition into instances (the loader may renumber ids to 1..K).
+        pairs = set(zip(a["instance"].flatten().tolist(), b["instance"].flatten().tolist(), strict=True))
+        assert (
+            len(pairs)
+            == len(set(a["instance"].flatten().tolist()))
+            == len(set(b["instance"].flatten().tolist()))
+        )
+        assert torch.equal(a["instance"] == 0, b["instance"] == 0)
+
+
+def test_export_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    args = ["export", "--n", "1", "--size", "16", "--out", str(tmp_path)]
+    assert main(args) == 0
+    with pytest.raises(SystemExit, match="already holds an export"):
+        main(args)
+    assert main([*args, "--force"]) == 0
+    assert len(list((tmp_path / "images").iterdir())) == 1
+
+
+def test_bad_arguments_exit_with_usage_error() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["preview", "--n", "0"])
+    assert exit_info.value.code == 2
+
+
+def test_cache_command_fills_the_trainers_cache(tmp_path: Path) -> None:
+    assert main(["cache", "--length", "2", "--size", "16", "--seed", "3", "--dir", str(tmp_path)]) == 0
+    cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path)
+    assert cached.folder is not None and cached.folder.parent == tmp_path
+    assert torch.equal(cached[1]["image"], ProceduralLandscapes(16, 2, seed=3)[1]["image"])

@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+
+from models.data.layout import instances_from_labels, sample_layout
+from models.labels import LANDSCAPE
+
+L = {label.name: label.id for label in LANDSCAPE.labels}
+THINGS = np.array(LANDSCAPE.thing_ids)
+
+
+@pytest.fixture(scope="module")
+def layouts() -> list[tuple[np.ndarray, np.ndarray]]:
+    return [sample_layout(np.random.default_rng(seed), 128) for seed in range(40)]
+
+
+def test_ids_are_valid_landscape_ids(layouts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    for label, instance in layouts:
+        assert label.dtype == np.uint8 and label.shape == (128, 128)
+        assert instance.dtype == np.int32 and instance.shape == (128, 128)
+        assert int(label.max()) < len(LANDSCAPE)
+
+
+def test_instances_cover_exactly_the_thing_pixels_one_class_each(
+    layouts: list[tuple[np.ndarray, np.ndarray]],
+) -> None:
+    for label, instance in layouts:
+        things = np.isin(label, THINGS)
+        assert (instance[~things] == 0).all()
+        assert (instance[things] > 0).all()
+        ids = np.unique(instance[things])
+        np.testing.assert_array_equal(ids, np.arange(1, ids.size + 1))  # compact 1..K
+        for i in ids:
+            assert np.unique(label[instance == i]).size == 1
+
+
+def test_compositions_vary(layouts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def share(pred) -> float:  # noqa: ANN001
+        return float(np.mean([pred(lab, inst) for lab, inst in layouts]))
+
+    assert 0.35 < share(lambda lab, _: (lab == L["water"]).any()) < 0.95  # some with water, some without
+    assert share(lambda lab, _: np.isin(lab[0], (L["sky"], L["cloud"])).mean() > 0.5) > 0.9  # sky at the top
+    assert share(lambda lab, _: (lab == L["cloud"]).any()) > 0.5
+    assert share(lambda lab, _: (lab == L["mountain"]).any()) > 0.6
+    assert share(lambda lab, _: (lab == L["snow"]).any()) > 0.4
+    assert share(lambda lab, _: (lab == L["grass"]).any()) > 0.8
+    assert share(lambda lab, _: (lab == L["flowers"]).any() or (lab == L["dirt"]).any()) > 0.5
+    assert share(lambda lab, _: (lab == L["sand"]).any()) > 0.2
+    assert share(lambda lab, inst: np.unique(inst[lab == L["tree"]]).size >= 3) > 0.7  # several trees
+    assert share(lambda lab, _: (lab == L["house"]).any()) > 0.3
+    assert share(lambda lab, _: (lab == L["rock"]).any()) > 0.4
+    # Trees come in varied sizes: the largest instance is much bigger than the smallest.
+    areas = [np.bincount(inst[lab == L["tree"]]) for lab, inst in layouts]
+    spreads = [a[a > 0].max() / a[a > 0].min() for a in areas if (a > 0).sum() >= 3]
+    assert np.median(spreads) > 5
+
+
+def test_water_lies_below_the_sky_and_has_shores(layouts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    for label, _ in layouts:
+        water_rows = np.nonzero((label == L["water"]).any(axis=1))[0]
+        sky_rows = np.nonzero((label == L["sky"]).any(axis=1))[0]
+        if water_rows.size and sky_rows.size:
+            assert water_rows.min() > sky_rows.min()
+
+
+def test_same_seed_same_layout_different_seeds_differ() -> None:
+    a = sample_layout(np.random.default_rng(7), (64, 96))
+    b = sample_layout(np.random.default_rng(7), (64, 96))
+    c = sample_layout(np.random.default_rng(8), (64, 96))
+    assert a[0].shape == (64, 96)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("size", [16, 33, (40, 120), (200, 48)])
+def test_small_and_odd_sizes(size: int | tuple[int, int]) -> None:
+    for seed in range(5):
+        label, instance = sample_layout(np.random.default_rng(seed), size)
+        expected = (size, size) if isinstance(size, int) else size
+        assert label.shape == instance.shape == expected
+        assert int(label.max()) < len(LANDSCAPE)
+
+
+def test_too_small_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        sample_layout(np.random.default_rng(0), 8)
+
+
+def test_instances_from_labels_are_connected_components_per_class() -> None:
+    label = np.zeros((10, 12), dtype=np.uint8)
+    label[1:3, 1:3] = L["tree"]
+    label[1:3, 5:7] = L["tree"]  # a second, separate tree
+    label[3:5, 3:5] = L["tree"]  # touches the first only diagonally: its own component (4-connectivity)
+    label[6:9, 1:4] = L["rock"]
+    label[6:9, 4:6] = L["house"]  # touches the rock: still a separate instance (different class)
+    label[6:9, 8:11] = L["grass"]
+    inst = instances_from_labels(label)
+    assert inst.dtype == np.int32
+    assert (inst[~np.isin(label, THINGS)] == 0).all()
+    assert np.unique(inst[label == L["tree"]]).size == 3
+    assert np.unique(inst[inst > 0]).size == 5
+    for i in np.unique(inst[inst > 0]):
+        assert np.unique(label[inst == i]).size == 1
+    with pytest.raises(ValueError, match="H×W"):
+        instances_from_labels(np.zeros((2, 3, 4), dtype=np.uint8))
