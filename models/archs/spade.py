@@ -1,0 +1,114 @@
+"""The `spade` architecture: the SPADE/GauGAN training step (Park et al., CVPR 2019), written from the paper.
+
+    collage train --arch spade --preset spade-fast --data procedural
+
+Networks (built by `models/presets.py`, which the exporter uses too): G the SPADE generator, E the VAE image
+encoder, D the multi-scale PatchGAN. One step:
+1. G and E: z = μ + σ·ε from E(real); fake = G(label, instance, z). D, frozen, judges cat(fake, real) in one
+   pass. Loss = hinge (G form) + D feature matching (λ=10) + perceptual (VGG19 λ=10 with `--vgg_weights`,
+   else the down-sampled L1 substitute, models.md §0.1) + KL (0.05). E is trained by G's optimiser, as in the
+   authors' code.
+2. D: hinge on cat(fake, real) with the step-1 fakes detached (one G forward per step instead of SPADE's two).
+TTUR Adam: G 1e-4, D 4e-4, betas (0, 0.9) as in the authors' code. G gets an EMA (the trainer keeps it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.archs import Arch, Batch, Recipe, register, unwrap
+from models.labels import LabelSet
+from models.losses import (
+    DOutputs,
+    PerceptualLoss,
+    feature_matching_loss,
+    hinge_d_loss,
+    hinge_g_loss,
+    kl_loss,
+)
+from models.nets.spade import reparameterize
+from models.presets import PRESETS as NET_PRESETS
+from models.presets import build_discriminator, build_encoder, build_generator
+
+OPTIMISER = {
+    "lr_g": 1e-4,  # Adam learning rate of G and E (TTUR, paper)
+    "lr_d": 4e-4,  # Adam learning rate of D (TTUR, paper)
+    "betas": [0.0, 0.9],  # Adam betas of both (authors' code with TTUR)
+    "vgg_weights": "",  # torchvision VGG19 state dict for the perceptual loss ("" = the substitute)
+}
+
+PRESETS: dict[str, dict[str, Any]] = {name: {**OPTIMISER, **preset} for name, preset in NET_PRESETS.items()}
+
+
+def split_halves(outputs: DOutputs) -> tuple[DOutputs, DOutputs]:
+    """D outputs on cat(fake, real) along the batch -> (outputs on fake, outputs on real)."""
+    fake = [[f[: f.shape[0] // 2] for f in scale] for scale in outputs]
+    real = [[f[f.shape[0] // 2 :] for f in scale] for scale in outputs]
+    return fake, real
+
+
+class SpadeRecipe(Recipe):
+    ema = ("G",)
+
+    def __init__(self, config: Mapping[str, Any], label_set: LabelSet, device: torch.device) -> None:
+        super().__init__()
+        n = len(label_set)
+        g, e, d = build_generator(config, n), build_encoder(config), build_discriminator(config, n)
+        self.nets = {"G": g.to(device), "D": d.to(device), "E": e.to(device)}
+        betas = (float(config["betas"][0]), float(config["betas"][1]))
+        self.optimizers = {
+            "G": torch.optim.Adam([*g.parameters(), *e.parameters()], lr=config["lr_g"], betas=betas),
+            "D": torch.optim.Adam(d.parameters(), lr=config["lr_d"], betas=betas),
+        }
+        self.weights = dict(config["loss"])
+        self.perceptual = PerceptualLoss(
+            config["vgg_weights"] or None, self.weights["vgg"], self.weights["l1_down"]
+        ).to(device)
+        self.meta = {"perceptual": self.perceptual.kind}
+
+    def step(self, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, float]:
+        label, instance = batch["label"][:, None], batch["instance"][:, None]  # [B,1,H,W] int64
+        real = batch["image"]  # [B,3,H,W]
+        label2, instance2 = torch.cat([label, label]), torch.cat([instance, instance])  # for cat(fake, real)
+
+        # 1. Generator and encoder; D only judges (frozen, unwrapped so DDP does not wait for its gradients).
+        mu, logvar = nets["E"](real)  # [B,z_dim] each
+        fake = nets["G"](label, instance, reparameterize(mu, logvar))  # [B,3,H,W]
+        critic = unwrap(nets["D"]).requires_grad_(False)
+        pred_fake, pred_real = split_halves(critic(label2, instance2, torch.cat([fake, real])))
+        g_gan = hinge_g_loss(pred_fake) * self.weights["gan"]
+        g_feat = feature_matching_loss(pred_fake, pred_real, self.weights["feat"])
+        g_perc = self.perceptual(fake, real)
+        g_kl = kl_loss(mu, logvar, self.weights["kl"])
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        (g_gan + g_feat + g_perc + g_kl).backward()
+        self.optimizers["G"].step()
+        critic.requires_grad_(True)
+
+        # 2. Discriminator on the same fakes.
+        pred_fake, pred_real = split_halves(nets["D"](label2, instance2, torch.cat([fake.detach(), real])))
+        d_loss = hinge_d_loss(pred_real, pred_fake)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimizers["D"].step()
+        return {
+            "G_gan": g_gan.item(),
+            "G_feat": g_feat.item(),
+            "G_perc": g_perc.item(),
+            "G_kl": g_kl.item(),
+            "D": d_loss.item(),
+        }
+
+    def preview(self, nets: Mapping[str, nn.Module], batch: Batch) -> list[torch.Tensor]:
+        """G_ema with z = E's μ of the real image (style transfer), and with a fixed random z."""
+        label, instance = batch["label"][:, None], batch["instance"][:, None]
+        mu, _ = nets["E"](batch["image"])  # [B,z_dim]
+        z = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0)).to(mu.device)
+        return [nets["G"](label, instance, mu), nets["G"](label, instance, z)]
+
+
+register(Arch(name="spade", presets=PRESETS, default_preset="spade-fast", build=SpadeRecipe))

@@ -1,0 +1,165 @@
+"""The SPADE training recipe through the trainer: one step, a real learning test, exact resume, 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from models import train
+from models.archs import get_arch
+from models.data.datasets import make_dataset
+from models.labels import LANDSCAPE
+from models.presets import build_encoder, build_generator
+
+REPO = Path(__file__).resolve().parents[3]
+TINY = [
+    "--arch", "spade", "--preset", "spade-tiny", "--data=procedural", "--size=32", "--num-workers=0",
+    "--threads=1", "--sample-every=0", "--snapshot-every=0", "--checkpoint-every=1000",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COLLAGE_RUNS_DIR", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+
+
+def load(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def max_diff(a: Any, b: Any) -> float:
+    """Largest absolute difference between two nested structures of tensors (non-tensors must be equal)."""
+    if isinstance(a, torch.Tensor):
+        return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        return max((max_diff(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list | tuple):
+        assert len(a) == len(b)
+        return max((max_diff(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    assert a == b
+    return 0.0
+
+
+def test_one_step_trains_g_e_and_d() -> None:
+    config = train.resolve_config("spade", "spade-tiny", [("data_length", "2")])
+    config["label_set"] = "landscape"
+    dataset, _ = make_dataset("procedural", 32, length=2)
+    batch = {k: v for k, v in torch.utils.data.default_collate([dataset[0], dataset[1]]).items()}
+    torch.manual_seed(0)
+    recipe = get_arch("spade").build(config, LANDSCAPE, torch.device("cpu"))
+    assert recipe.meta == {"perceptual": "substitute:l1-avgpool-4x-8x+d-feature-matching"}
+    assert {k: type(o).__name__ for k, o in recipe.optimizers.items()} == {"G": "Adam", "D": "Adam"}
+    assert (
+        recipe.optimizers["G"].defaults["betas"] == (0.0, 0.9)
+        and recipe.optimizers["D"].defaults["lr"] == 4e-4
+    )
+    before = {name: [p.detach().clone() for p in net.parameters()] for name, net in recipe.nets.items()}
+    losses = recipe.step(recipe.nets, batch)
+    assert set(losses) == {"G_gan", "G_feat", "G_perc", "G_kl", "D"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert 0 < losses["D"] < 4 and losses["G_feat"] > 0 and losses["G_kl"] >= 0
+    for name, net in recipe.nets.items():  # E learns through G's optimiser
+        changed = [not torch.equal(p, q) for p, q in zip(before[name], net.parameters(), strict=True)]
+        assert sum(changed) > 0.9 * len(changed), name
+    assert all(p.requires_grad for p in recipe.nets["D"].parameters())  # unfrozen after the G step
+
+    for net in recipe.nets.values():
+        net.eval()
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        columns = recipe.preview(recipe.nets, batch)
+    assert torch.equal(state, torch.get_rng_state())  # the preview never draws from the global RNG
+    assert [tuple(c.shape) for c in columns] == [(2, 3, 32, 32)] * 2
+    assert all(c.abs().max() <= 1 for c in columns) and not torch.equal(columns[0], columns[1])
+
+
+@pytest.mark.slow  # ~11 s of CPU, 20-40 s when the machine is shared
+def test_learns_to_reconstruct_a_single_pair() -> None:
+    """200 steps on one 32² procedural pair: L1(G(label, E(image).μ), image) falls below a quarter."""
+    argv = [*TINY, "--data-length=1", "--batch=1", "--steps=200", "--log-every=50", "--lr-g=5e-4",
+            "--generator.nhidden=16"]  # fmt: skip
+    assert train.main(argv) == 0
+    ckpt = load(Path("runs/00001-spade-tiny/checkpoint-latest.pt"))
+    config = ckpt["config"]
+    sample = make_dataset("procedural", 32, length=1)[0][0]
+    label, instance = sample["label"][None, None], sample["instance"][None, None]  # [1,1,32,32]
+    image = sample["image"][None]  # [1,3,32,32]
+
+    def error(generator_key: str | None) -> float:
+        train.seed_all(config["seed"])  # the trainer builds the networks right after this seeding
+        generator, encoder = build_generator(config, len(LANDSCAPE)), build_encoder(config)
+        if generator_key is not None:
+            generator.load_state_dict(ckpt[generator_key])
+            encoder.load_state_dict(ckpt["E"])
+        generator.eval(), encoder.eval()
+        with torch.no_grad():
+            mu, _ = encoder(image)
+            return float((generator(label, instance, mu) - image).abs().mean())
+
+    initial, trained, ema = error(None), error("G"), error("G_ema")
+    numbers = f"L1 initial {initial:.4f}, G {trained:.4f}, G_ema {ema:.4f}"  # seen: 0.4706, 0.0886, 0.0831
+    assert trained < 0.25 * initial, numbers
+    assert ema < 0.25 * initial, numbers
+
+
+def test_resume_equals_straight_run() -> None:
+    """40 steps straight == 20 steps, stop, --resume to 40 (batch 2, 3 batches per epoch: step 20 is mid-epoch)."""
+    common = [*TINY, "--data-length=6", "--batch=2", "--log-every=10"]
+    assert train.main([*common, "--steps=40"]) == 0
+    assert train.main([*common, "--steps=20"]) == 0
+    assert train.main(["--resume", "runs/00002-spade-tiny", "--steps=40"]) == 0
+    straight = load(Path("runs/00001-spade-tiny/checkpoint-latest.pt"))
+    resumed = load(Path("runs/00002-spade-tiny/checkpoint-latest.pt"))
+    assert straight["step"] == resumed["step"] == 40 and resumed["images_seen"] == 80
+    diffs = {
+        key: max_diff(straight[key], resumed[key]) for key in ("G", "G_ema", "D", "E", "optimizers", "rng")
+    }
+    assert max(diffs.values()) <= 1e-6, diffs  # seen: exactly 0 everywhere
+    assert not torch.equal(straight["G"]["fc.weight"], load_initial_fc())  # it did train
+
+
+def load_initial_fc() -> torch.Tensor:
+    config = train.resolve_config("spade", "spade-tiny", [])
+    train.seed_all(config["seed"])
+    return build_generator(config, len(LANDSCAPE)).state_dict()["fc.weight"]
+
+
+def test_two_processes_with_torchrun(tmp_path: Path) -> None:
+    """torchrun --nproc_per_node=2 (gloo): one run folder written by rank 0, a checkpoint with both ranks' RNG."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env.pop("COLLAGE_RUNS_DIR", None)
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "models.train",
+        *TINY, "--data-length=4", "--batch=2", "--steps=2", "--log-every=1", "--sample-every=2",
+        "--runs-dir", str(tmp_path / "runs"), "--dry-run=false",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = list((tmp_path / "runs").iterdir())
+    assert [r.name for r in runs] == ["00001-spade-tiny"]
+    run = runs[0]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint-latest.pt", "config.json", "log.jsonl", "samples-00000002.png",
+    ]  # fmt: skip
+    ckpt = load(run / "checkpoint-latest.pt")
+    assert ckpt["step"] == 2 and ckpt["images_seen"] == 4
+    assert ckpt["sampler"] == {"epoch": 1, "batch": 0, "batches_per_epoch": 2, "world_size": 2}
+    assert len(ckpt["rng"]) == 2 and not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+    generator = build_generator(ckpt["config"], len(LANDSCAPE))
+    generator.load_state_dict(ckpt["G_ema"])  # loads into a plain (non-DDP) generator
+    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2] and lines[-1]["images_seen"] == 4
+
+    # A single process can continue the 2-process run (same weights; RNG streams cannot match exactly).
+    assert train.main(["--resume", str(run), "--steps=3"]) == 0
+    assert load(run / "checkpoint-latest.pt")["step"] == 3
