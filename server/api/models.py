@@ -1,0 +1,60 @@
+"""The served models: names, palettes, sizes, presets and capabilities."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+
+from server.api.deps import RegistryDep
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+class ModelSummary(BaseModel):
+    name: str
+    architecture: str
+    image_size: list[int]  # [H, W] the model was trained at
+    labels_count: int
+    default: bool
+
+
+class Label(BaseModel):
+    id: int
+    name: str
+    color: tuple[int, int, int]
+    is_thing: bool
+
+
+class Capabilities(BaseModel):
+    style_image: bool  # POST /styles works (the model has a style encoder)
+    collage: bool  # the CollageGAN stage is available
+    z_dim: int
+
+
+class ModelInfo(ModelSummary):
+    label_set: str
+    labels: list[Label]
+    background_label: int
+    dynamic_size: bool  # any size that is a multiple of size_multiple within [min_size, max_size]
+    size_multiple: int
+    min_size: int
+    max_size: int
+    styles: list[str]  # preset style names
+    capabilities: Capabilities
+    provider: str | None  # the onnxruntime provider really in use
+    providers: list[str]
+    metrics: dict[str, Any]  # the evaluation report numbers from the manifest
+
+
+@router.get("", response_model=list[ModelSummary])
+async def read_models(registry: RegistryDep) -> list[dict[str, Any]]:
+    """Loaded models, the default one flagged."""
+    return [m.summary(name == registry.default_name) for name, m in sorted(registry.models.items())]
+
+
+@router.get("/{name}", response_model=ModelInfo)
+async def read_model(name: Annotated[str, Path(max_length=100)], registry: RegistryDep) -> dict[str, Any]:
+    """One model's public manifest: labels (the palette), sizes, presets, capabilities, provider."""
+    return registry.get(name).public(name == registry.default_name)

@@ -1,0 +1,338 @@
+"""The live paint websocket (docs/protocol.md): label maps in, pictures out, latest-wins.
+
+Per connection: a receive loop decodes and validates every message at once (errors go back immediately, tagged
+with their seq) and puts valid label maps into a one-frame pending slot; a render loop takes the slot, renders
+through the shared engine and answers. A map arriving while another renders replaces the pending one (counted
+as dropped), so the client always gets the newest picture and never an answer older than one it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, WebSocket
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from server.api.deps import EngineDep, MetricsDep, RegistryDep, SettingsDep, StylesDep, key_matches
+from server.codec import LabelFrame, check_label_ids, image_frame, parse_label_frame
+from server.config import Settings
+from server.engine import Engine, Overloaded, RenderRequest
+from server.errors import BadInput
+from server.metrics import Metrics
+from server.registry import Registry
+from server.styles import MAX_SEED, StyleStore, resolve_style
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["paint"])
+
+CLOSE_UNAUTHORIZED = 4401
+
+
+class StyleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    style_id: str | None = Field(None, max_length=64)
+    preset: str | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> StyleSpec:
+        if sum(v is not None for v in (self.seed, self.style_id, self.preset)) != 1:
+            raise ValueError("style needs exactly one of seed, style_id, preset")
+        return self
+
+
+class Configure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["configure"]
+    model: str | None = Field(None, max_length=100)
+    size: tuple[Annotated[int, Field(ge=1, le=65535)], Annotated[int, Field(ge=1, le=65535)]] | None = None
+    style: StyleSpec | None = None
+    collage: bool | None = None
+    format: Literal["jpeg", "webp", "png"] | None = None
+    quality: int | None = Field(None, ge=1, le=100)
+    api_key: str | None = None
+
+
+class Ping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["ping"]
+    t: float | None = None
+    api_key: str | None = None
+
+
+class Auth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["auth"]
+    api_key: str
+
+
+_MESSAGES: dict[str, type[BaseModel]] = {"configure": Configure, "ping": Ping, "auth": Auth}
+
+
+@dataclass(frozen=True)
+class PaintConfig:
+    """The effective configuration; frames are rendered with the config in force when they arrived."""
+
+    model: str | None
+    size: tuple[int, int]  # (width, height) of the maps the client sends
+    style: dict[str, Any]  # {"seed": n} | {"style_id": s} | {"preset": p}
+    z: np.ndarray | None
+    collage: bool
+    format: str
+    quality: int
+
+    def public(self, z_dim: int) -> dict[str, Any]:
+        return {
+            "type": "configured",
+            "model": self.model,
+            "size": list(self.size),
+            "style": self.style,
+            "collage": self.collage,
+            "format": self.format,
+            "quality": self.quality,
+            "z_dim": z_dim,
+        }
+
+
+class PaintSession:
+    """One websocket connection's state and its two loops."""
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        engine: Engine,
+        registry: Registry,
+        styles: StyleStore,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> None:
+        self.ws = ws
+        self.engine = engine
+        self.registry = registry
+        self.styles = styles
+        self.settings = settings
+        self.metrics = metrics
+        self.send_lock = asyncio.Lock()
+        self.last_seq = -1  # newest seq accepted
+        self.pending: tuple[LabelFrame, PaintConfig, float] | None = None
+        self.wake = asyncio.Event()
+        self.config = self._default_config()
+
+    def _default_config(self) -> PaintConfig:
+        model = self.registry.models.get(self.registry.default_name or "")
+        if model is None:
+            return PaintConfig(None, (0, 0), {"seed": 0}, None, False, "jpeg", 90)
+        h, w = model.manifest.image_size
+        return PaintConfig(
+            model.name,
+            (w, h),
+            {"seed": 0},
+            resolve_style(model, self.styles, 0, None, None),
+            False,
+            "jpeg",
+            90,
+        )
+
+    # ------------------------------------------------------------------ sending
+
+    async def send_json(self, payload: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.ws.send_text(json.dumps(payload))
+
+    async def send_error(self, code: str, message: str, seq: int | None = None) -> None:
+        self.metrics.rejected.labels(code).inc()
+        await self.send_json({"type": "error", "code": code, "message": message, "seq": seq})
+
+    # ------------------------------------------------------------------ receiving
+
+    async def run(self) -> None:
+        given = self.ws.query_params.get("api_key") or self.ws.headers.get("x-api-key")
+        authed = key_matches(self.settings, given)
+        if given is not None and not authed:
+            await self._refuse()
+            return
+        renderer = asyncio.create_task(self._render_loop())
+        try:
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                text, data = message.get("text"), message.get("bytes")
+                if not authed:
+                    authed = text is not None and key_matches(self.settings, _api_key_of(text))
+                    if not authed:
+                        await self._refuse()
+                        return
+                if text is not None:
+                    await self._on_text(text)
+                elif data is not None:
+                    await self._on_frame(data)
+        finally:
+            renderer.cancel()
+            await asyncio.gather(renderer, return_exceptions=True)
+
+    async def _refuse(self) -> None:
+        await self.send_error(
+            "unauthorized", "missing or wrong API key (api_key query parameter or first message)"
+        )
+        await self.ws.close(code=CLOSE_UNAUTHORIZED, reason="unauthorized")
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            payload = json.loads(text)
+            kind = payload.get("type") if isinstance(payload, dict) else None
+            schema = _MESSAGES.get(kind) if isinstance(kind, str) else None
+            if schema is None:
+                raise BadInput("bad_message", f"unknown message type {kind!r} (configure, ping or auth)")
+            message = schema.model_validate(payload)
+        except json.JSONDecodeError:
+            await self.send_error("bad_message", "text messages must be JSON objects")
+            return
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            await self.send_error("bad_message", f"{where}: {first['msg']}" if where else first["msg"])
+            return
+        except BadInput as exc:
+            await self.send_error(exc.code, exc.message)
+            return
+        if isinstance(message, Ping):
+            await self.send_json({"type": "pong", "t": message.t})
+        elif isinstance(message, Configure):
+            await self._configure(message)
+
+    async def _configure(self, msg: Configure) -> None:
+        old = self.config
+        try:
+            model = self.registry.get(msg.model if msg.model is not None else old.model)
+            size = msg.size
+            if size is None:
+                h, w = model.manifest.image_size
+                size = old.size if model.name == old.model else (w, h)
+            model.check_size(size[1], size[0])
+            if size[0] * size[1] > self.settings.max_pixels:
+                raise BadInput(
+                    "too_many_pixels",
+                    f"size {size[0]}×{size[1]} exceeds the {self.settings.max_pixels}-pixel limit",
+                )
+            style = msg.style.model_dump(exclude_none=True) if msg.style is not None else old.style
+            z = resolve_style(
+                model, self.styles, style.get("seed"), style.get("style_id"), style.get("preset")
+            )
+        except BadInput as exc:
+            await self.send_error(exc.code, exc.message)
+            return
+        collage = (msg.collage if msg.collage is not None else old.collage) and model.has_collage
+        self.config = replace(
+            old,
+            model=model.name,
+            size=(size[0], size[1]),
+            style=style,
+            z=z,
+            collage=collage,
+            format=msg.format or old.format,
+            quality=msg.quality or old.quality,
+        )
+        await self.send_json(self.config.public(model.z_dim))
+
+    async def _on_frame(self, data: bytes) -> None:
+        received = time.perf_counter()
+        seq = int.from_bytes(data[1:5], "little") if len(data) >= 5 else None
+        try:
+            frame = parse_label_frame(data, self.settings.max_pixels)
+            if frame.seq <= self.last_seq:
+                raise BadInput("bad_seq", f"seq {frame.seq} is not above the previous {self.last_seq}")
+            config = self.config
+            model = self.registry.get(config.model)
+            h, w = frame.ids.shape
+            if (w, h) != config.size:
+                raise BadInput(
+                    "bad_size", f"map is {w}×{h}, configured size is {config.size[0]}×{config.size[1]}"
+                )
+            check_label_ids(frame.ids, model.num_labels)
+        except BadInput as exc:
+            await self.send_error(exc.code, exc.message, seq)
+            return
+        self.last_seq = frame.seq
+        if self.pending is not None:
+            self.metrics.frames_dropped.inc()
+        self.pending = (frame, config, received)
+        self.wake.set()
+
+    # ------------------------------------------------------------------ rendering
+
+    async def _render_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if self.pending is None:
+                continue
+            frame, config, received = self.pending
+            self.pending = None
+            assert config.model is not None and config.z is not None
+            request = RenderRequest(
+                config.model,
+                frame.ids,
+                config.z,
+                config.format,
+                config.quality,
+                config.collage,
+                source="paint",
+            )
+            try:
+                result = await self.engine.render(request)
+            except BadInput as exc:
+                await self.send_error(exc.code, exc.message, frame.seq)
+                continue
+            except Overloaded as exc:
+                await self.send_error("overloaded", str(exc), frame.seq)
+                continue
+            except Exception:
+                log.exception("paint render failed")
+                await self.send_error("internal", "rendering failed; see the server log", frame.seq)
+                continue
+            # One render loop and strictly increasing seqs in the slot: answers are strictly increasing too.
+            server_ms = (time.perf_counter() - received) * 1000.0
+            async with self.send_lock:
+                await self.ws.send_bytes(image_frame(frame.seq, server_ms, config.format, result.data))
+
+
+def _api_key_of(text: str) -> str | None:
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    key = payload.get("api_key") if isinstance(payload, dict) else None
+    return key if isinstance(key, str) else None
+
+
+@router.websocket("/paint")
+async def paint(
+    websocket: WebSocket,
+    engine: EngineDep,
+    registry: RegistryDep,
+    styles: StylesDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> None:
+    """Live painting; see docs/protocol.md for every message."""
+    await websocket.accept()
+    metrics.paint_connections.inc()
+    try:
+        await PaintSession(websocket, engine, registry, styles, settings, metrics).run()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        metrics.paint_connections.dec()
+        if (
+            websocket.application_state == WebSocketState.CONNECTED
+            and websocket.client_state == WebSocketState.CONNECTED
+        ):
+            await websocket.close()

@@ -1,0 +1,108 @@
+"""The FastAPI application factory: settings in, a ready app out (models load in the lifespan)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from server.api import batches, health, models, paint, render, styles
+from server.api.deps import require_api_key
+from server.config import Settings
+from server.engine import Engine
+from server.errors import ERROR_RESPONSES, install_error_handlers
+from server.jobs import JobRunner, JobStore
+from server.metrics import Metrics
+from server.middleware import BodyLimit, RequestMetrics
+from server.registry import Registry
+from server.styles import StyleStore
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def no_model_help(settings: Settings) -> str:
+    return (
+        f"No model found in {settings.weights_dir.resolve()}/ — every model is a folder with model.json plus ONNX "
+        "files. Get one by training and exporting it (`collage train --help`, then `collage export --help`), "
+        "or copy an exported model folder there, or point COLLAGE_WEIGHTS_DIR at a folder of exported models. "
+        "Serving /healthz, /docs and the frontend meanwhile; /readyz answers 503 until a model is loaded."
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    registry = await asyncio.to_thread(
+        Registry.load, settings.weights_dir, settings.providers, settings.threads, settings.default_model
+    )
+    if not registry.models:
+        log.warning(no_model_help(settings))
+    engine = Engine(
+        registry,
+        app.state.metrics,
+        max_batch=settings.max_batch,
+        max_wait_ms=settings.max_wait_ms,
+        queue_limit=settings.queue_limit,
+    )
+    await engine.start()
+    store = JobStore(settings.data_dir / "jobs")
+    jobs = JobRunner(store, engine, app.state.metrics, concurrency=settings.max_batch)
+    await jobs.start()
+    app.state.registry = registry
+    app.state.engine = engine
+    app.state.styles = StyleStore(settings.data_dir / "styles")
+    app.state.jobs = jobs
+    try:
+        yield
+    finally:
+        await jobs.stop()
+        await engine.stop()
+        store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Nothing heavy happens here: models load when the lifespan starts."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Collage Studio",
+        version="0.1.0",
+        summary="GauGAN-style painting: label maps in, landscapes out (REST + a live paint websocket).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    keyed = [Depends(require_api_key)]
+    api.include_router(models.router, dependencies=keyed)
+    api.include_router(render.router, dependencies=keyed)
+    api.include_router(styles.router, dependencies=keyed)
+    api.include_router(batches.router, dependencies=keyed)
+    api.include_router(paint.router)  # checks the key itself: query parameter or first message
+    app.include_router(api)
+    app.include_router(health.router)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "X-API-Key"],
+            expose_headers=["X-Render-Ms", "X-Queue-Ms", "X-Encode-Ms", "X-Seed", "X-Model", "Retry-After"],
+        )
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+
+    if settings.frontend_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
+    else:
+        log.warning("frontend folder %s is missing; serving the API only", settings.frontend_dir)
+    return app

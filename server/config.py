@@ -1,0 +1,68 @@
+"""Server settings: one typed object read from `COLLAGE_*` environment variables (and `.env`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything an operator may tune. List values accept JSON or a comma-separated string."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COLLAGE_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    weights_dir: Path = Field(
+        default=Path("weights"), description="folder of model folders (each with model.json)"
+    )
+    data_dir: Path = Field(
+        default=Path("data"), description="styles and batch jobs live here (SQLite + files)"
+    )
+    frontend_dir: Path = Field(default=REPO_ROOT / "frontend", description="static browser app served at /")
+    default_model: str | None = Field(
+        default=None, description="model used when a request names none (default: first)"
+    )
+    providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="onnxruntime providers in order; empty = CUDA when available, then CPU",
+    )
+    threads: int = Field(
+        default=0, ge=0, description="onnxruntime intra-op threads; 0 = onnxruntime's default"
+    )
+    max_batch: int = Field(default=8, ge=1, description="most requests the engine runs in one generator call")
+    max_wait_ms: float = Field(
+        default=2.0, ge=0, description="how long a batch waits for more requests of its kind"
+    )
+    queue_limit: int = Field(
+        default=64, ge=1, description="interactive requests waiting in the engine before 503"
+    )
+    max_queued_jobs: int = Field(
+        default=16, ge=1, description="unfinished batch jobs before POST /batches answers 429"
+    )
+    max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="largest request body")
+    max_pixels: int = Field(
+        default=1024 * 1024, ge=256, description="largest label map or image (decompression bombs)"
+    )
+    max_batch_items: int = Field(default=500, ge=1, description="most label maps in one batch job")
+    api_key: SecretStr | None = Field(
+        default=None, description="when set, /api/v1 requires it (X-API-Key header)"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="CORS allow-list")
+
+    @field_validator("providers", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """Accept `a,b` as well as `["a","b"]` from the environment."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value

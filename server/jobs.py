@@ -1,0 +1,348 @@
+"""Batch render jobs that survive restarts: SQLite for state, plain files for inputs and results.
+
+Layout under `<data_dir>/jobs/`: `jobs.sqlite` and one folder per job with `inputs/<index>.png` (label ids)
+and `results/<index>.<ext>`. Every input and the resolved style latent of every item are stored when the job
+is created, so a resumed job renders exactly what was asked.
+
+Crash safety (SIGKILL at any instant): a result is written to a temporary name and renamed into place (atomic),
+then its item is marked done in one transaction. On start, `recover()` adopts any renamed result whose item is
+not yet marked done, so an item whose file exists is never rendered again and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from server.codec import EXTENSIONS, encode_label_png
+from server.engine import Engine, RenderRequest
+from server.errors import BadInput
+from server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+UNFINISHED = ("queued", "running")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, model TEXT NOT NULL, fmt TEXT NOT NULL, quality INTEGER NOT NULL,
+    collage INTEGER NOT NULL, status TEXT NOT NULL, total INTEGER NOT NULL,
+    created REAL NOT NULL, updated REAL NOT NULL, error TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    job_id TEXT NOT NULL, idx INTEGER NOT NULL, seed INTEGER, style TEXT NOT NULL, z BLOB NOT NULL,
+    status TEXT NOT NULL, error TEXT, render_ms REAL, PRIMARY KEY (job_id, idx)
+);
+"""
+
+
+@dataclass(frozen=True)
+class JobItem:
+    """One validated label map of a new job, with its resolved style."""
+
+    labels: np.ndarray  # H×W uint8
+    z: np.ndarray  # [z_dim] float32
+    seed: int | None  # the seed used, when the style was a seed
+    style: str  # human description: "seed 7", "preset winter", "style 3fa…"
+
+
+class JobStore:
+    """Jobs in SQLite plus files. Thread-safe: the runner calls it from worker threads."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(directory / "jobs.sqlite", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes, which is what we face
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def job_dir(self, job_id: str) -> Path:
+        if not _JOB_ID.match(job_id):
+            raise BadInput("unknown_job", f"{job_id!r} is not a job id")
+        return self.directory / job_id
+
+    # ------------------------------------------------------------------ create / read
+
+    def create(self, model: str, fmt: str, quality: int, collage: bool, items: list[JobItem]) -> str:
+        """Write every input, then insert the job and its items in one transaction (the commit point)."""
+        job_id = uuid.uuid4().hex
+        inputs = self.job_dir(job_id) / "inputs"
+        inputs.mkdir(parents=True)
+        (self.job_dir(job_id) / "results").mkdir()
+        for idx, item in enumerate(items):
+            (inputs / f"{idx:05d}.png").write_bytes(encode_label_png(item.labels))
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,NULL)",
+                (job_id, model, fmt, quality, int(collage), "queued", len(items), now, now),
+            )
+            db.executemany(
+                "INSERT INTO items VALUES (?,?,?,?,?,'pending',NULL,NULL)",
+                [
+                    (job_id, i, it.seed, it.style, it.z.astype(np.float32).tobytes())
+                    for i, it in enumerate(items)
+                ],
+            )
+        return job_id
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        self.job_dir(job_id)
+        rows = self._query(
+            "SELECT model, fmt, status, total, created, updated, error FROM jobs WHERE id=?", (job_id,)
+        )
+        if not rows:
+            raise BadInput("unknown_job", f"no batch job {job_id}")
+        model, fmt, status, total, created, updated, error = rows[0]
+        counts = dict(
+            self._query("SELECT status, COUNT(*) FROM items WHERE job_id=? GROUP BY status", (job_id,))
+        )
+        return {
+            "job_id": job_id,
+            "status": status,
+            "model": model,
+            "format": fmt,
+            "total": total,
+            "done": counts.get("done", 0),
+            "failed": counts.get("failed", 0),
+            "created": created,
+            "updated": updated,
+            "error": error,
+        }
+
+    def job(self, job_id: str) -> tuple[str, str, int, bool]:
+        """(model, format, quality, collage) of a job."""
+        model, fmt, quality, collage = self._query(
+            "SELECT model, fmt, quality, collage FROM jobs WHERE id=?", (job_id,)
+        )[0]
+        return model, fmt, quality, bool(collage)
+
+    def unfinished(self) -> list[str]:
+        return [
+            r[0]
+            for r in self._query("SELECT id FROM jobs WHERE status IN (?,?) ORDER BY created", UNFINISHED)
+        ]
+
+    def pending_items(self, job_id: str) -> list[tuple[int, np.ndarray]]:
+        rows = self._query(
+            "SELECT idx, z FROM items WHERE job_id=? AND status='pending' ORDER BY idx", (job_id,)
+        )
+        return [(idx, np.frombuffer(z, dtype=np.float32)) for idx, z in rows]
+
+    def load_input(self, job_id: str, idx: int) -> np.ndarray:
+        with Image.open(self.job_dir(job_id) / "inputs" / f"{idx:05d}.png") as image:
+            return np.asarray(image, dtype=np.uint8)
+
+    # ------------------------------------------------------------------ progress
+
+    def set_status(self, job_id: str, status: str, error: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status=?, error=?, updated=? WHERE id=?",
+                (status, error, time.time(), job_id),
+            )
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel an unfinished job (idempotent on a cancelled one); finished jobs are refused."""
+        status = self.status(job_id)["status"]
+        if status in ("done", "failed"):
+            raise BadInput("job_finished", f"batch job {job_id} already finished ({status})")
+        self.set_status(job_id, "cancelled")
+        return self.status(job_id)
+
+    def result_path(self, job_id: str, idx: int, fmt: str) -> Path:
+        return self.job_dir(job_id) / "results" / f"{idx:05d}.{EXTENSIONS[fmt]}"
+
+    def complete(self, job_id: str, idx: int, fmt: str, data: bytes, render_ms: float) -> None:
+        """Write the result atomically, then mark the item done: never half a file, never a lost result."""
+        path = self.result_path(job_id, idx, fmt)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET status='done', render_ms=? WHERE job_id=? AND idx=?",
+                (render_ms, job_id, idx),
+            )
+            db.execute("UPDATE jobs SET updated=? WHERE id=?", (time.time(), job_id))
+
+    def fail_item(self, job_id: str, idx: int, error: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET status='failed', error=? WHERE job_id=? AND idx=?", (error, job_id, idx)
+            )
+
+    def recover(self) -> int:
+        """After a crash: adopt results renamed into place but not marked done; drop temporaries and orphans."""
+        adopted = 0
+        known = {r[0] for r in self._query("SELECT id FROM jobs")}
+        for folder in self.directory.iterdir():
+            if folder.is_dir() and _JOB_ID.match(folder.name) and folder.name not in known:
+                shutil.rmtree(folder, ignore_errors=True)  # created, then crashed before the commit
+        for job_id in self.unfinished():
+            _, fmt, _, _ = self.job(job_id)
+            for tmp in (self.job_dir(job_id) / "results").glob("*.tmp"):
+                tmp.unlink()
+            for idx, _ in self.pending_items(job_id):
+                if self.result_path(job_id, idx, fmt).exists():
+                    with self._tx() as db:
+                        db.execute("UPDATE items SET status='done' WHERE job_id=? AND idx=?", (job_id, idx))
+                    adopted += 1
+        return adopted
+
+    def results_zip(self, job_id: str) -> Path:
+        """The finished job's results plus results.json, zipped once and kept."""
+        status = self.status(job_id)
+        if status["status"] in UNFINISHED:
+            raise BadInput(
+                "job_not_finished",
+                f"batch job {job_id} is {status['status']}: {status['done']}/{status['total']} done",
+            )
+        path = self.job_dir(job_id) / "results.zip"
+        if path.exists():
+            return path
+        fmt = status["format"]
+        rows = self._query(
+            "SELECT idx, seed, style, status, error, render_ms FROM items WHERE job_id=? ORDER BY idx",
+            (job_id,),
+        )
+        index = []
+        tmp = path.with_suffix(".tmp")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # images are compressed already
+            for idx, seed, style, item_status, error, render_ms in rows:
+                entry = {"index": idx, "seed": seed, "style": style, "status": item_status}
+                if item_status == "done":
+                    result = self.result_path(job_id, idx, fmt)
+                    zf.write(result, result.name)
+                    entry |= {"file": result.name, "render_ms": render_ms}
+                elif error:
+                    entry["error"] = error
+                index.append(entry)
+            zf.writestr("results.json", json.dumps({**status, "items": index}, indent=1))
+        os.replace(tmp, path)
+        return path
+
+    def count_unfinished(self) -> int:
+        return self._query("SELECT COUNT(*) FROM jobs WHERE status IN (?,?)", UNFINISHED)[0][0]
+
+
+class JobRunner:
+    """Runs unfinished jobs one at a time, oldest first, keeping `concurrency` items in the engine's bulk queue."""
+
+    def __init__(self, store: JobStore, engine: Engine, metrics: Metrics, concurrency: int) -> None:
+        self.store = store
+        self.engine = engine
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self._wake = asyncio.Event()
+        self._cancelled: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        adopted = await asyncio.to_thread(self.store.recover)
+        if adopted:
+            log.info("recovered %d finished batch results written just before the last stop", adopted)
+        self._task = asyncio.create_task(self._run(), name="collage-jobs")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        status = self.store.cancel(job_id)
+        self._cancelled.add(job_id)
+        return status
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            unfinished = await asyncio.to_thread(self.store.unfinished)
+            if not unfinished:
+                await self._wake.wait()
+                continue
+            try:
+                await self._run_job(unfinished[0])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep serving other jobs whatever happens to this one
+                log.exception("batch job %s failed", unfinished[0])
+                await asyncio.to_thread(
+                    self.store.set_status, unfinished[0], "failed", f"internal error: {exc}"
+                )
+
+    async def _run_job(self, job_id: str) -> None:
+        model, fmt, quality, collage = await asyncio.to_thread(self.store.job, job_id)
+        if model not in self.engine.registry.models:
+            await asyncio.to_thread(self.store.set_status, job_id, "failed", f"model {model} is not loaded")
+            return
+        await asyncio.to_thread(self.store.set_status, job_id, "running")
+        pending = await asyncio.to_thread(self.store.pending_items, job_id)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def render_one(idx: int, z: np.ndarray) -> None:
+            async with slots:
+                if job_id in self._cancelled:
+                    return
+                labels = await asyncio.to_thread(self.store.load_input, job_id, idx)
+                request = RenderRequest(model, labels, z, fmt, quality, collage, source="job")
+                try:
+                    result = await self.engine.render(request, priority="bulk")
+                except Exception as exc:  # one bad item must not sink the job
+                    if not isinstance(exc, BadInput):
+                        log.exception("batch job %s item %d failed", job_id, idx)
+                    message = exc.message if isinstance(exc, BadInput) else "internal error while rendering"
+                    await asyncio.to_thread(self.store.fail_item, job_id, idx, message)
+                    self.metrics.job_items.labels("failed").inc()
+                    return
+                await asyncio.to_thread(self.store.complete, job_id, idx, fmt, result.data, result.infer_ms)
+                self.metrics.job_items.labels("done").inc()
+
+        await asyncio.gather(*(render_one(idx, z) for idx, z in pending))
+        if job_id in self._cancelled:
+            return
+        status = await asyncio.to_thread(self.store.status, job_id)
+        final = "failed" if status["failed"] == status["total"] else "done"
+        await asyncio.to_thread(self.store.set_status, job_id, final, None)

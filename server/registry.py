@@ -1,0 +1,317 @@
+"""Model registry: every `weights/<name>/model.json` validated, checksummed and opened in onnxruntime.
+
+A model whose manifest is invalid or whose files do not match their sha256 is refused with a clear reason
+(kept in `Registry.failures` and shown by /readyz) while the other models are served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from server.errors import BadInput
+from server.manifest import Manifest
+
+try:
+    import onnxruntime as ort
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "onnxruntime is missing: install the server with `pip install -e '.[cpu]'` or '.[gpu]'"
+    ) from exc
+
+log = logging.getLogger(__name__)
+
+_PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+class ModelLoadError(Exception):
+    """Why one model folder cannot be served."""
+
+
+def choose_providers(requested: list[str]) -> list[str]:
+    """Providers to ask onnxruntime for: the requested ones that exist, else CUDA when present, then CPU."""
+    available = ort.get_available_providers()
+    if requested:
+        names = [_PROVIDER_ALIASES.get(p.lower(), p) for p in requested]
+        missing = [p for p in names if p not in available]
+        if missing:
+            log.warning("onnxruntime providers %s are not available here (available: %s)", missing, available)
+        chosen = [p for p in names if p in available]
+        if chosen:
+            return chosen
+    return [p for p in ("CUDAExecutionProvider",) if p in available] + ["CPUExecutionProvider"]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checked_file(directory: Path, name: str, sha256: str) -> Path:
+    """Resolve a manifest file name inside the model folder and verify its checksum."""
+    path = (directory / name).resolve()
+    if path.parent != directory.resolve():
+        raise ModelLoadError(f"file {name!r} is not a plain file name inside the model folder")
+    if not path.is_file():
+        raise ModelLoadError(f"file {name!r} listed in model.json is missing")
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise ModelLoadError(f"file {name!r} does not match its sha256 in model.json (got {actual[:12]}…)")
+    return path
+
+
+@dataclass
+class LoadedModel:
+    """One served model: its manifest and open onnxruntime sessions."""
+
+    manifest: Manifest
+    directory: Path
+    generator: Any  # ort.InferenceSession
+    encoder: Any | None  # ort.InferenceSession, when the model has a style encoder
+    providers: list[str]  # what onnxruntime really uses for the generator
+    batchable: bool  # the generator graph has a dynamic batch axis
+    thing_ids: list[int] = field(init=False)
+    colors: list[tuple[int, int, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thing_ids = [lb.id for lb in self.manifest.labels if lb.is_thing]
+        self.colors = [lb.color for lb in sorted(self.manifest.labels, key=lambda lb: lb.id)]
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.manifest.labels)
+
+    @property
+    def z_dim(self) -> int:
+        return self.manifest.inputs.z_dim
+
+    @property
+    def has_collage(self) -> bool:
+        return bool(self.manifest.class_generators)
+
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse a label-map size the generator graph cannot take."""
+        inputs = self.manifest.inputs
+        if not inputs.dynamic_size:
+            if (height, width) != tuple(self.manifest.image_size):
+                want = self.manifest.image_size
+                raise BadInput(
+                    "bad_size", f"model {self.name} renders only {want[1]}×{want[0]}, got {width}×{height}"
+                )
+            return
+        m = inputs.size_multiple
+        for side, value in (("width", width), ("height", height)):
+            if not inputs.min_size <= value <= inputs.max_size or value % m:
+                raise BadInput(
+                    "bad_size",
+                    f"{side} {value} is not supported by model {self.name}: it needs a multiple of {m} "
+                    f"between {inputs.min_size} and {inputs.max_size}",
+                )
+
+    def preset(self, name: str) -> np.ndarray:
+        for style in self.manifest.styles:
+            if style.name == name:
+                return np.asarray(style.z, dtype=np.float32)
+        names = ", ".join(s.name for s in self.manifest.styles) or "none"
+        raise BadInput("unknown_preset", f"model {self.name} has no preset style {name!r} (presets: {names})")
+
+    def run_generator(self, label: np.ndarray, instance: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """label, instance int64 [B,1,H,W]; z float32 [B,z_dim] → image float32 [B,3,H,W] in [-1,1]."""
+        inputs = self.manifest.inputs
+        feeds: dict[str, np.ndarray] = {inputs.label: label}
+        if inputs.instance:
+            feeds[inputs.instance] = instance
+        if inputs.z:
+            feeds[inputs.z] = z
+        return self.generator.run([inputs.output], feeds)[0]
+
+    def run_encoder(self, image: np.ndarray) -> np.ndarray:
+        """image float32 [B,3,H,W] in [-1,1] at image_size → μ float32 [B,z_dim] (the style latent)."""
+        if self.encoder is None or self.manifest.encoder_inputs is None:
+            raise BadInput("no_encoder", f"model {self.name} has no style encoder; use a seed or a preset")
+        names = self.manifest.encoder_inputs
+        return self.encoder.run([names.mu], {names.image: image})[0]
+
+    def summary(self, default: bool) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "name": m.name,
+            "architecture": m.architecture,
+            "image_size": list(m.image_size),
+            "labels_count": self.num_labels,
+            "default": default,
+        }
+
+    def public(self, default: bool) -> dict[str, Any]:
+        """What clients need: palette, sizes, presets, capabilities, provider. Never file paths."""
+        m, inputs = self.manifest, self.manifest.inputs
+        return {
+            **self.summary(default),
+            "label_set": m.label_set,
+            "labels": [lb.model_dump() for lb in sorted(m.labels, key=lambda lb: lb.id)],
+            "background_label": m.background_label,
+            "dynamic_size": inputs.dynamic_size,
+            "size_multiple": inputs.size_multiple,
+            "min_size": inputs.min_size if inputs.dynamic_size else min(m.image_size),
+            "max_size": inputs.max_size if inputs.dynamic_size else max(m.image_size),
+            "styles": [s.name for s in m.styles],
+            "capabilities": {
+                "style_image": self.encoder is not None,
+                "collage": self.has_collage,
+                "z_dim": self.z_dim,
+            },
+            "provider": self.providers[0] if self.providers else None,
+            "providers": self.providers,
+            "metrics": m.metrics,
+        }
+
+
+def _session(path: Path, providers: list[str], threads: int) -> Any:
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # No busy-waiting between runs: spinning workers steal the cores that encoding, the event loop and (on a
+    # shared box) everything else need; measured here it halved frame times on a loaded 2-core machine.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: CUDA-less hosts otherwise print a warning per session
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+def _input_names(session: Any) -> dict[str, Any]:
+    return {i.name: i for i in session.get_inputs()}
+
+
+def load_model(directory: Path, providers: list[str], threads: int) -> LoadedModel:
+    """Validate, checksum and open one model folder; warm the generator up once so frame 1 is not slow."""
+    manifest_path = directory / "model.json"
+    try:
+        manifest = Manifest.model_validate_json(manifest_path.read_bytes())
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read model.json: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ModelLoadError(
+            f"model.json is invalid ({exc.error_count()} errors; first: {where}: {first['msg']})"
+        ) from None
+    inputs = manifest.inputs
+    if inputs.noise:
+        raise ModelLoadError("generators with a noise input are not supported by this server version")
+    gen_path = _checked_file(directory, manifest.files.generator.path, manifest.files.generator.sha256)
+    enc_path = None
+    if manifest.files.encoder is not None:
+        enc_path = _checked_file(directory, manifest.files.encoder.path, manifest.files.encoder.sha256)
+    for cg in manifest.class_generators:
+        _checked_file(directory, cg.file, cg.sha256)
+    try:
+        generator = _session(gen_path, providers, threads)
+        encoder = _session(enc_path, providers, threads) if enc_path else None
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelLoadError(f"onnxruntime cannot open the graph: {exc}") from None
+
+    graph_inputs = _input_names(generator)
+    wanted = [n for n in (inputs.label, inputs.instance, inputs.z) if n]
+    if missing := [n for n in wanted if n not in graph_inputs]:
+        raise ModelLoadError(
+            f"generator graph lacks inputs {missing} named in model.json (has {list(graph_inputs)})"
+        )
+    if inputs.output not in [o.name for o in generator.get_outputs()]:
+        raise ModelLoadError(f"generator graph has no output {inputs.output!r}")
+    if inputs.z and inputs.z_dim < 1:
+        raise ModelLoadError("model.json names a z input but z_dim is 0")
+    batch_dim = graph_inputs[inputs.label].shape[0]
+    model = LoadedModel(
+        manifest=manifest,
+        directory=directory,
+        generator=generator,
+        encoder=encoder,
+        providers=list(generator.get_providers()),
+        batchable=not isinstance(batch_dim, int),
+    )
+    if manifest.labels and sorted(lb.id for lb in manifest.labels) != list(range(model.num_labels)):
+        raise ModelLoadError("label ids in model.json must be 0..N-1")
+    for style in manifest.styles:
+        if len(style.z) != model.z_dim:
+            raise ModelLoadError(f"preset {style.name!r} has {len(style.z)} values, z_dim is {model.z_dim}")
+    h, w = manifest.image_size
+    try:
+        out = model.run_generator(
+            np.zeros((1, 1, h, w), np.int64),
+            np.zeros((1, 1, h, w), np.int64),
+            np.zeros((1, model.z_dim), np.float32),
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"generator fails on a blank {w}×{h} map: {exc}") from None
+    if out.shape != (1, 3, h, w):
+        raise ModelLoadError(f"generator returns shape {out.shape}, expected (1, 3, {h}, {w})")
+    return model
+
+
+@dataclass
+class Registry:
+    """The models being served, the folders refused (with reasons) and the default model's name."""
+
+    models: dict[str, LoadedModel]
+    failures: dict[str, str]
+    default_name: str | None
+
+    @classmethod
+    def load(
+        cls, weights_dir: Path, providers: list[str], threads: int, default: str | None = None
+    ) -> Registry:
+        chosen = choose_providers(providers)
+        models: dict[str, LoadedModel] = {}
+        failures: dict[str, str] = {}
+        folders = sorted(p.parent for p in weights_dir.glob("*/model.json")) if weights_dir.is_dir() else []
+        for folder in folders:
+            try:
+                model = load_model(folder, chosen, threads)
+            except ModelLoadError as exc:
+                failures[folder.name] = str(exc)
+                log.error("refusing model %s: %s", folder.name, exc)
+                continue
+            if model.name in models:
+                failures[folder.name] = f"duplicate model name {model.name!r}"
+                log.error("refusing model folder %s: duplicate model name %r", folder.name, model.name)
+                continue
+            models[model.name] = model
+            log.info(
+                "loaded model %s (%s) from %s on %s",
+                model.name,
+                model.manifest.architecture,
+                folder,
+                model.providers,
+            )
+        if default and default not in models:
+            log.warning("default model %r is not loaded; using the first model instead", default)
+            default = None
+        return cls(models=models, failures=failures, default_name=default or next(iter(sorted(models)), None))
+
+    def get(self, name: str | None) -> LoadedModel:
+        """The named model, or the default one when name is None/empty."""
+        key = name or self.default_name
+        if key is None:
+            raise BadInput("unknown_model", "no model is loaded on this server")
+        try:
+            return self.models[key]
+        except KeyError:
+            names = ", ".join(sorted(self.models)) or "none"
+            raise BadInput("unknown_model", f"no model named {key!r} (loaded: {names})") from None

@@ -1,0 +1,41 @@
+"""Fixtures shared across the test tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder with one untrained `spade-tiny` model exported by the real exporter, built once.
+
+    Model `tiny-spade`: landscape labels, 32² native size, any multiple of 8 up to 1024, style encoder, two
+    presets (`winter`, `dusk`).
+    """
+    torch = pytest.importorskip("torch")
+    from models.export import export_modules
+    from models.labels import LANDSCAPE
+    from models.presets import build_encoder, build_generator, get_preset
+
+    torch.manual_seed(0)
+    config = get_preset("spade-tiny")
+    generator = build_generator(config, len(LANDSCAPE)).eval()
+    encoder = build_encoder(config).eval()
+    z_dim = config["generator"]["z_dim"]
+    rng = torch.Generator().manual_seed(1)
+    styles = {name: 2.0 * torch.randn(z_dim, generator=rng) for name in ("winter", "dusk")}
+    weights = tmp_path_factory.mktemp("weights")
+    export_modules(
+        generator,
+        encoder,
+        label_set=LANDSCAPE,
+        out_dir=weights / "tiny-spade",
+        name="tiny-spade",
+        image_size=(config["size"], config["size"]),
+        styles=styles,
+        training={"note": "untrained, for tests"},
+        config=config,
+    )
+    return weights

@@ -1,0 +1,157 @@
+"""The app as a whole: no torch, health and readiness, frontend, metrics, CORS, OpenAPI, settings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+
+from server.config import Settings
+
+NO_TORCH = """
+import json, sys
+from fastapi.testclient import TestClient
+from server.app import create_app
+from server.config import Settings
+app = create_app(Settings(weights_dir=sys.argv[1], data_dir=sys.argv[2]))
+with TestClient(app) as client:
+    assert client.get("/readyz").status_code == 200
+    ids = bytes(32 * 32)
+    r = client.post("/api/v1/render", files={"labels": ("l", ids, "application/octet-stream")},
+                    data={"width": "32", "height": "32", "seed": "1"})
+    assert r.status_code == 200, r.text
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "models", "onnx", "onnxscript"))
+print(json.dumps(heavy))
+"""
+
+
+def test_server_never_imports_torch_or_models(tiny_weights: Path, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(tiny_weights), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_health_readiness_and_failures(
+    make_client: Callable[..., TestClient], tiny_weights: Path, tmp_path: Path
+) -> None:
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_weights / "tiny-spade", weights / "tiny-spade")
+    broken = weights / "broken"
+    broken.mkdir()
+    (broken / "model.json").write_text("{ not json")
+    client = make_client(weights_dir=weights)
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["models"] == ["tiny-spade"]
+    assert "model.json is invalid" in ready["failures"]["broken"]
+
+    empty = make_client(weights_dir=tmp_path / "none")
+    assert empty.get("/healthz").status_code == 200
+    resp = empty.get("/readyz")
+    assert resp.status_code == 503 and resp.json()["status"] == "no_models"
+    assert empty.get("/api/v1/models").json() == []
+    assert empty.get("/docs").status_code == 200
+
+
+def test_models_listing(client: TestClient) -> None:
+    assert client.get("/api/v1/models").json() == [
+        {
+            "name": "tiny-spade",
+            "architecture": "spade",
+            "image_size": [32, 32],
+            "labels_count": 14,
+            "default": True,
+        }
+    ]
+    info = client.get("/api/v1/models/tiny-spade").json()
+    assert info["labels"][0] == {"id": 0, "name": "sky", "color": [120, 178, 230], "is_thing": False}
+    assert (info["size_multiple"], info["min_size"], info["max_size"]) == (8, 8, 1024)
+    assert info["provider"] == "CPUExecutionProvider" and info["styles"] == ["winter", "dusk"]
+    assert client.get("/api/v1/models/nope").json()["error"]["code"] == "unknown_model"
+
+
+def test_frontend_is_served_at_root(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+    (tmp_path / "frontend").mkdir()
+    (tmp_path / "frontend" / "index.html").write_text("<!doctype html><title>Collage Studio</title>")
+    (tmp_path / "frontend" / "main.js").write_text("export const x = 1;")
+    client = make_client()
+    assert "Collage Studio" in client.get("/").text
+    assert client.get("/main.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/api/v1/models").status_code == 200  # routes win over the static mount
+
+
+def test_metrics_count_requests_and_renders(client: TestClient) -> None:
+    client.post(
+        "/api/v1/render",
+        files={"labels": ("l", bytes(32 * 32), "application/octet-stream")},
+        data={"width": "32", "height": "32", "seed": "1"},
+    )
+    client.get("/api/v1/models/nope")
+    text = client.get("/metrics").text
+    assert 'collage_http_requests_total{method="POST",route="/api/v1/render",status="200"} 1.0' in text
+    assert 'collage_http_requests_total{method="GET",route="/api/v1/models/{name}",status="404"} 1.0' in text
+    assert 'collage_renders_total{source="rest"} 1.0' in text
+    assert "collage_batch_size_bucket" in text and 'collage_queue_depth{priority="interactive"}' in text
+    assert "collage_frames_dropped_total 0.0" in text
+
+
+def test_cors_allow_list(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(cors_origins="http://paint.example, http://other.example")
+    preflight = {"Origin": "http://paint.example", "Access-Control-Request-Method": "POST"}
+    ok = client.options("/api/v1/render", headers=preflight)
+    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "http://paint.example"
+    refused = client.options("/api/v1/render", headers=preflight | {"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_openapi_documents_every_route(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for path in (
+        "/api/v1/models",
+        "/api/v1/models/{name}",
+        "/api/v1/render",
+        "/api/v1/styles",
+        "/api/v1/styles/{style_id}",
+        "/api/v1/batches",
+        "/api/v1/batches/{job_id}",
+        "/api/v1/batches/{job_id}/results",
+        "/healthz",
+        "/readyz",
+    ):
+        assert path in spec["paths"], path
+    body = spec["paths"]["/api/v1/batches"]["post"]["requestBody"]["content"]
+    assert set(body) == {"application/json", "multipart/form-data"}
+    assert "$ref" not in json.dumps(body)
+
+
+def test_settings_from_environment(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("COLLAGE_PROVIDERS", "cuda,cpu")
+    monkeypatch.setenv("COLLAGE_CORS_ORIGINS", '["http://a.example"]')
+    monkeypatch.setenv("COLLAGE_MAX_BATCH", "3")
+    monkeypatch.setenv("COLLAGE_API_KEY", "s3cr3t-key")
+    settings = Settings()
+    assert settings.providers == ["cuda", "cpu"] and settings.cors_origins == ["http://a.example"]
+    assert settings.max_batch == 3 and settings.api_key is not None and "s3cr3t" not in repr(settings)
+
+
+def test_python_m_server_without_models_explains_how_to_get_one(server_process, tmp_path: Path) -> None:  # noqa: ANN001
+    proc = server_process(
+        {"COLLAGE_WEIGHTS_DIR": str(tmp_path / "empty"), "COLLAGE_DATA_DIR": str(tmp_path / "d")}
+    )
+    assert httpx.get(proc.url + "/readyz").status_code == 503
+    assert httpx.get(proc.url + "/healthz").status_code == 200
+    proc.stop()
+    log = proc.log_path.read_text()
+    assert "No model found in" in log and "collage export" in log and "COLLAGE_WEIGHTS_DIR" in log

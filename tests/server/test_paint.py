@@ -1,0 +1,181 @@
+"""The paint websocket: round trip, latest-wins under a slowed engine, every error keeps the socket open."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from starlette.websockets import WebSocketDisconnect
+
+from server.codec import parse_image_frame
+
+
+def configure(ws, **fields) -> dict:  # noqa: ANN001
+    ws.send_text(json.dumps({"type": "configure", **fields}))
+    return ws.receive_json()
+
+
+def test_round_trip_answers_the_seq_with_an_image_of_the_requested_size(
+    client: TestClient, landscape, label_frame
+) -> None:  # noqa: ANN001
+    with client.websocket_connect("/api/v1/paint") as ws:
+        reply = configure(ws, size=[64, 48], style={"seed": 5}, format="jpeg", quality=80)
+        assert reply == {
+            "type": "configured",
+            "model": "tiny-spade",
+            "size": [64, 48],
+            "style": {"seed": 5},
+            "collage": False,  # the tiny model has no class generators
+            "format": "jpeg",
+            "quality": 80,
+            "z_dim": 8,
+        }
+        ws.send_bytes(label_frame(7, landscape(48, 64)))
+        seq, server_ms, fmt, data = parse_image_frame(ws.receive_bytes())
+        image = Image.open(io.BytesIO(data))
+        assert (seq, fmt, image.format, image.size) == (7, "jpeg", "JPEG", (64, 48))
+        assert 0.0 < server_ms < 5000.0
+
+        configure(ws, format="png")  # other fields keep their values
+        ws.send_bytes(label_frame(8, landscape(48, 64), compress=False))
+        seq, _, fmt, data = parse_image_frame(ws.receive_bytes())
+        assert (seq, fmt, Image.open(io.BytesIO(data)).size) == (8, "png", (64, 48))
+
+        ws.send_text(json.dumps({"type": "ping", "t": 123.5}))
+        assert ws.receive_json() == {"type": "pong", "t": 123.5}
+
+
+def test_same_seed_same_picture_across_connections(client: TestClient, landscape, label_frame) -> None:  # noqa: ANN001
+    images = []
+    for _ in range(2):
+        with client.websocket_connect("/api/v1/paint") as ws:
+            configure(ws, style={"seed": 11}, format="png")
+            ws.send_bytes(label_frame(1, landscape()))
+            images.append(parse_image_frame(ws.receive_bytes())[3])
+    assert images[0] == images[1]
+
+
+def test_latest_wins_with_a_slow_engine(client: TestClient, slow_engine, landscape, label_frame) -> None:  # noqa: ANN001
+    slow = slow_engine(client, 0.3)
+    maps = []
+    for seq in range(1, 21):
+        ids = landscape()
+        ids[0, :seq] = 1  # every map differs: seq cloud pixels in the first row
+        maps.append(ids)
+    with client.websocket_connect("/api/v1/paint") as ws:
+        configure(ws, format="png")
+        for seq, ids in enumerate(maps, start=1):
+            ws.send_bytes(label_frame(seq, ids))
+        answered = []
+        while not answered or answered[-1] != 20:
+            answered.append(parse_image_frame(ws.receive_bytes())[0])
+    assert answered == sorted(set(answered))  # strictly increasing
+    assert answered[-1] == 20 and answered[0] == 1
+    assert len(slow.renders) == len(answered) <= 4  # far fewer renders than the 20 maps sent
+    assert slow.renders[-1] == int(maps[-1].sum())  # the last render used the newest map
+    metrics = client.get("/metrics").text
+    dropped = float(re.search(r"^collage_frames_dropped_total (\S+)$", metrics, re.M).group(1))
+    assert dropped == 20 - len(answered)
+
+
+def frame_header(seq: int, w: int, h: int, enc: int, kind: int = 1) -> bytes:
+    return struct.pack("<BIHHB", kind, seq, w, h, enc)
+
+
+BAD_TEXT = [
+    ("not json", "bad_message"),
+    ("[1, 2]", "bad_message"),
+    ('{"type": "dance"}', "bad_message"),
+    ('{"type": "configure", "colour": "red"}', "bad_message"),
+    ('{"type": "configure", "size": [32]}', "bad_message"),
+    ('{"type": "configure", "quality": 0}', "bad_message"),
+    ('{"type": "configure", "style": {"seed": 1, "preset": "winter"}}', "bad_message"),
+    ('{"type": "configure", "model": "nope"}', "unknown_model"),
+    ('{"type": "configure", "style": {"preset": "summer"}}', "unknown_preset"),
+    ('{"type": "configure", "style": {"style_id": "0123456789abcdef0123"}}', "unknown_style"),
+    ('{"type": "configure", "size": [30, 32]}', "bad_size"),
+    ('{"type": "configure", "size": [2048, 2048]}', "bad_size"),
+]
+
+
+def test_bad_messages_get_errors_and_the_socket_stays_open(
+    client: TestClient, landscape, label_frame
+) -> None:  # noqa: ANN001
+    ids = landscape()
+    bad_frames: list[tuple[bytes, str, int | None]] = [
+        (b"\x01\x02", "bad_frame", None),
+        (frame_header(3, 32, 32, 0, kind=9) + ids.tobytes(), "bad_frame", 3),
+        (frame_header(4, 32, 32, 1) + b"garbage", "bad_frame", 4),
+        (frame_header(5, 32, 32, 1) + zlib.compress(bytes(5_000_000)), "bad_frame", 5),  # zlib bomb
+        (frame_header(6, 32, 32, 0) + ids.tobytes()[:-1], "bad_frame", 6),
+        (label_frame(7, landscape(40, 40)), "bad_size", 7),  # not the configured 32×32
+        (label_frame(8, np.full((32, 32), 14, np.uint8)), "bad_label_id", 8),
+        (frame_header(9, 2000, 2000, 1) + zlib.compress(bytes(16)), "too_many_pixels", 9),
+    ]
+    with client.websocket_connect("/api/v1/paint") as ws:
+        for text, code in BAD_TEXT:
+            ws.send_text(text)
+            reply = ws.receive_json()
+            assert (reply["type"], reply["code"], reply["seq"]) == ("error", code, None), text
+            assert reply["message"] and "Traceback" not in reply["message"]
+        for data, code, seq in bad_frames:
+            ws.send_bytes(data)
+            reply = ws.receive_json()
+            assert (reply["type"], reply["code"], reply["seq"]) == ("error", code, seq)
+        ws.send_bytes(label_frame(20, ids))
+        assert parse_image_frame(ws.receive_bytes())[0] == 20
+        ws.send_bytes(label_frame(20, ids))  # a seq must grow
+        assert ws.receive_json()["code"] == "bad_seq"
+        ws.send_bytes(label_frame(21, ids))  # still serving after all of that
+        assert parse_image_frame(ws.receive_bytes())[0] == 21
+        # the refused configures left the configuration untouched
+        assert configure(ws)["size"] == [32, 32]
+
+
+@pytest.mark.parametrize("how", ["query", "first message", "configure field"])
+def test_api_key_accepted(make_client: Callable[..., TestClient], landscape, label_frame, how: str) -> None:  # noqa: ANN001
+    client = make_client(api_key="sekrit")
+    url = "/api/v1/paint" + ("?api_key=sekrit" if how == "query" else "")
+    with client.websocket_connect(url) as ws:
+        if how == "first message":
+            ws.send_text(json.dumps({"type": "auth", "api_key": "sekrit"}))
+        if how == "configure field":
+            assert configure(ws, api_key="sekrit", format="png")["type"] == "configured"
+        ws.send_bytes(label_frame(1, landscape()))
+        assert parse_image_frame(ws.receive_bytes())[0] == 1
+
+
+@pytest.mark.parametrize("how", ["no key", "wrong query key", "wrong first message"])
+def test_api_key_refused_with_4401(
+    make_client: Callable[..., TestClient], landscape, label_frame, how: str
+) -> None:  # noqa: ANN001
+    client = make_client(api_key="sekrit")
+    url = "/api/v1/paint" + ("?api_key=guess" if how == "wrong query key" else "")
+    with client.websocket_connect(url) as ws:
+        if how == "no key":
+            ws.send_bytes(label_frame(1, landscape()))
+        elif how == "wrong first message":
+            ws.send_text(json.dumps({"type": "auth", "api_key": "guess"}))
+        reply = ws.receive_json()
+        assert (reply["type"], reply["code"]) == ("error", "unauthorized")
+        with pytest.raises(WebSocketDisconnect) as info:
+            ws.receive_bytes()
+        assert info.value.code == 4401
+    assert client.get("/healthz").status_code == 200
+
+
+def test_no_model_loaded(make_client: Callable[..., TestClient], tmp_path, landscape, label_frame) -> None:  # noqa: ANN001
+    client = make_client(weights_dir=tmp_path / "empty")
+    with client.websocket_connect("/api/v1/paint") as ws:
+        ws.send_bytes(label_frame(1, landscape()))
+        reply = ws.receive_json()
+        assert (reply["code"], reply["seq"]) == ("unknown_model", 1)
+        assert "no model is loaded" in reply["message"]

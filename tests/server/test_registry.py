@@ -1,0 +1,93 @@
+"""The registry serves good models, refuses broken ones with a reason, and reports providers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.errors import BadInput
+from server.registry import Registry, choose_providers
+
+
+def copy_model(src: Path, weights: Path, name: str) -> Path:
+    dst = weights / name
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / "model.json").read_text())
+    manifest["name"] = name
+    (dst / "model.json").write_text(json.dumps(manifest))
+    return dst
+
+
+def test_loads_the_tiny_model(tiny_weights: Path) -> None:
+    registry = Registry.load(tiny_weights, [], threads=1)
+    assert registry.failures == {} and registry.default_name == "tiny-spade"
+    model = registry.get(None)
+    assert model.providers == ["CPUExecutionProvider"]
+    assert model.num_labels == 14 and model.thing_ids == [4, 8, 13] and model.z_dim == 8
+    assert model.batchable and model.encoder is not None
+    info = model.public(default=True)
+    assert info["capabilities"] == {"style_image": True, "collage": False, "z_dim": 8}
+    assert info["styles"] == ["winter", "dusk"] and info["labels"][8]["name"] == "tree"
+    assert "directory" not in json.dumps(info, default=str) and str(tiny_weights) not in json.dumps(info)
+    out = model.run_generator(
+        np.zeros((2, 1, 16, 24), np.int64), np.zeros((2, 1, 16, 24), np.int64), np.ones((2, 8), np.float32)
+    )
+    assert out.shape == (2, 3, 16, 24) and np.abs(out).max() <= 1.0
+
+
+def test_broken_models_are_refused_while_others_serve(tiny_weights: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_weights / "tiny-spade", weights / "tiny-spade")
+    tampered = copy_model(tiny_weights / "tiny-spade", weights, "tampered")
+    data = bytearray((tampered / "generator.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (tampered / "generator.onnx").write_bytes(bytes(data))
+    missing = copy_model(tiny_weights / "tiny-spade", weights, "missing")
+    (missing / "encoder.onnx").unlink()
+    invalid = copy_model(tiny_weights / "tiny-spade", weights, "invalid")
+    manifest = json.loads((invalid / "model.json").read_text())
+    del manifest["labels"]
+    (invalid / "model.json").write_text(json.dumps(manifest))
+    escape = copy_model(tiny_weights / "tiny-spade", weights, "escape")
+    manifest = json.loads((escape / "model.json").read_text())
+    manifest["files"]["generator"]["path"] = "../tiny-spade/generator.onnx"
+    (escape / "model.json").write_text(json.dumps(manifest))
+
+    registry = Registry.load(weights, [], threads=1, default="tampered")
+    assert sorted(registry.models) == ["tiny-spade"] and registry.default_name == "tiny-spade"
+    assert "generator.onnx" in registry.failures["tampered"] and "sha256" in registry.failures["tampered"]
+    assert "missing" in registry.failures["missing"] and "encoder.onnx" in registry.failures["missing"]
+    assert "labels" in registry.failures["invalid"]
+    assert "plain file name" in registry.failures["escape"]
+    with pytest.raises(BadInput, match="no model named 'tampered'"):
+        registry.get("tampered")
+
+
+def test_empty_weights_dir(tmp_path: Path) -> None:
+    registry = Registry.load(tmp_path / "nothing-here", [], threads=1)
+    assert registry.models == {} and registry.default_name is None
+    with pytest.raises(BadInput, match="no model is loaded"):
+        registry.get(None)
+
+
+def test_provider_choice_falls_back_to_cpu() -> None:
+    assert choose_providers([])[-1] == "CPUExecutionProvider"
+    assert choose_providers(["cpu"]) == ["CPUExecutionProvider"]
+    assert choose_providers(["NoSuchExecutionProvider"])[-1] == "CPUExecutionProvider"
+
+
+def test_size_rules(tiny_weights: Path) -> None:
+    model = Registry.load(tiny_weights, [], threads=1).get("tiny-spade")
+    model.check_size(32, 32)
+    model.check_size(256, 64)
+    for h, w in ((30, 32), (32, 4), (2048, 32)):
+        with pytest.raises(BadInput) as info:
+            model.check_size(h, w)
+        assert info.value.code == "bad_size" and "multiple of 8" in info.value.message
+    np.testing.assert_array_equal(model.preset("winter").shape, (8,))
+    with pytest.raises(BadInput, match="presets: winter, dusk"):
+        model.preset("summer")
