@@ -1,0 +1,523 @@
+// Collage Studio's browser app: wires the canvas, palette, style panel, compare views and the paint socket.
+//
+// State lives in a few objects (the PaintCanvas owns the label map and its undo stack, the StylePanel the style,
+// the PaintStream the connection); this file only connects their events and owns the DOM around them.
+
+import { CompareView } from "./compare.js";
+import { decodeLabelPng, encodeLabelPng, resizeNearest } from "./labelmap-io.js";
+import { MAX_SIZE, MIN_SIZE, PaintCanvas } from "./paint-canvas.js";
+import { Palette, buildLut, cssColor } from "./palette.js";
+import { starterScene } from "./scene.js";
+import { PaintStream, throttle } from "./stream.js";
+import { StylePanel } from "./style-panel.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const apiKey = params.get("api_key");
+const LIVE_INTERVAL_MS = 100; // label maps sent at most ~10 times a second while a stroke is in progress
+const AUTOSAVE_PREFIX = "collage-studio.map.";
+
+/** JSON from the REST API; throws an Error carrying the server's own message. */
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers);
+  if (apiKey) headers.set("X-API-Key", apiKey);
+  const res = await fetch(`/api/v1${path}`, { ...options, headers });
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      message = (await res.json()).error?.message ?? message;
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new Error(message);
+  }
+  return res.json();
+}
+
+function socketUrl() {
+  const url = new URL("/api/v1/paint", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  if (apiKey) url.searchParams.set("api_key", apiKey);
+  return url.href;
+}
+
+function downloadBlob(blob, filename) {
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = filename;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function toBase64(bytes) {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function fromBase64(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Widgets
+
+const canvas = new PaintCanvas({ labelCanvas: $("label-canvas"), overlayCanvas: $("overlay-canvas") });
+const palette = new Palette($("palette"));
+const compare = new CompareView({
+  stage: $("stage"),
+  buttons: [...document.querySelectorAll("[data-view]")].filter((b) => b.tagName === "BUTTON"),
+  slider: $("view-mix"),
+  sliderLabel: $("view-mix-label"),
+  caption: $("label-caption"),
+  divider: $("split-divider"),
+});
+const style = new StylePanel(
+  {
+    fileInput: $("style-file"),
+    dropZone: $("style-drop"),
+    thumb: $("style-thumb"),
+    thumbImg: $("style-thumb-img"),
+    clearImage: $("style-clear"),
+    presets: $("style-presets"),
+    seedInput: $("seed-input"),
+    dice: $("dice"),
+    lock: $("seed-lock"),
+    collage: $("collage-toggle"),
+    message: $("style-message"),
+  },
+  {
+    uploadStyle: (file) => {
+      const body = new FormData();
+      body.append("image", file);
+      if (current.name) body.append("model", current.name);
+      return api("/styles", { method: "POST", body });
+    },
+  },
+);
+const stream = new PaintStream({ url: socketUrl(), getMap: () => canvas.map });
+const outputCanvas = $("output-canvas");
+const outputCtx = outputCanvas.getContext("2d");
+
+const current = {
+  name: null, // served model in use
+  manifest: null,
+  shownSeq: 0, // seq of the frame on screen
+  framesShown: 0,
+  latencies: [], // recent stroke-to-picture times, for a steady readout
+};
+
+// ------------------------------------------------------------------------------------------------------------
+// Status
+
+let statusTimer = null;
+
+/** Show a message in the status bar; errors from the live stream fade after `clearAfterMs`. */
+function setStatus(text, isError = false, clearAfterMs = 0) {
+  const el = $("status-message");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+  clearTimeout(statusTimer);
+  if (clearAfterMs > 0) statusTimer = setTimeout(() => setStatus(""), clearAfterMs);
+}
+
+function labelName(id) {
+  return palette.labelById(id)?.name ?? `id ${id}`;
+}
+
+function renderToolStatus() {
+  const label = palette.labelById(canvas.tool === "eraser" ? canvas.eraserLabel : canvas.label);
+  const el = $("tool-status");
+  el.replaceChildren();
+  if (label) {
+    const chip = document.createElement("span");
+    chip.className = "chip";
+    chip.style.background = cssColor(label);
+    el.append(chip);
+  }
+  const tool = canvas.tool[0].toUpperCase() + canvas.tool.slice(1);
+  el.append(`${tool} · ${label?.name ?? ""} · ${canvas.size} px`);
+  const cur = palette.labelById(canvas.label);
+  const head = $("current-label");
+  head.querySelector(".chip").style.background = cur ? cssColor(cur) : "transparent";
+  head.querySelector(".name").textContent = cur?.name ?? "";
+  document.documentElement.style.setProperty("--current-color", cur ? cssColor(cur) : "#fff");
+  for (const b of document.querySelectorAll("[data-tool]")) {
+    b.setAttribute("aria-pressed", String(b.dataset.tool === canvas.tool));
+  }
+}
+
+function setLabel(id) {
+  canvas.label = id;
+  palette.setCurrent(id);
+  if (canvas.tool === "eraser" || canvas.tool === "eyedropper") canvas.setTool("brush");
+  renderToolStatus();
+}
+
+function setSize(size) {
+  canvas.setSize(size);
+  $("brush-size").value = String(canvas.size);
+  $("size-value").value = String(canvas.size);
+  $("size-dot").style.setProperty("--dot", `${Math.max(3, Math.min(26, 3 + canvas.size * 0.45))}px`);
+  renderToolStatus();
+}
+
+function setTool(tool) {
+  canvas.setTool(tool);
+  renderToolStatus();
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Live output
+
+const sendLive = throttle(() => stream.sendMap(), LIVE_INTERVAL_MS);
+let autosaveTimer = null;
+
+function mapChanged(final) {
+  if (!final) {
+    sendLive();
+    return;
+  }
+  sendLive.cancel();
+  stream.sendMap();
+  clearTimeout(autosaveTimer);
+  autosaveTimer = setTimeout(autosave, 400);
+}
+
+function autosave() {
+  autosaveTimer = null;
+  const { width, height, ids } = canvas.map;
+  try {
+    localStorage.setItem(AUTOSAVE_PREFIX + current.name, JSON.stringify({ width, height, ids: toBase64(ids) }));
+  } catch {
+    // storage full or disabled: the drawing simply is not kept across reloads
+  }
+}
+
+/** The drawing left in this browser for `name` at this size, or null. */
+function restoreAutosave(name, width, height, labels) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(AUTOSAVE_PREFIX + name) ?? "null");
+    if (!saved || saved.width !== width || saved.height !== height) return null;
+    const ids = fromBase64(saved.ids);
+    const known = new Set(labels.map((l) => l.id));
+    if (ids.length !== width * height || ids.some((id) => !known.has(id))) return null;
+    return { width, height, ids };
+  } catch {
+    return null;
+  }
+}
+
+stream.addEventListener("frame", async (event) => {
+  const frame = event.detail;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(new Blob([frame.image], { type: frame.mime }));
+  } catch {
+    setStatus(`frame ${frame.seq} could not be decoded (${frame.format})`, true);
+    return;
+  }
+  // Decoding is asynchronous: a newer frame may have reached the screen meanwhile.
+  if (frame.seq <= current.shownSeq) {
+    bitmap.close();
+    return;
+  }
+  current.shownSeq = frame.seq;
+  current.framesShown++;
+  if (outputCanvas.width !== bitmap.width || outputCanvas.height !== bitmap.height) {
+    outputCanvas.width = bitmap.width;
+    outputCanvas.height = bitmap.height;
+  }
+  outputCtx.drawImage(bitmap, 0, 0);
+  const { width, height } = bitmap;
+  bitmap.close();
+  $("output-surface").dataset.state = "live";
+  $("download-picture").disabled = false;
+  if (frame.latencyMs !== null) {
+    current.latencies.push(frame.latencyMs);
+    if (current.latencies.length > 9) current.latencies.shift();
+    const sorted = [...current.latencies].sort((a, b) => a - b);
+    $("latency").textContent = `latency ${Math.round(sorted[sorted.length >> 1])} ms`;
+  }
+  $("server-ms").textContent = `server ${frame.serverMs.toFixed(1)} ms`;
+  $("frame-seq").textContent = `frame #${frame.seq}`;
+  $("output-meta").textContent = `${width}×${height} ${frame.format}`;
+});
+
+stream.addEventListener("state", (event) => {
+  const { state, retryInMs } = event.detail;
+  const conn = $("conn");
+  conn.dataset.state = state;
+  const text = {
+    connecting: "connecting…",
+    open: "live",
+    closed: `offline · retrying in ${((retryInMs ?? 0) / 1000).toFixed(1)} s`,
+    stopped: "disconnected",
+  }[state];
+  $("conn-text").textContent = text;
+  const surface = $("output-surface");
+  if (state !== "open") {
+    surface.dataset.state = current.framesShown > 0 ? "stale" : "waiting";
+    $("output-badge").textContent = state === "connecting" ? "Connecting…" : "Offline · reconnecting";
+  }
+  if (state === "open") setStatus("");
+});
+
+stream.addEventListener("servererror", (event) => {
+  const { code, message } = event.detail;
+  if (code === "unknown_style" || code === "unknown_preset") {
+    style.resetToSeed("The server no longer has this style; using the seed instead.");
+    return;
+  }
+  if (code === "unauthorized") {
+    setStatus("The server needs an API key: open the page with ?api_key=…", true);
+    return;
+  }
+  setStatus(`${code}: ${message}`, code !== "overloaded", 8000);
+});
+
+stream.addEventListener("pong", (event) => {
+  $("conn").title = `websocket round trip ${event.detail.rttMs.toFixed(1)} ms`;
+});
+
+stream.addEventListener("configured", (event) => {
+  const { model } = event.detail;
+  if (model && model !== current.name) setStatus(`server is using model ${model}`, true);
+});
+
+style.addEventListener("change", (event) => {
+  // The server renders on label maps only, so re-send the map to see the new style at once.
+  stream.configure({ style: event.detail.style, collage: event.detail.collage });
+  stream.sendMap();
+});
+
+// ------------------------------------------------------------------------------------------------------------
+// Models
+
+async function selectModel(name) {
+  const manifest = await api(`/models/${encodeURIComponent(name)}`);
+  const labels = manifest.labels;
+  const [height, width] = manifest.image_size;
+  const background = manifest.background_label ?? 0;
+  const previous = current.manifest;
+  const sameCanvas =
+    previous &&
+    previous.image_size[0] === height &&
+    previous.image_size[1] === width &&
+    JSON.stringify(previous.labels.map((l) => [l.id, l.name])) === JSON.stringify(labels.map((l) => [l.id, l.name]));
+  current.name = name;
+  current.manifest = manifest;
+
+  palette.setLabels(labels);
+  canvas.eraserLabel = background;
+  canvas.setLut(buildLut(labels));
+  if (!sameCanvas) {
+    canvas.setMap(restoreAutosave(name, width, height, labels) ?? starterScene(width, height, labels, background));
+    const first = labels.find((l) => l.name === "mountain") ?? labels.find((l) => l.id !== background) ?? labels[0];
+    setLabel(first.id);
+    setSize(Math.max(1, Math.round(Math.min(width, height) / 16))); // 16 px on a 256² canvas
+  }
+  document.documentElement.style.setProperty("--aspect", String(width / height));
+  const provider = manifest.provider ? ` · ${manifest.provider.replace("ExecutionProvider", "")}` : "";
+  $("label-meta").textContent = `${name} · ${width}×${height}${provider}`;
+
+  const caps = manifest.capabilities ?? {};
+  const presets = (manifest.styles ?? []).map((s) => (typeof s === "string" ? s : s.name));
+  style.setModel({ presets, styleImage: Boolean(caps.style_image), collage: Boolean(caps.collage) });
+  stream.configure({
+    model: name,
+    size: [width, height], // the server reads [width, height], like the binary frame header
+    style: style.style,
+    collage: style.state.collage,
+    format: "jpeg",
+    quality: 90,
+  });
+  stream.sendMap();
+  $("model-select").value = name;
+}
+
+async function loadModels() {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api("/models");
+    } catch (err) {
+      setStatus(`Cannot reach the server (${err.message}); retrying…`, true);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 500 * 2 ** attempt)));
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Files
+
+async function saveLabels() {
+  if (!canvas.map) return;
+  const png = await encodeLabelPng(canvas.map);
+  downloadBlob(new Blob([png], { type: "image/png" }), `labels-${current.name}.png`);
+}
+
+async function loadLabels(file) {
+  if (!current.manifest) return;
+  try {
+    const map = await decodeLabelPng(new Uint8Array(await file.arrayBuffer()), current.manifest.labels);
+    const { width, height } = canvas.map;
+    const fitted = resizeNearest(map, width, height);
+    canvas.applyEdit("open", (ids) => ids.set(fitted.ids));
+    const note = map.width !== width || map.height !== height ? ` (resized from ${map.width}×${map.height})` : "";
+    setStatus(`Opened ${file.name}${note}`);
+  } catch (err) {
+    setStatus(`Could not open ${file.name}: ${err.message}`, true);
+  }
+}
+
+function downloadPicture() {
+  outputCanvas.toBlob((blob) => {
+    const seed = style.state.mode === "seed" ? `-seed${style.state.seed}` : "";
+    if (blob) downloadBlob(blob, `collage-${current.name}${seed}.png`);
+  }, "image/png");
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Input wiring
+
+canvas.addEventListener("change", (e) => mapChanged(e.detail.final));
+window.addEventListener("pagehide", () => {
+  if (autosaveTimer !== null && current.name) autosave();
+});
+canvas.addEventListener("history", (e) => {
+  $("undo").disabled = !e.detail.canUndo;
+  $("redo").disabled = !e.detail.canRedo;
+  const last = canvas.history.done.at(-1);
+  $("undo").title = last ? `Undo ${last.name} (Ctrl+Z)` : "Undo (Ctrl+Z)";
+});
+canvas.addEventListener("pick", (e) => {
+  canvas.label = e.detail.id;
+  palette.setCurrent(e.detail.id);
+  renderToolStatus();
+});
+canvas.addEventListener("cursor", (e) => {
+  $("cursor-status").textContent = e.detail ? `${e.detail.x}, ${e.detail.y} · ${labelName(e.detail.id)}` : "";
+});
+$("overlay-canvas").addEventListener("pointerdown", () => {
+  // Give the keyboard back to the shortcuts after typing a seed.
+  if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
+});
+canvas.overlayCanvas.addEventListener("pointerup", (e) => {
+  // The eyedropper hands back to the brush once a label is picked.
+  if (canvas.tool === "eyedropper" && !e.altKey) setTool("brush");
+});
+
+palette.addEventListener("select", (e) => setLabel(e.detail.id));
+for (const b of document.querySelectorAll("[data-tool]")) b.addEventListener("click", () => setTool(b.dataset.tool));
+$("brush-size").addEventListener("input", (e) => setSize(Number(e.target.value)));
+$("undo").addEventListener("click", () => canvas.undo());
+$("redo").addEventListener("click", () => canvas.redo());
+$("clear").addEventListener("click", () => canvas.applyEdit("clear", (ids) => ids.fill(canvas.eraserLabel)));
+$("scene").addEventListener("click", () => {
+  if (!current.manifest) return;
+  const [height, width] = current.manifest.image_size;
+  const scene = starterScene(width, height, current.manifest.labels, canvas.eraserLabel);
+  canvas.applyEdit("example scene", (ids) => ids.set(scene.ids));
+});
+$("save-labels").addEventListener("click", saveLabels);
+$("open-labels").addEventListener("click", () => $("labels-file").click());
+$("labels-file").addEventListener("change", (e) => {
+  const file = e.target.files?.[0];
+  e.target.value = "";
+  if (file) loadLabels(file);
+});
+$("download-picture").addEventListener("click", downloadPicture);
+$("model-select").addEventListener("change", (e) => {
+  selectModel(e.target.value).catch((err) => setStatus(`Cannot load model: ${err.message}`, true));
+  const url = new URL(location.href);
+  url.searchParams.set("model", e.target.value);
+  history.replaceState(null, "", url);
+});
+
+/** Size steps that feel even: ±1 for fine brushes, ±~15% for big ones. */
+function nextSize(size, direction) {
+  const step = Math.max(1, Math.round(size * 0.15));
+  return Math.max(MIN_SIZE, Math.min(MAX_SIZE, size + direction * step));
+}
+
+const TOOL_KEYS = { KeyB: "brush", KeyL: "line", KeyF: "fill", KeyI: "eyedropper", KeyE: "eraser" };
+
+window.addEventListener("keydown", (e) => {
+  const target = e.target;
+  const typing =
+    target instanceof HTMLElement && target.matches("input[type=text], input:not([type]), select, textarea");
+  if (typing) return;
+  const mod = e.ctrlKey || e.metaKey;
+  if (mod && e.code === "KeyZ") {
+    e.preventDefault();
+    if (e.shiftKey) canvas.redo();
+    else canvas.undo();
+    return;
+  }
+  if (mod && e.code === "KeyY") {
+    e.preventDefault();
+    canvas.redo();
+    return;
+  }
+  if (mod || e.altKey) return;
+  if (e.code === "BracketLeft" || e.code === "BracketRight") {
+    setSize(nextSize(canvas.size, e.code === "BracketRight" ? 1 : -1));
+  } else if (TOOL_KEYS[e.code] && !e.shiftKey) {
+    setTool(TOOL_KEYS[e.code]);
+  } else if (e.code === "KeyR" && !e.shiftKey) {
+    style.roll();
+  } else if (e.code === "KeyV" && !e.shiftKey) {
+    compare.next();
+  } else if (e.code === "Escape") {
+    canvas.cancelGesture();
+  } else if (!palette.handleKey(e)) {
+    return;
+  }
+  e.preventDefault();
+});
+
+// A read-only window onto the app for the browser tests (and the curious).
+window.collage = Object.freeze({
+  getLabelIds: () => Array.from(canvas.map.ids),
+  getSize: () => ({ width: canvas.map.width, height: canvas.map.height }),
+  getSeed: () => style.state.seed,
+  getStyle: () => ({ ...style.style }),
+  getModel: () => current.name,
+  currentLabel: () => canvas.label,
+  tool: () => canvas.tool,
+  brushSize: () => canvas.size,
+  lastFrameSeq: () => current.shownSeq,
+  lastSentSeq: () => stream.seq,
+  framesShown: () => current.framesShown,
+  connectionState: () => stream.state,
+  outputDataUrl: () => outputCanvas.toDataURL("image/png"),
+});
+
+// ------------------------------------------------------------------------------------------------------------
+// Start
+
+setTool("brush");
+setSize(16);
+const models = await loadModels();
+const select = $("model-select");
+select.replaceChildren(
+  ...models.map((m) => {
+    const option = document.createElement("option");
+    option.value = m.name;
+    option.textContent = `${m.name} (${m.architecture})`;
+    return option;
+  }),
+);
+$("model-picker").hidden = models.length < 2;
+const wanted = params.get("model");
+const initial = models.find((m) => m.name === wanted) ?? models.find((m) => m.default) ?? models[0];
+if (!initial) {
+  setStatus("The server has no models. Export one into the weights folder and restart it.", true);
+} else {
+  try {
+    await selectModel(initial.name);
+    stream.start();
+  } catch (err) {
+    setStatus(`Cannot load model ${initial.name}: ${err.message}`, true);
+  }
+}
