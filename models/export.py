@@ -1,0 +1,498 @@
+"""Export trained networks to a served model folder: `weights/<name>/model.json` + ONNX graphs.
+
+The folder is the only contract with the server (docs/contracts.md). The exporter works on a deep copy in eval
+mode with spectral norm folded into plain weights, exports with the dynamo exporter (opset 18), runs the same
+random inputs through torch and onnxruntime and refuses to write a manifest when they disagree by more than
+1e-3. The manifest is validated against `weights/model.schema.json` (generated from `server/manifest.py`) as
+data, so this module never imports `server`.
+
+CLI: `collage export runs/00001-spade-fast --out weights/landscape-spade [--checkpoint latest|PATH] [--name N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from models.flops import count_params, encoder_gmacs, generator_gmacs
+from models.labels import LabelSet, get_label_set
+
+OPSET = 18
+PARITY_TOL = 1e-3  # max abs difference allowed between torch and onnxruntime outputs in [-1, 1]
+MAX_FILE_BYTES = 30 * 2**20  # served ONNX files stay ≤ 30 MB (git weights budget, models.md §0.1)
+MAX_BATCH = 1024
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = REPO_ROOT / "weights" / "model.schema.json"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class ExportError(RuntimeError):
+    """The export cannot produce a folder the server would accept (parity, size, schema)."""
+
+
+# ----------------------------------------------------------------------------
+# Preparing modules.
+
+
+def fold_spectral_norm(module: nn.Module) -> nn.Module:
+    """Replace every parametrization (spectral norm) by its current value, in place; returns `module`.
+
+    Call on an eval-mode copy: spectral norm then uses its stored power-iteration vectors without updating
+    them, so the folded weight is exactly what the network computed with. Not `remove_parametrizations`: it
+    deletes the property from the module's generated class, which a deep copy shares with the original.
+    """
+    with torch.no_grad():
+        for sub in module.modules():
+            if parametrize.is_parametrized(sub):
+                values = {name: getattr(sub, name).detach().clone() for name in sub.parametrizations}
+                sub.__class__ = sub.__class__.__bases__[0]  # parametrize subclasses the original class
+                del sub.parametrizations
+                for name, value in values.items():
+                    sub.register_parameter(name, nn.Parameter(value))
+    return module
+
+
+def prepare_for_export(module: nn.Module) -> nn.Module:
+    """A deep copy on CPU, in eval mode, with spectral norm folded and gradients off."""
+    prepared = fold_spectral_norm(copy.deepcopy(module).cpu().eval())
+    prepared.requires_grad_(False)
+    return prepared
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ort_session(path: Path, threads: int = 2) -> Any:
+    """A CPU onnxruntime session with `threads` intra-op threads (2 = this machine's serving setup)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _max_abs_diff(torch_out: Sequence[torch.Tensor], ort_out: Sequence[np.ndarray]) -> float:
+    return max(float(np.abs(t.numpy() - o).max()) for t, o in zip(torch_out, ort_out, strict=True))
+
+
+def _onnx_export(module: nn.Module, args: tuple[Any, ...], path: Path, **kwargs: Any) -> None:
+    path.unlink(missing_ok=True)
+    torch.onnx.export(
+        module,
+        args,
+        str(path),
+        dynamo=True,
+        opset_version=OPSET,
+        external_data=False,
+        verbose=False,
+        **kwargs,
+    )
+
+
+# ----------------------------------------------------------------------------
+# Generator and encoder graphs.
+
+
+def _generator_inputs(
+    label_nc: int, z_dim: int, batch: int, size: tuple[int, int], seed: int
+) -> tuple[torch.Tensor, ...]:
+    """Random (label, instance, z) with several labels and instances, so one-hot and edges are exercised."""
+    gen = torch.Generator().manual_seed(seed)
+    height, width = size
+    # Blocky maps (8×8 cells) look like painted regions; per-pixel noise would make every pixel an edge.
+    cells = (batch, 1, -(-height // 8), -(-width // 8))
+    label = torch.randint(0, label_nc, cells, generator=gen).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    instance = torch.randint(0, 4, cells, generator=gen).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    label, instance = label[:, :, :height, :width].contiguous(), instance[:, :, :height, :width].contiguous()
+    z = torch.randn(batch, z_dim, generator=gen)
+    return label, instance, z  # [B,1,H,W] int64, [B,1,H,W] int64, [B,z_dim]
+
+
+def export_generator(
+    generator: nn.Module, path: Path, image_size: tuple[int, int], max_size: int = 1024
+) -> dict[str, Any]:
+    """Export a prepared (label, instance, z) -> image generator; returns the manifest `inputs` + parity.
+
+    H and W are dynamic (multiples of `generator.size_multiple`) when the network declares `size_multiple`.
+    """
+    from torch.export import Dim
+
+    multiple = int(getattr(generator, "size_multiple", 0))
+    dynamic = multiple > 0 and image_size[0] % multiple == 0 and image_size[1] % multiple == 0
+    args = _generator_inputs(generator.label_nc, generator.z_dim, 2, image_size, seed=0)
+    batch = Dim("batch", min=1, max=MAX_BATCH)
+    if dynamic:
+        top = max(max_size, *image_size) // multiple
+        height, width = multiple * Dim("h_blocks", min=1, max=top), multiple * Dim("w_blocks", min=1, max=top)
+        spatial = {0: batch, 2: height, 3: width}
+    else:
+        spatial = {0: batch}
+    dynamic_shapes = {"label": spatial, "instance": spatial, "z": {0: batch}}
+    _onnx_export(
+        generator,
+        args,
+        path,
+        input_names=["label", "instance", "z"],
+        output_names=["image"],
+        dynamic_shapes=dynamic_shapes,
+    )
+    session = ort_session(path)
+    graph_inputs = {i.name for i in session.get_inputs()}
+    checks = [args]
+    if dynamic:  # a second shape proves the dynamic axes really work
+        checks.append(_generator_inputs(generator.label_nc, generator.z_dim, 1, (multiple, 2 * multiple), 1))
+    diff = 0.0
+    for label, instance, z in checks:
+        feed = {"label": label.numpy(), "instance": instance.numpy(), "z": z.numpy()}
+        feed = {k: v for k, v in feed.items() if k in graph_inputs}
+        with torch.no_grad():
+            expected = generator(label, instance, z)
+        diff = max(diff, _max_abs_diff([expected], session.run(["image"], feed)))
+    if diff > PARITY_TOL:
+        raise ExportError(f"generator: onnxruntime differs from torch by {diff:.3g} > {PARITY_TOL}")
+    inputs = {
+        "label": "label",
+        "instance": "instance" if "instance" in graph_inputs else None,  # dropped when edges are off
+        "z": "z",
+        "z_dim": int(generator.z_dim),
+        "output": "image",
+        "dynamic_size": dynamic,
+        "size_multiple": multiple if dynamic else 1,
+        "min_size": multiple if dynamic else min(image_size),
+        "max_size": top * multiple if dynamic else max(image_size),
+    }
+    return {"inputs": inputs, "parity_max_abs_diff": diff}
+
+
+def export_encoder(encoder: nn.Module, path: Path) -> float:
+    """Export a prepared image -> (mu, logvar) encoder at its fixed image_size; returns the parity diff."""
+    from torch.export import Dim
+
+    gen = torch.Generator().manual_seed(2)
+    image = torch.rand(2, 3, *encoder.image_size, generator=gen) * 2 - 1  # [2,3,H,W] in [-1,1]
+    _onnx_export(
+        encoder,
+        (image,),
+        path,
+        input_names=["image"],
+        output_names=["mu", "logvar"],
+        dynamic_shapes={"image": {0: Dim("batch", min=1, max=MAX_BATCH)}},
+    )
+    session = ort_session(path)
+    diff = 0.0
+    for batch in (image, image[:1]):
+        with torch.no_grad():
+            expected = encoder(batch)
+        diff = max(diff, _max_abs_diff(expected, session.run(["mu", "logvar"], {"image": batch.numpy()})))
+    if diff > PARITY_TOL:
+        raise ExportError(f"encoder: onnxruntime differs from torch by {diff:.3g} > {PARITY_TOL}")
+    return diff
+
+
+# ----------------------------------------------------------------------------
+# The manifest.
+
+
+def _file_ref(path: Path, max_bytes: int) -> dict[str, Any]:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ExportError(
+            f"{path.name} is {size / 2**20:.1f} MB > {max_bytes / 2**20:.0f} MB; use a smaller preset"
+        )
+    return {"path": path.name, "sha256": sha256_file(path), "bytes": size}
+
+
+def _styles_json(styles: Any, z_dim: int) -> list[dict[str, Any]]:
+    """Preset latents as manifest entries; accepts {name: z} or [{name, z, family?}] with z of length z_dim."""
+    if styles is None:
+        return []
+    entries = (
+        [{"name": k, "z": v} for k, v in styles.items()] if isinstance(styles, Mapping) else list(styles)
+    )
+    out = []
+    for entry in entries:
+        z = np.asarray(torch.as_tensor(entry["z"]).detach().cpu(), dtype=np.float32).reshape(-1)
+        if z.shape[0] != z_dim:
+            raise ValueError(
+                f"style {entry['name']!r} has {z.shape[0]} values, the generator takes z_dim={z_dim}"
+            )
+        out.append({"name": str(entry["name"]), "family": entry.get("family"), "z": [float(v) for v in z]})
+    return out
+
+
+def _code_version() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def validate_manifest(manifest: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> None:
+    """Raise ExportError naming the first schema violation (JSON Schema generated from server/manifest.py)."""
+    import jsonschema
+
+    if not schema_path.exists():
+        raise ExportError(f"{schema_path} is missing; generate it with `python -m server.manifest`")
+    schema = json.loads(schema_path.read_text())
+    try:
+        jsonschema.validate(json.loads(json.dumps(manifest)), schema)
+    except jsonschema.ValidationError as err:
+        where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+        raise ExportError(f"manifest does not match {schema_path.name} at {where}: {err.message}") from None
+
+
+def export_modules(
+    generator: nn.Module,
+    encoder: nn.Module | None,
+    *,
+    label_set: LabelSet | str,
+    out_dir: str | Path,
+    name: str,
+    architecture: str = "spade",
+    image_size: tuple[int, int] = (256, 256),
+    styles: Any = None,
+    training: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    max_file_bytes: int = MAX_FILE_BYTES,
+) -> dict[str, Any]:
+    """Export G (and E) to `out_dir` as generator.onnx / encoder.onnx + model.json; returns the manifest.
+
+    `training` is provenance (data, steps, wall time, perceptual loss used…), `config` the resolved training
+    config (stored under training.config); `styles` are preset latents ({name: z} or [{name, z, family}]).
+    """
+    if not NAME_RE.match(name):
+        raise ValueError(f"model name {name!r} must match {NAME_RE.pattern}")
+    labels = get_label_set(label_set) if isinstance(label_set, str) else label_set
+    if generator.label_nc != len(labels):
+        raise ValueError(
+            f"generator has label_nc={generator.label_nc} but {labels.name!r} has {len(labels)} labels"
+        )
+    image_size = (int(image_size[0]), int(image_size[1]))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.json").unlink(
+        missing_ok=True
+    )  # a failed export must not leave an old manifest over new files
+
+    gen = prepare_for_export(generator)
+    gen_report = export_generator(gen, out / "generator.onnx", image_size)
+    files: dict[str, Any] = {"generator": _file_ref(out / "generator.onnx", max_file_bytes)}
+    parity = {"generator": gen_report["parity_max_abs_diff"]}
+    gmacs = {"generator": round(generator_gmacs(gen, image_size), 4)}
+    params = {"generator": count_params(gen)}
+    encoder_inputs = None
+    if encoder is not None:
+        enc = prepare_for_export(encoder)
+        if tuple(enc.image_size) != image_size:
+            raise ValueError(
+                f"encoder image_size {enc.image_size} differs from the export image_size {image_size}"
+            )
+        if enc.fc_mu.out_features != gen.z_dim:
+            raise ValueError(
+                f"encoder z_dim {enc.fc_mu.out_features} differs from generator z_dim {gen.z_dim}"
+            )
+        parity["encoder"] = export_encoder(enc, out / "encoder.onnx")
+        files["encoder"] = _file_ref(out / "encoder.onnx", max_file_bytes)
+        gmacs["encoder"] = round(encoder_gmacs(enc), 4)
+        params["encoder"] = count_params(enc)
+        encoder_inputs = {"image": "image", "mu": "mu", "logvar": "logvar"}
+
+    import onnxruntime as ort
+
+    provenance = dict(training or {})
+    if config is not None:
+        provenance["config"] = dict(config)
+    manifest = {
+        "format_version": 1,
+        "name": name,
+        "architecture": architecture,
+        "label_set": labels.name,
+        "image_size": list(image_size),
+        "labels": labels.to_json(),
+        "background_label": labels.background,
+        "inputs": gen_report["inputs"],
+        "encoder_inputs": encoder_inputs,
+        "files": files,
+        "class_generators": [],
+        "styles": _styles_json(styles, gen.z_dim),
+        "export": {
+            "opset": OPSET,
+            "parity_max_abs_diff": parity,
+            "parity_tolerance": PARITY_TOL,
+            "gmacs": gmacs,
+            "gmacs_at": list(image_size),
+            "params": params,
+            "spectral_norm_folded": True,
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+            "code_version": _code_version(),
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        "training": provenance,
+        "metrics": {},
+    }
+    validate_manifest(manifest)
+    (out / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+# ----------------------------------------------------------------------------
+# CLI: checkpoint -> model folder.
+
+LATEST = "checkpoint-latest.pt"  # what `collage train` keeps up to date in its run folder
+
+
+def find_checkpoint(run: Path, which: str = "latest") -> Path:
+    """`latest` = RUN/checkpoint-latest.pt (RUN may also be a .pt file); anything else is a checkpoint path."""
+    path = (
+        run
+        if which == "latest" and run.suffix == ".pt"
+        else Path(which)
+        if which != "latest"
+        else run / LATEST
+    )
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    return path
+
+
+def load_for_export(checkpoint: Mapping[str, Any]) -> tuple[nn.Module, nn.Module | None, dict[str, Any]]:
+    """Rebuild (G, E) from a checkpoint that carries its resolved config; prefers the EMA generator."""
+    from models.presets import build_encoder, build_generator
+
+    if "config" not in checkpoint:
+        raise ValueError("checkpoint has no 'config'; it was not written by `collage train`")
+    config = dict(checkpoint["config"])
+    if config.get("arch") != "spade":
+        raise ValueError(
+            f"`collage export` exports the spade architecture, this run is {config.get('arch')!r}"
+        )
+    label_set = get_label_set(str(checkpoint.get("label_set") or config.get("label_set") or "landscape"))
+    generator = build_generator(config, len(label_set))
+    g_key = next((k for k in ("G_ema", "G") if k in checkpoint), None)
+    if g_key is None:
+        raise ValueError("checkpoint has neither 'G_ema' nor 'G'")
+    generator.load_state_dict(checkpoint[g_key])
+    encoder = None
+    if "E" in checkpoint:
+        encoder = build_encoder(config)
+        encoder.load_state_dict(checkpoint["E"])
+    config["label_set"] = label_set.name
+    return generator, encoder, {"generator_weights": g_key, **config}
+
+
+@torch.no_grad()
+def encode_family_styles(encoder: nn.Module, per_family: int, seed: int = 0) -> list[dict[str, Any]]:
+    """One preset latent per procedural style family: the mean μ of `per_family` encoded reference renders.
+
+    Landscape models only: the references are procedural layouts rendered in each family (day, golden hour,
+    overcast, dusk, winter, autumn, …), so a preset reproduces that family's colours and mood.
+    """
+    from tqdm import tqdm
+
+    from models.data import FAMILIES, render, sample_layout, sample_style
+
+    enc = prepare_for_export(encoder)
+    styles = []
+    for f, family in enumerate(tqdm(FAMILIES, desc="style presets", file=sys.stderr)):
+        images = []
+        for i in range(per_family):
+            rng = np.random.default_rng([seed, f, i])
+            label, instance = sample_layout(rng, enc.image_size)
+            rgb = render(label, instance, sample_style(rng, family), seed=int(rng.integers(2**31)))
+            images.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1)  # [3,H,W] in [-1,1]
+        mu, _ = enc(torch.stack(images))  # [per_family,z_dim]
+        styles.append({"name": family, "family": family, "z": mu.mean(0)})
+    return styles
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="collage export", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "run", type=Path, help="training run folder (e.g. runs/00001-spade-fast) or a .pt file"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="model folder to write, e.g. weights/landscape"
+    )
+    parser.add_argument(
+        "--checkpoint", default="latest", help="'latest' (RUN/checkpoint-latest.pt) or a path"
+    )
+    parser.add_argument("--name", help="model name in the manifest (default: the --out folder name)")
+    parser.add_argument(
+        "--style-refs",
+        type=int,
+        default=4,
+        help="reference renders per style family for preset latents (0 = none)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        manifest = export_run(
+            args.run, args.out, args.checkpoint, args.name or args.out.name, args.style_refs
+        )
+    except (FileNotFoundError, KeyError, ValueError, ExportError) as err:
+        print(f"collage export: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)  # noqa: T201
+        return 2
+    print(json.dumps({"out": str(args.out), "files": manifest["files"], **manifest["export"]}, indent=2))  # noqa: T201
+    return 0
+
+
+def export_run(run: Path, out: Path, which: str, name: str, style_refs: int) -> dict[str, Any]:
+    """Checkpoint of a `collage train` run -> model folder `out`; returns the manifest."""
+    ckpt_path = find_checkpoint(run, which)
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    generator, encoder, config = load_for_export(checkpoint)
+    size = config.get("size", 256)
+    image_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    styles = None
+    if encoder is not None and config["label_set"] == "landscape" and style_refs > 0:
+        styles = encode_family_styles(encoder, style_refs, seed=int(config.get("seed", 0)))
+    training = {
+        "run": str(ckpt_path.parent),
+        "checkpoint": ckpt_path.name,
+        "step": checkpoint.get("step"),
+        "images_seen": checkpoint.get("images_seen"),
+        "wall_time_s": checkpoint.get("wall_time"),
+        "data": config.get("data"),
+        "perceptual": checkpoint.get("perceptual"),
+        "code_version": checkpoint.get("code_version"),
+        "torch": checkpoint.get("torch_version"),
+    }
+    return export_modules(
+        generator,
+        encoder,
+        label_set=config["label_set"],
+        out_dir=out,
+        name=name,
+        architecture="spade",
+        image_size=image_size,
+        styles=styles,
+        training={k: v for k, v in training.items() if v is not None},
+        config=config,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""SPADE generator, encoder and shared blocks: shapes, ranges, determinism, paper parameter counts, GMACs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.flops import count_params, generator_gmacs
+from models.nets.blocks import SPADEResBlock, downsample_nearest, instance_edges, one_hot
+from models.nets.spade import ConvEncoder, SPADEGenerator
+from models.presets import build_encoder, build_generator, get_preset
+
+LANDSCAPE_NC = 14
+
+
+def tiny_generator(**overrides: object) -> SPADEGenerator:
+    kwargs = get_preset("spade-tiny")["generator"] | overrides
+    torch.manual_seed(0)
+    return SPADEGenerator(label_nc=LANDSCAPE_NC, **kwargs).eval()
+
+
+def blocky_inputs(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, LANDSCAPE_NC, (batch, 1, height // 4, width // 4), generator=gen)
+    instance = torch.randint(0, 3, (batch, 1, height // 4, width // 4), generator=gen)
+    up = lambda t: t.repeat_interleave(4, 2).repeat_interleave(4, 3)  # noqa: E731
+    return up(label), up(instance)
+
+
+def test_one_hot_matches_torch_and_zeroes_unknown_ids() -> None:
+    label = torch.tensor([[[[0, 3], [13, 14]]]])  # [1,1,2,2]; 14 is outside a 14-class set
+    encoded = one_hot(label, LANDSCAPE_NC)
+    assert encoded.shape == (1, 14, 2, 2) and encoded.dtype == torch.float32
+    assert torch.equal(encoded[0, :, 0, 0], F.one_hot(torch.tensor(0), 14).float())
+    assert torch.equal(encoded[0, :, 1, 0], F.one_hot(torch.tensor(13), 14).float())
+    assert encoded[0, :, 1, 1].sum() == 0
+
+
+def test_instance_edges_marks_both_sides_of_every_boundary() -> None:
+    label = torch.zeros(1, 1, 4, 5, dtype=torch.long)
+    instance = torch.zeros_like(label)
+    label[..., :, 3:] = 2  # class boundary between columns 2 and 3
+    instance[..., 2:, :2] = 1  # an instance in the bottom-left corner, same class as its surroundings
+    edges = instance_edges(label, instance)[0, 0]
+    expected = torch.tensor(
+        [
+            [0, 0, 1, 1, 0],
+            [1, 1, 1, 1, 0],
+            [1, 1, 1, 1, 0],
+            [0, 1, 1, 1, 0],
+        ],
+        dtype=torch.float32,
+    )
+    assert torch.equal(edges, expected)
+
+
+def test_strided_downsampling_equals_nearest_interpolation() -> None:
+    seg = torch.rand(2, 5, 32, 48)
+    for factor in (1, 2, 8):
+        expected = F.interpolate(seg, size=(32 // factor, 48 // factor), mode="nearest")
+        assert torch.equal(downsample_nearest(seg, factor), expected)
+
+
+def test_generator_shapes_range_and_dynamic_size() -> None:
+    generator = tiny_generator()
+    for batch, height, width in [(2, 32, 32), (1, 16, 40)]:
+        label, instance = blocky_inputs(batch, height, width)
+        with torch.no_grad():
+            image = generator(label, instance, torch.randn(batch, generator.z_dim))
+        assert image.shape == (batch, 3, height, width)
+        assert image.min() >= -1 and image.max() <= 1
+        assert image.std() > 0.01  # not a constant picture
+
+
+def test_same_z_same_image_different_z_different_image() -> None:
+    generator = tiny_generator()
+    label, instance = blocky_inputs(1, 32, 32)
+    z = torch.randn(1, generator.z_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        first = generator(label, instance, z)
+        again = generator(label, instance, z.clone())
+        other = generator(label, instance, z + 1.0)
+    assert torch.equal(first, again)
+    assert (first - other).abs().mean() > 1e-3
+
+
+def test_label_map_and_edges_change_the_picture() -> None:
+    generator = tiny_generator()
+    label, instance = blocky_inputs(1, 32, 32)
+    z = torch.zeros(1, generator.z_dim)
+    with torch.no_grad():
+        base = generator(label, instance, z)
+        relabelled = generator((label + 1) % LANDSCAPE_NC, instance, z)
+        split = instance.clone()
+        split[..., 1:7, 1:3] = 7  # a new instance inside 4×4 blocks: new edges, same labels
+        new_instances = generator(label, split, z)
+    assert (base - relabelled).abs().mean() > 1e-3
+    assert (base - new_instances).abs().mean() > 1e-4  # only the edge channel differs
+
+
+def test_generator_rejects_wrong_per_block_widths() -> None:
+    with pytest.raises(ValueError, match="nhidden needs 5 values"):
+        tiny_generator(nhidden=[8, 8])
+    with pytest.raises(ValueError, match="channel_mult needs 4 values"):
+        tiny_generator(channel_mult=[1, 1])
+
+
+def test_shortcut_reuses_first_spade_hidden_features() -> None:
+    shared = SPADEResBlock(16, 8, label_nc=5, nhidden=4, share_shortcut_hidden=True)
+    own = SPADEResBlock(16, 8, label_nc=5, nhidden=4, share_shortcut_hidden=False)
+    assert shared.norm_s.mlp_shared is None and own.norm_s.mlp_shared is not None
+    hidden_conv = 5 * 4 * 9 + 4
+    assert count_params(own) - count_params(shared) == hidden_conv
+    out = shared(torch.randn(2, 16, 8, 8), torch.rand(2, 5, 8, 8))
+    assert out.shape == (2, 8, 8, 8)
+
+
+def test_encoder_maps_an_image_to_mu_and_logvar() -> None:
+    config = get_preset("spade-tiny")
+    encoder = build_encoder(config).eval()
+    image = torch.rand(3, 3, 32, 32) * 2 - 1
+    mu, logvar = encoder(image)
+    z_dim = config["generator"]["z_dim"]
+    assert mu.shape == (3, z_dim) and logvar.shape == (3, z_dim)
+    assert not torch.allclose(mu[0], mu[1])
+    with pytest.raises(ValueError, match="encoder expects"):
+        encoder(torch.zeros(1, 3, 64, 64))
+
+
+def test_encoder_paper_layout_ends_at_4x4_with_512_channels() -> None:
+    with torch.device("meta"):
+        encoder = ConvEncoder(256)
+    assert encoder.fc_mu.in_features == 512 * 4 * 4 and encoder.fc_mu.out_features == 256
+
+
+@pytest.mark.parametrize(
+    ("label_nc", "reported_m"),
+    [
+        (151, 96.5),
+        (36, 93.0),
+    ],  # ADE20K 150 + "unlabeled" (SPADE Table 4); Cityscapes 35 + edges (DP-GAN table)
+)
+def test_spade_paper_parameter_count_matches_the_paper(label_nc: int, reported_m: float) -> None:
+    """The reported counts are of the generator with label-map input (no VAE fc layer) and no edge channel."""
+    config = get_preset("spade-paper")
+    with torch.device("meta"):
+        generator = SPADEGenerator(label_nc=label_nc, **(config["generator"] | {"use_edges": False}))
+    z_layers = sum(
+        count_params(m.mlp_z) for m in generator.modules() if getattr(m, "mlp_z", None) is not None
+    )
+    assert z_layers == 18 * (256 * 128 + 128)  # one z -> hidden map per SPADE with its own hidden conv
+    without_z = count_params(generator) - z_layers
+    assert abs(without_z / 1e6 - reported_m) / reported_m < 0.005
+    assert abs(count_params(generator) / 1e6 - reported_m) / reported_m < 0.01  # z adds 0.59 M
+
+
+def test_spade_fast_fits_the_frame_budget() -> None:
+    with torch.device("meta"):
+        generator = build_generator(get_preset("spade-fast"), LANDSCAPE_NC)
+    gmacs = generator_gmacs(generator, (256, 256))
+    assert 1.0 < gmacs <= 5.0
+    assert count_params(generator) < 4_000_000  # 2–4 M params per served network (models.md §0.1)
+    assert generator.z_dim == 64 and generator.use_edges

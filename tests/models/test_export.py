@@ -1,0 +1,166 @@
+"""Export: checkpoint -> ONNX + model.json, parity with torch, checksums, schema, spectral norm folding."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+import models.export as export
+from models.data import FAMILIES
+from models.export import ExportError, export_encoder, export_modules, main, prepare_for_export
+from models.presets import build_encoder, build_generator, get_preset
+
+Z_DIM = get_preset("spade-tiny")["generator"]["z_dim"]
+
+
+def tiny_config() -> dict[str, Any]:
+    """What `collage train --arch spade --preset spade-tiny` resolves (the keys the exporter reads)."""
+    run = {"arch": "spade", "preset": "spade-tiny", "data": "procedural", "label_set": "landscape", "seed": 0}
+    return run | get_preset("spade-tiny")
+
+
+def blocky(batch: int, height: int, width: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    cells = lambda hi: rng.integers(0, hi, (batch, 1, height // 4, width // 4))  # noqa: E731
+    up = lambda a: a.repeat(4, 2).repeat(4, 3).astype(np.int64)  # noqa: E731
+    return {
+        "label": up(cells(14)),
+        "instance": up(cells(3)),
+        "z": rng.standard_normal((batch, Z_DIM), dtype=np.float32),
+    }
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A spade-tiny checkpoint in the trainer's format, exported with the CLI."""
+    tmp = tmp_path_factory.mktemp("export")
+    config = tiny_config()
+    torch.manual_seed(0)
+    generator, encoder = build_generator(config, 14), build_encoder(config)
+    generator_ema = build_generator(config, 14)  # different weights: the exporter must pick G_ema
+    run = tmp / "00001-spade-tiny"
+    run.mkdir()
+    checkpoint = {
+        "format_version": 1,
+        "config": config,
+        "step": 3,
+        "wall_time": 1.5,
+        "G": generator.state_dict(),
+        "G_ema": generator_ema.state_dict(),
+        "E": encoder.state_dict(),
+        "label_set": "landscape",
+        "perceptual": "substitute:l1-avgpool-4x-8x+d-feature-matching",
+    }
+    torch.save(checkpoint, run / "checkpoint-latest.pt")
+    out = tmp / "weights" / "tiny-spade"
+    assert main([str(run), "--out", str(out), "--style-refs", "1"]) == 0
+    manifest = json.loads((out / "model.json").read_text())
+    return {"out": out, "manifest": manifest, "G": generator_ema.eval(), "E": encoder.eval()}
+
+
+def test_manifest_validates_and_checksums_match_files(exported: dict[str, Any]) -> None:
+    from server.manifest import Manifest  # the server's own model of the manifest (tests may import it)
+
+    out, manifest = exported["out"], exported["manifest"]
+    Manifest.model_validate(manifest)
+    export.validate_manifest(manifest)
+    assert manifest["name"] == "tiny-spade" and manifest["architecture"] == "spade"
+    assert manifest["image_size"] == [32, 32] and len(manifest["labels"]) == 14
+    for key in ("generator", "encoder"):
+        ref = manifest["files"][key]
+        data = (out / ref["path"]).read_bytes()
+        assert ref["sha256"] == hashlib.sha256(data).hexdigest() and ref["bytes"] == len(data)
+    report = manifest["export"]
+    assert report["parity_max_abs_diff"]["generator"] <= 1e-3
+    assert report["parity_max_abs_diff"]["encoder"] <= 1e-3
+    assert report["params"]["generator"] == sum(p.numel() for p in exported["G"].parameters())
+    assert report["gmacs"]["generator"] > 0 and report["opset"] >= 17
+    assert manifest["inputs"] | {"max_size": 0} == {
+        "label": "label",
+        "instance": "instance",
+        "z": "z",
+        "z_dim": Z_DIM,
+        "output": "image",
+        "dynamic_size": True,
+        "size_multiple": 8,
+        "min_size": 8,
+        "max_size": 0,
+    }
+    training = manifest["training"]
+    assert training["step"] == 3 and training["perceptual"].startswith("substitute:")
+    assert training["config"]["preset"] == "spade-tiny" and training["config"]["generator_weights"] == "G_ema"
+    assert [s["name"] for s in manifest["styles"]] == list(FAMILIES)
+    assert all(len(s["z"]) == Z_DIM for s in manifest["styles"])
+    for name in ("generator.onnx", "encoder.onnx"):
+        model = onnx.load(str(out / name))
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+
+
+def test_onnxruntime_matches_torch_at_other_sizes(exported: dict[str, Any]) -> None:
+    session = ort.InferenceSession(
+        str(exported["out"] / "generator.onnx"), providers=["CPUExecutionProvider"]
+    )
+    generator = prepare_for_export(exported["G"])
+    for batch, height, width in [(1, 32, 32), (3, 24, 40)]:
+        feed = blocky(batch, height, width, seed=height)
+        (image,) = session.run(["image"], feed)
+        with torch.no_grad():
+            expected = generator(*(torch.from_numpy(feed[k]) for k in ("label", "instance", "z"))).numpy()
+        assert image.shape == (batch, 3, height, width)
+        assert np.abs(image - expected).max() <= 1e-3
+
+    encoder = ort.InferenceSession(str(exported["out"] / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    picture = np.random.default_rng(0).uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32)
+    mu, logvar = encoder.run(["mu", "logvar"], {"image": picture})
+    with torch.no_grad():
+        mu_t, logvar_t = exported["E"](torch.from_numpy(picture))
+    assert mu.shape == (3, Z_DIM) and np.abs(mu - mu_t.numpy()).max() <= 1e-3
+    assert np.abs(logvar - logvar_t.numpy()).max() <= 1e-3
+
+
+def test_preset_styles_differ_between_families(exported: dict[str, Any]) -> None:
+    z = np.array([s["z"] for s in exported["manifest"]["styles"]])  # [families,z_dim]
+    assert np.abs(z[:, None] - z[None]).sum(-1)[~np.eye(len(z), dtype=bool)].min() > 0
+
+
+def test_spectral_norm_is_folded_on_a_copy_with_equal_outputs() -> None:
+    torch.manual_seed(0)
+    generator = build_generator(get_preset("spade-tiny"), 14)
+    generator.train()
+    feed = {k: torch.from_numpy(v) for k, v in blocky(2, 32, 32, seed=1).items()}
+    generator(**feed)  # a training forward moves spectral norm's power-iteration state away from its init
+    generator.eval()
+    folded = prepare_for_export(generator)
+    assert not any(parametrize.is_parametrized(m) for m in folded.modules())
+    assert any(parametrize.is_parametrized(m) for m in generator.modules())  # the original is untouched
+    assert not folded.training
+    with torch.no_grad():
+        assert torch.allclose(folded(**feed), generator(**feed), atol=1e-6)
+
+
+def test_parity_failure_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    encoder = prepare_for_export(build_encoder(get_preset("spade-tiny")))
+    monkeypatch.setattr(export, "PARITY_TOL", -1.0)  # any difference, even 0, is now too much
+    with pytest.raises(ExportError, match="encoder: onnxruntime differs from torch"):
+        export_encoder(encoder, tmp_path / "encoder.onnx")
+
+
+def test_bad_requests_fail_before_exporting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = get_preset("spade-tiny")
+    generator = build_generator(config, 14)
+    with pytest.raises(ValueError, match="label_nc=14 but 'cityscapes'"):
+        export_modules(generator, None, label_set="cityscapes", out_dir=tmp_path, name="x")
+    with pytest.raises(ValueError, match="model name"):
+        export_modules(generator, None, label_set="landscape", out_dir=tmp_path, name="Bad Name")
+    assert main([str(tmp_path / "no-run"), "--out", str(tmp_path / "w")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
