@@ -57,6 +57,7 @@ def export_untrained(preset: str, out: Path) -> str:
         image_size=size,
         training={"note": "untrained, for the latency benchmark"},
         config=config,
+        max_file_bytes=2**31 - 1,  # never served from git: spade-paper's ~375 MB are fine here
     )
     return name
 
@@ -127,6 +128,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def map_frame(seq: int, ids: np.ndarray) -> bytes:
+    """A binary label-map message (docs/protocol.md): header + zlib-compressed ids."""
+    height, width = ids.shape
+    header = (
+        bytes([1]) + seq.to_bytes(4, "little") + width.to_bytes(2, "little") + height.to_bytes(2, "little")
+    )
+    return header + bytes([1]) + zlib.compress(ids.tobytes(), 1)
+
+
 async def one_client(url: str, model: str, maps: list[np.ndarray], warmup: int, fmt: str) -> list[float]:
     from websockets.asyncio.client import connect
 
@@ -138,10 +148,9 @@ async def one_client(url: str, model: str, maps: list[np.ndarray], warmup: int, 
         if reply.get("type") != "configured":
             raise RuntimeError(f"configure refused: {reply}")
         for seq, ids in enumerate(maps, start=1):
-            payload = zlib.compress(ids.tobytes(), 1)
-            header = bytes([1]) + seq.to_bytes(4, "little") + size.to_bytes(2, "little") * 2 + bytes([1])
+            message = map_frame(seq, ids)
             t0 = time.perf_counter()
-            await ws.send(header + payload)
+            await ws.send(message)
             while True:
                 answer = await ws.recv()
                 if isinstance(answer, bytes) and int.from_bytes(answer[1:5], "little") == seq:
