@@ -185,7 +185,8 @@ def export_generator(
 
 
 def export_encoder(encoder: nn.Module, path: Path) -> float:
-    """Export a prepared image -> (mu, logvar) encoder at its fixed image_size; returns the parity diff."""
+    """Export a prepared image -> (mu, logvar) encoder at its own fixed image_size (which may differ from the
+    generator's: the manifest records it as encoder_inputs.size); returns the parity diff."""
     from torch.export import Dim
 
     gen = torch.Generator().manual_seed(2)
@@ -306,10 +307,6 @@ def export_modules(
     encoder_inputs = None
     if encoder is not None:
         enc = prepare_for_export(encoder)
-        if tuple(enc.image_size) != image_size:
-            raise ValueError(
-                f"encoder image_size {enc.image_size} differs from the export image_size {image_size}"
-            )
         if enc.fc_mu.out_features != gen.z_dim:
             raise ValueError(
                 f"encoder z_dim {enc.fc_mu.out_features} differs from generator z_dim {gen.z_dim}"
@@ -318,7 +315,7 @@ def export_modules(
         files["encoder"] = _file_ref(out / "encoder.onnx", max_file_bytes)
         gmacs["encoder"] = round(encoder_gmacs(enc), 4)
         params["encoder"] = count_params(enc)
-        encoder_inputs = {"image": "image", "mu": "mu", "logvar": "logvar"}
+        encoder_inputs = {"image": "image", "mu": "mu", "logvar": "logvar", "size": list(enc.image_size)}
 
     import onnxruntime as ort
 
@@ -405,15 +402,20 @@ def load_for_export(checkpoint: Mapping[str, Any]) -> tuple[nn.Module, nn.Module
 
 
 @torch.no_grad()
-def encode_family_styles(encoder: nn.Module, per_family: int, seed: int = 0) -> list[dict[str, Any]]:
+def encode_family_styles(
+    encoder: nn.Module, per_family: int, seed: int = 0, size: tuple[int, int] | None = None
+) -> list[dict[str, Any]]:
     """One preset latent per procedural style family: the mean μ of `per_family` encoded reference renders.
 
     Landscape models only: the references are procedural layouts rendered in each family (day, golden hour,
-    overcast, dusk, winter, autumn, …), so a preset reproduces that family's colours and mood.
+    overcast, dusk, winter, autumn, …), so a preset reproduces that family's colours and mood. They are
+    rendered at `size` (the training size; default the encoder's) and resized to the encoder's input the way
+    the training step resizes real images, so E sees what it was trained on.
     """
     from tqdm import tqdm
 
     from models.data import FAMILIES, render, sample_layout, sample_style
+    from models.nets.spade import fit_to_encoder
 
     enc = prepare_for_export(encoder)
     styles = []
@@ -421,10 +423,10 @@ def encode_family_styles(encoder: nn.Module, per_family: int, seed: int = 0) -> 
         images = []
         for i in range(per_family):
             rng = np.random.default_rng([seed, f, i])
-            label, instance = sample_layout(rng, enc.image_size)
+            label, instance = sample_layout(rng, size or enc.image_size)
             rgb = render(label, instance, sample_style(rng, family), seed=int(rng.integers(2**31)))
             images.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1)  # [3,H,W] in [-1,1]
-        mu, _ = enc(torch.stack(images))  # [per_family,z_dim]
+        mu, _ = enc(fit_to_encoder(torch.stack(images), enc.image_size))  # [per_family,z_dim]
         styles.append({"name": family, "family": family, "z": mu.mean(0)})
     return styles
 
@@ -468,7 +470,7 @@ def export_run(run: Path, out: Path, which: str, name: str, style_refs: int) -> 
     image_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     styles = None
     if encoder is not None and config["label_set"] == "landscape" and style_refs > 0:
-        styles = encode_family_styles(encoder, style_refs, seed=int(config.get("seed", 0)))
+        styles = encode_family_styles(encoder, style_refs, seed=int(config.get("seed", 0)), size=image_size)
     training = {
         "run": str(ckpt_path.parent),
         "checkpoint": ckpt_path.name,

@@ -4,6 +4,11 @@ A config is a dict with `generator`, `encoder`, `discriminator` kwargs, `loss` w
 from the label set at build time. The trainer merges a preset into its defaults; the exporter rebuilds the
 networks from the config a checkpoint carries, with the same builders.
 
+The encoder's input size (`encoder.image_size`) is its own setting, not the training `size`: G and D take any
+size, so a run at 128² and its fine-tuning at 256² share every weight shape, and the step resizes real images
+to the encoder (`fit_to_encoder`). Configs without it (checkpoints written before it existed) fall back to
+`size`, which is what they were trained with.
+
 - `spade-paper`: the paper's widths (ngf 64, SPADE hidden 128, 1024-channel low-resolution blocks, z 256).
   For ADE20K (151 label channels, no edge channel) the generator without its z layers has 96.49 M parameters,
   the paper's 96.5 M (Cityscapes' 36 channels give 93.05 M, the 93.0 M of the DP-GAN table); the z -> SPADE
@@ -45,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "spectral": True,
             "share_shortcut_hidden": False,
         },
-        "encoder": {"nef": 64, "max_mult": 8, "num_down": 6},
+        "encoder": {"image_size": 256, "nef": 64, "max_mult": 8, "num_down": 6},
         "discriminator": {"ndf": 64, "n_layers": 4, "num_scales": 2, "max_ch": 512},
         "loss": dict(LOSS_WEIGHTS),
     },
@@ -63,7 +68,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "spectral": True,
             "share_shortcut_hidden": True,
         },
-        "encoder": {"nef": 16, "max_mult": 8, "num_down": 6},
+        "encoder": {
+            "image_size": 128,  # the model trains at 128², then fine-tunes at 256² (--init_from) with this E
+            "nef": 16,
+            "max_mult": 8,
+            "num_down": 6,  # 128² -> 2²
+        },
         "discriminator": {"ndf": 32, "n_layers": 4, "num_scales": 2, "max_ch": 256},
         "loss": dict(LOSS_WEIGHTS),
     },
@@ -81,7 +91,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "spectral": True,
             "share_shortcut_hidden": True,
         },
-        "encoder": {"nef": 8, "max_mult": 2, "num_down": 3},
+        "encoder": {"image_size": 32, "nef": 8, "max_mult": 2, "num_down": 3},
         "discriminator": {"ndf": 8, "n_layers": 3, "num_scales": 2, "max_ch": 32},
         "loss": dict(LOSS_WEIGHTS),
     },
@@ -105,7 +115,8 @@ def build_generator(config: Mapping[str, Any], label_nc: int) -> SPADEGenerator:
 
 
 def build_encoder(config: Mapping[str, Any]) -> ConvEncoder:
-    """The encoder works at the training size and produces the generator's z_dim."""
+    """The encoder at its own `image_size` (default: the training size, as in configs that predate the setting),
+    producing the generator's z_dim."""
     kwargs = dict(config["encoder"])
     kwargs.setdefault("image_size", _size(config))
     kwargs.setdefault("z_dim", config["generator"]["z_dim"])

@@ -2,6 +2,7 @@
 
     collage train --arch spade --preset spade-fast --data procedural [--key=value …] [--dry-run]
     collage train --resume runs/00001-spade-fast [--steps=20000]
+    collage train --arch spade --preset spade-fast --size=256 --init_from runs/00001-spade-fast
     torchrun --nproc_per_node=2 -m models.train --arch spade …
 
 Config flow (nanoGPT/EDM): trainer defaults (BASE_CONFIG) ← the arch's preset ← `--key=value` overrides (typed
@@ -15,6 +16,15 @@ A run folder holds `config.json`, `log.jsonl` (one line per `log_every` steps), 
 `checkpoint-NNNNNNNN.pt`. Checkpoints restore weights, EMA, optimisers, every RNG of every process and the data
 position, so `--resume` continues exactly as if never stopped. Ctrl-C (SIGINT/SIGTERM) finishes the current
 step, writes `checkpoint-latest.pt` and exits.
+
+`--init_from RUN|CHECKPOINT` starts a new run (its own folder and config, e.g. another `--size`) from another
+run's network weights: every network the arch defines and its EMA copy, loaded with strict names and shapes,
+then step 0 with fresh optimisers, RNG and data order. This is progressive-size training: the SPADE default
+trains at 128², then fine-tunes at 256² (G and D take any size; E has its own fixed input size). Optimiser
+states are not carried over: SPADE's Adam (betas 0, 0.9) has no momentum to keep and re-estimates its second
+moments within a few dozen steps, and a fresh start keeps the new run independent of how the source ended. The
+EMA warm-up restarts with the step count, so NAME_ema soon follows the fine-tuned network. The source is
+recorded as `config["init_from"]` = {path, step, size}.
 """
 
 from __future__ import annotations
@@ -107,6 +117,7 @@ RESUMABLE_KEYS = (
 USAGE = """\
 usage: collage train --arch ARCH [--preset P] [--data SPEC] [--KEY=VALUE …] [--runs-dir DIR] [--dry-run]
        collage train --resume RUN_DIR|CHECKPOINT [--steps=N …] [--dry-run]
+       collage train --arch ARCH … --init_from RUN_DIR|CHECKPOINT [--size=N …]
 
   --arch ARCH        architecture: {archs}
   --preset P         the arch's preset (default first): {presets}
@@ -115,6 +126,8 @@ usage: collage train --arch ARCH [--preset P] [--data SPEC] [--KEY=VALUE …] [-
   --runs-dir DIR     parent of the numbered run folders (default $COLLAGE_RUNS_DIR or runs/)
   --resume RUN       continue RUN/checkpoint-latest.pt exactly; only these keys may change:
                      {resumable}
+  --init_from RUN    start a new run (step 0, fresh optimisers) from RUN's network and EMA weights, e.g. to
+                     fine-tune a 128² run at --size=256; the shapes must match this config's networks
   --dry-run          resolve and print the config and parameter counts; write nothing
 
 Use --dry-run to list every config key of a preset with its value.
@@ -391,10 +404,15 @@ def atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """A checkpoint file itself, or a run folder's checkpoint-latest.pt."""
+    path = Path(path)
+    return path if path.suffix == ".pt" else path / LATEST
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], Path]:
     """(checkpoint, run folder) from a run folder (its checkpoint-latest.pt) or a checkpoint file."""
-    path = Path(path)
-    file = path if path.suffix == ".pt" else path / LATEST
+    file = checkpoint_file(path)
     if not file.is_file():
         raise ConfigError(f"no checkpoint at {file}")
     ckpt = torch.load(file, map_location="cpu", weights_only=True)
@@ -478,6 +496,24 @@ def count_params(nets: Mapping[str, nn.Module]) -> dict[str, int]:
     return {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
 
 
+def load_init_weights(recipe: Recipe, ema: Mapping[str, nn.Module], source: Mapping[str, Any]) -> None:
+    """Copy `source`'s weights (and buffers) into every network of `recipe` and every EMA copy (--init_from).
+
+    Strict: each network must exist in the source under its checkpoint key with exactly the same names and
+    shapes, so a config change that alters a weight shape (widths, z_dim, E's input size) fails clearly.
+    """
+    targets = {**recipe.nets, **{f"{name}_ema": net for name, net in ema.items()}}
+    missing = [key for key in targets if key not in source]
+    if missing:
+        raise ConfigError(f"--init_from: the source checkpoint has no {', '.join(missing)}")
+    for key, net in targets.items():
+        try:
+            net.load_state_dict(source[key])
+        except RuntimeError as e:  # size mismatch / missing or unexpected keys, one per line
+            details = "; ".join(line.strip().rstrip(".") for line in str(e).splitlines()[1:4])
+            raise ConfigError(f"--init_from: {key} does not fit this config's network: {details}") from None
+
+
 # ----------------------------------------------------------------------------
 # The loop.
 
@@ -489,6 +525,7 @@ def training_loop(
     label_set: LabelSet,  # the dataset's label set (sample-grid colours, network input channels)
     checkpoint: Mapping[str, Any] | None = None,  # resume from this checkpoint's state
     env: DistEnv | None = None,  # process group membership; single process when None
+    init: Mapping[str, Any] | None = None,  # --init_from: take this checkpoint's network weights
 ) -> dict[str, Any]:
     """Train until config['steps']; returns a summary (step, wall_time, last logged losses, stopped early)."""
     env = env or DistEnv()
@@ -508,6 +545,8 @@ def training_loop(
         raise RuntimeError(f"arch {config['arch']!r}: meta keys {sorted(clash)} collide with checkpoint keys")
     ema = {name: make_ema(recipe.nets[name]) for name in recipe.ema}
     step, wall_before = 0, 0.0
+    if init is not None:
+        load_init_weights(recipe, ema, init)
     if checkpoint is not None:
         for name, net in recipe.nets.items():
             net.load_state_dict(checkpoint[name])
@@ -722,7 +761,7 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str | None], list[tuple[str, 
             raw, i = argv[i + 1], i + 1
         i += 1
         name = ".".join(part.replace("-", "_") for part in name.split("."))
-        if name in ("arch", "preset", "resume", "runs_dir", "dry_run"):
+        if name in ("arch", "preset", "resume", "init_from", "runs_dir", "dry_run"):
             flags[name] = raw
         else:
             overrides.append((name, raw))
@@ -790,6 +829,24 @@ def _main(argv: list[str]) -> int:
             raise ConfigError("--arch is required (or --resume RUN_DIR); see --help")
         config = resolve_config(flags["arch"], flags.get("preset"), overrides)
 
+    init = None
+    if "init_from" in flags:
+        if checkpoint is not None:
+            raise ConfigError("--init_from starts a new run and --resume continues one; give only one")
+        if not flags["init_from"]:
+            raise ConfigError("--init_from needs a run folder or checkpoint")
+        init, _ = load_checkpoint(flags["init_from"])
+        source = init["config"]
+        if source["arch"] != config["arch"]:
+            raise ConfigError(
+                f"--init_from: the source run is arch {source['arch']!r}, this run {config['arch']!r}"
+            )
+        config["init_from"] = {
+            "path": str(checkpoint_file(flags["init_from"])),
+            "step": int(init["step"]),
+            "size": source["size"],
+        }
+
     # A dry run joins no process group; under torchrun only RANK 0 of it prints.
     env = DistEnv(rank=int(os.environ.get("RANK", "0"))) if dry_run else init_distributed(config["device"])
     try:
@@ -802,7 +859,16 @@ def _main(argv: list[str]) -> int:
             raise ConfigError(
                 f"run was trained on label set {config['label_set']!r}, data now gives {label_set.name!r}"
             )
+        if init is not None and init["label_set"] != label_set.name:
+            raise ConfigError(
+                f"--init_from: the source run was trained on label set {init['label_set']!r}, "
+                f"data now gives {label_set.name!r}"
+            )
         config["label_set"] = label_set.name
+        if init is not None:  # fail before a run folder exists when the source's networks do not fit
+            probe = build_recipe(config, label_set, torch.device("cpu"))
+            load_init_weights(probe, {name: make_ema(probe.nets[name]) for name in probe.ema}, init)
+            del probe
         if env.is_main:
             print(json.dumps(config, indent=2))  # noqa: T201
         if dry_run and env.is_main:
@@ -824,7 +890,7 @@ def _main(argv: list[str]) -> int:
             (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
             if checkpoint is not None:
                 truncate_log(run_dir / "log.jsonl", int(checkpoint["step"]))
-        summary = training_loop(config, run_dir, dataset, label_set, checkpoint, env)
+        summary = training_loop(config, run_dir, dataset, label_set, checkpoint, env, init)
         return 130 if summary["stopped"] else 0
     finally:
         if env.world > 1 and dist.is_initialized():

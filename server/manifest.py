@@ -55,9 +55,14 @@ class GraphInputs(_Strict):
 
 
 class EncoderInputs(_Strict):
-    image: str = Field("image", description="float32 [B,3,H,W] in [-1,1] at image_size")
+    image: str = Field("image", description="float32 [B,3,H,W] in [-1,1] at `size`")
     mu: str = "mu"
     logvar: str = "logvar"
+    size: tuple[int, int] | None = Field(
+        None,
+        description="(H, W) the encoder graph takes; a reference image is resized to it. "
+        "None = image_size (manifests written before the encoder had its own size)",
+    )
 
 
 class Files(_Strict):

@@ -103,6 +103,12 @@ class LoadedModel:
         return self.manifest.inputs.z_dim
 
     @property
+    def encoder_size(self) -> tuple[int, int]:
+        """(H, W) the style encoder takes: its own size, or image_size in manifests that predate it."""
+        names = self.manifest.encoder_inputs
+        return names.size if names is not None and names.size else self.manifest.image_size
+
+    @property
     def has_collage(self) -> bool:
         return bool(self.manifest.class_generators)
 
@@ -143,7 +149,7 @@ class LoadedModel:
         return self.generator.run([inputs.output], feeds)[0]
 
     def run_encoder(self, image: np.ndarray) -> np.ndarray:
-        """image float32 [B,3,H,W] in [-1,1] at image_size → μ float32 [B,z_dim] (the style latent)."""
+        """image float32 [B,3,H,W] in [-1,1] at encoder_size → μ float32 [B,z_dim] (the style latent)."""
         if self.encoder is None or self.manifest.encoder_inputs is None:
             raise BadInput("no_encoder", f"model {self.name} has no style encoder; use a seed or a preset")
         names = self.manifest.encoder_inputs
@@ -237,6 +243,17 @@ def load_model(directory: Path, providers: list[str], threads: int) -> LoadedMod
         raise ModelLoadError(f"generator graph has no output {inputs.output!r}")
     if inputs.z and inputs.z_dim < 1:
         raise ModelLoadError("model.json names a z input but z_dim is 0")
+    if encoder is not None and manifest.encoder_inputs is not None:
+        image_input = _input_names(encoder).get(manifest.encoder_inputs.image)
+        if image_input is None:
+            raise ModelLoadError(f"encoder graph has no input {manifest.encoder_inputs.image!r}")
+        size = manifest.encoder_inputs.size or manifest.image_size
+        graph_size = [d for d in image_input.shape[2:] if isinstance(d, int)]
+        if len(graph_size) == 2 and tuple(graph_size) != tuple(size):
+            raise ModelLoadError(
+                f"encoder graph takes {graph_size[1]}×{graph_size[0]} images but model.json says "
+                f"{size[1]}×{size[0]}"
+            )
     batch_dim = graph_inputs[inputs.label].shape[0]
     model = LoadedModel(
         manifest=manifest,

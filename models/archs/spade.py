@@ -4,10 +4,10 @@
 
 Networks (built by `models/presets.py`, which the exporter uses too): G the SPADE generator, E the VAE image
 encoder, D the multi-scale PatchGAN. One step:
-1. G and E: z = μ + σ·ε from E(real); fake = G(label, instance, z). D, frozen, judges cat(fake, real) in one
-   pass. Loss = hinge (G form) + D feature matching (λ=10) + perceptual (VGG19 λ=10 with `--vgg_weights`,
-   else the down-sampled L1 substitute, models.md §0.1) + KL (0.05). E is trained by G's optimiser, as in the
-   authors' code.
+1. G and E: z = μ + σ·ε from E(real), resized to E's own input size (presets.py); fake = G(label, instance, z).
+   D, frozen, judges cat(fake, real) in one pass. Loss = hinge (G form) + D feature matching (λ=10) +
+   perceptual (VGG19 λ=10 with `--vgg_weights`, else the down-sampled L1 substitute, models.md §0.1) + KL
+   (0.05). E is trained by G's optimiser, as in the authors' code.
 2. D: hinge on cat(fake, real) with the step-1 fakes detached (one G forward per step instead of SPADE's two).
 TTUR Adam: G 1e-4, D 4e-4, betas (0, 0.9) as in the authors' code. G gets an EMA (the trainer keeps it).
 """
@@ -30,7 +30,7 @@ from models.losses import (
     hinge_g_loss,
     kl_loss,
 )
-from models.nets.spade import reparameterize
+from models.nets.spade import fit_to_encoder, reparameterize
 from models.presets import PRESETS as NET_PRESETS
 from models.presets import build_discriminator, build_encoder, build_generator
 
@@ -76,7 +76,7 @@ class SpadeRecipe(Recipe):
         label2, instance2 = torch.cat([label, label]), torch.cat([instance, instance])  # for cat(fake, real)
 
         # 1. Generator and encoder; D only judges (frozen, unwrapped so DDP does not wait for its gradients).
-        mu, logvar = nets["E"](real)  # [B,z_dim] each
+        mu, logvar = nets["E"](fit_to_encoder(real, unwrap(nets["E"]).image_size))  # [B,z_dim] each
         fake = nets["G"](label, instance, reparameterize(mu, logvar))  # [B,3,H,W]
         critic = unwrap(nets["D"]).requires_grad_(False)
         pred_fake, pred_real = split_halves(critic(label2, instance2, torch.cat([fake, real])))
@@ -106,7 +106,7 @@ class SpadeRecipe(Recipe):
     def preview(self, nets: Mapping[str, nn.Module], batch: Batch) -> list[torch.Tensor]:
         """G_ema with z = E's μ of the real image (style transfer), and with a fixed random z."""
         label, instance = batch["label"][:, None], batch["instance"][:, None]
-        mu, _ = nets["E"](batch["image"])  # [B,z_dim]
+        mu, _ = nets["E"](fit_to_encoder(batch["image"], nets["E"].image_size))  # [B,z_dim]
         z = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0)).to(mu.device)
         return [nets["G"](label, instance, mu), nets["G"](label, instance, z)]
 

@@ -102,7 +102,8 @@ class SPADEGenerator(nn.Module):
 class ConvEncoder(nn.Module):
     """VAE image encoder (paper appendix): stride-2 3×3 convs with InstanceNorm and LeakyReLU, then two linear
     heads for μ and log σ². The flattened size depends on the input size, so the encoder works at one fixed
-    `image_size` (the exported graph has a dynamic batch only)."""
+    `image_size` (the exported graph has a dynamic batch only), independent of the generator's size: images of
+    another size go through `fit_to_encoder` first."""
 
     def __init__(
         self,
@@ -141,6 +142,18 @@ class ConvEncoder(nn.Module):
             )
         x = torch.flatten(self.convs(image), 1)  # [B,C·h·w]
         return self.fc_mu(x), self.fc_var(x)
+
+
+def fit_to_encoder(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """image [B,3,H,W] -> [B,3,size[0],size[1]]: how a picture of any size reaches an encoder fixed at `size`.
+
+    Anti-aliased bilinear, so down-sampling (training at 256² with a 128² encoder) averages neighbouring pixels
+    instead of skipping them, which would alias the fine textures the style code summarises. The evaluator
+    resizes the same way; the server's Pillow resize (antialiased bicubic) is close to it.
+    """
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ async def create_style(
     if m.encoder is None:
         raise BadInput("no_encoder", f"model {m.name} has no style encoder; use a seed or a preset")
     pixels = await asyncio.to_thread(decode_image_rgb, await image.read(), settings.max_pixels)
-    model_input = await asyncio.to_thread(to_model_input, pixels, m.manifest.image_size)
+    model_input = await asyncio.to_thread(to_model_input, pixels, m.encoder_size)  # any size → the encoder's
     z = await engine.encode_style(m, model_input)
     record = styles.put(m.name, z, pixels)
     return JSONResponse(

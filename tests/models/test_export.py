@@ -41,9 +41,13 @@ def blocky(batch: int, height: int, width: int, seed: int) -> dict[str, np.ndarr
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A spade-tiny checkpoint in the trainer's format, exported with the CLI."""
+    """A spade-tiny checkpoint in the trainer's format, exported with the CLI.
+
+    Written as by the code before the encoder had its own size (no encoder.image_size): E works at `size`.
+    """
     tmp = tmp_path_factory.mktemp("export")
     config = tiny_config()
+    del config["encoder"]["image_size"]
     torch.manual_seed(0)
     generator, encoder = build_generator(config, 14), build_encoder(config)
     generator_ema = build_generator(config, 14)  # different weights: the exporter must pick G_ema
@@ -75,6 +79,7 @@ def test_manifest_validates_and_checksums_match_files(exported: dict[str, Any]) 
     export.validate_manifest(manifest)
     assert manifest["name"] == "tiny-spade" and manifest["architecture"] == "spade"
     assert manifest["image_size"] == [32, 32] and len(manifest["labels"]) == 14
+    assert manifest["encoder_inputs"] == {"image": "image", "mu": "mu", "logvar": "logvar", "size": [32, 32]}
     for key in ("generator", "encoder"):
         ref = manifest["files"][key]
         data = (out / ref["path"]).read_bytes()
@@ -125,6 +130,37 @@ def test_onnxruntime_matches_torch_at_other_sizes(exported: dict[str, Any]) -> N
         mu_t, logvar_t = exported["E"](torch.from_numpy(picture))
     assert mu.shape == (3, Z_DIM) and np.abs(mu - mu_t.numpy()).max() <= 1e-3
     assert np.abs(logvar - logvar_t.numpy()).max() <= 1e-3
+
+
+def test_encoder_exports_at_its_own_size(tmp_path: Path) -> None:
+    """A 32² model whose encoder takes 16²: encoder.onnx and the manifest say 16², parity holds, presets exist."""
+    from server.manifest import Manifest
+
+    config = tiny_config()
+    config["encoder"]["image_size"] = 16
+    torch.manual_seed(0)
+    generator, encoder = build_generator(config, 14), build_encoder(config)
+    run = tmp_path / "00001-spade-tiny"
+    run.mkdir()
+    checkpoint = {"format_version": 1, "config": config, "step": 1, "label_set": "landscape"}
+    torch.save(
+        checkpoint | {"G": generator.state_dict(), "E": encoder.state_dict()}, run / "checkpoint-latest.pt"
+    )
+    out = tmp_path / "weights" / "small-encoder"
+    assert main([str(run), "--out", str(out), "--style-refs", "1"]) == 0
+    manifest = json.loads((out / "model.json").read_text())
+    assert Manifest.model_validate(manifest).encoder_inputs.size == (16, 16)
+    assert manifest["image_size"] == [32, 32] and manifest["encoder_inputs"]["size"] == [16, 16]
+    assert manifest["export"]["parity_max_abs_diff"]["encoder"] <= 1e-3
+    assert len(manifest["styles"]) == len(FAMILIES) and all(len(s["z"]) == Z_DIM for s in manifest["styles"])
+
+    session = ort.InferenceSession(str(out / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [3, 16, 16]
+    picture = np.random.default_rng(1).uniform(-1, 1, (2, 3, 16, 16)).astype(np.float32)
+    (mu,) = session.run(["mu"], {"image": picture})
+    with torch.no_grad():
+        expected, _ = prepare_for_export(encoder)(torch.from_numpy(picture))
+    assert mu.shape == (2, Z_DIM) and np.abs(mu - expected.numpy()).max() <= 1e-3
 
 
 def test_preset_styles_differ_between_families(exported: dict[str, Any]) -> None:

@@ -67,6 +67,23 @@ def test_broken_models_are_refused_while_others_serve(tiny_weights: Path, tmp_pa
         registry.get("tampered")
 
 
+def test_encoder_size_defaults_to_image_size_and_must_match_the_graph(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    weights = tmp_path / "weights"
+    for name, size in (("older", None), ("wrong", [16, 16])):  # older: written before encoder_inputs.size
+        folder = copy_model(tiny_weights / "tiny-spade", weights, name)
+        manifest = json.loads((folder / "model.json").read_text())
+        assert manifest["encoder_inputs"]["size"] == [32, 32]
+        manifest["encoder_inputs"]["size"] = size
+        if size is None:
+            del manifest["encoder_inputs"]["size"]
+        (folder / "model.json").write_text(json.dumps(manifest))
+    registry = Registry.load(weights, [], threads=1)
+    assert sorted(registry.models) == ["older"] and registry.get("older").encoder_size == (32, 32)
+    assert "encoder graph takes 32×32 images but model.json says 16×16" in registry.failures["wrong"]
+
+
 def test_empty_weights_dir(tmp_path: Path) -> None:
     registry = Registry.load(tmp_path / "nothing-here", [], threads=1)
     assert registry.models == {} and registry.default_name is None

@@ -5,20 +5,22 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from server.codec import parse_image_frame
+from server.codec import decode_image_rgb, parse_image_frame, to_model_input
 
 
-def photo(seed: int, fmt: str = "JPEG") -> bytes:
-    """A smooth 'photo': a random colour gradient, 60×40."""
+def photo(seed: int, fmt: str = "JPEG", width: int = 60, height: int = 40) -> bytes:
+    """A smooth 'photo': a random colour gradient, 60×40 unless told."""
     rng = np.random.default_rng(seed)
     top, bottom = rng.integers(0, 255, 3), rng.integers(0, 255, 3)
-    t = np.linspace(0, 1, 40)[:, None, None]
-    pixels = (top * (1 - t) + bottom * t).repeat(60, axis=1).astype(np.uint8)
+    t = np.linspace(0, 1, height)[:, None, None]
+    pixels = (top * (1 - t) + bottom * t).repeat(width, axis=1).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, fmt)
     return buf.getvalue()
@@ -86,3 +88,50 @@ def test_bad_style_uploads(make_client: Callable[..., TestClient]) -> None:
     for resp, status, code in cases:
         assert (resp.status_code, resp.json()["error"]["code"]) == (status, code)
     assert upload(client, photo(3)).status_code == 201
+
+
+@pytest.fixture(scope="module")
+def small_encoder_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`tiny-spade` exported with a 16² encoder beside its 32² generator (encoder_inputs.size = [16, 16])."""
+    torch = pytest.importorskip("torch")
+    from models.export import export_modules
+    from models.labels import LANDSCAPE
+    from models.presets import build_encoder, build_generator, get_preset
+
+    torch.manual_seed(0)
+    config = get_preset("spade-tiny")
+    config["encoder"]["image_size"] = 16
+    weights = tmp_path_factory.mktemp("weights-small-encoder")
+    export_modules(
+        build_generator(config, len(LANDSCAPE)).eval(),
+        build_encoder(config).eval(),
+        label_set=LANDSCAPE,
+        out_dir=weights / "tiny-spade",
+        name="tiny-spade",
+        image_size=(32, 32),
+        config=config,
+    )
+    return weights
+
+
+def test_references_of_any_size_are_resized_to_the_encoder_size(
+    make_client: Callable[..., TestClient], small_encoder_weights: Path, landscape, png_of
+) -> None:  # noqa: ANN001
+    client = make_client(weights_dir=small_encoder_weights)
+    model = client.app.state.registry.get(None)  # type: ignore[attr-defined]
+    assert model.manifest.image_size == (32, 32) and model.encoder_size == (16, 16)
+    with pytest.raises(Exception, match="(?i)dimension|shape"):  # the graph itself takes only 16² images
+        model.run_encoder(np.zeros((1, 3, 32, 32), np.float32))
+    latents = []
+    for seed, (width, height) in enumerate([(60, 40), (7, 300), (16, 16), (640, 480)]):
+        data = photo(seed, "PNG", width, height)
+        resp = upload(client, data)
+        assert resp.status_code == 201, resp.text
+        expected = model.run_encoder(to_model_input(decode_image_rgb(data, 10**7), (16, 16)))[0]
+        np.testing.assert_allclose(resp.json()["z"], expected, atol=1e-6)
+        latents.append(resp.json())
+    assert len({tuple(s["z"]) for s in latents}) == 4  # four photos, four styles
+    labels = png_of(landscape())
+    assert render(client, labels, style_id=latents[0]["style_id"]) != render(
+        client, labels, style_id=latents[1]["style_id"]
+    )

@@ -15,6 +15,7 @@ import torch
 from models import train
 from models.archs import get_arch
 from models.data.datasets import make_dataset
+from models.ema import make_ema
 from models.labels import LANDSCAPE
 from models.presets import build_encoder, build_generator
 
@@ -83,6 +84,36 @@ def test_one_step_trains_g_e_and_d() -> None:
     assert all(c.abs().max() <= 1 for c in columns) and not torch.equal(columns[0], columns[1])
 
 
+def test_encoder_at_its_own_size_trains_on_a_larger_batch() -> None:
+    """spade-tiny at 64² with its 32² encoder: E gets the real images resized to 32², every net learns."""
+    config = train.resolve_config("spade", "spade-tiny", [("size", "64"), ("data_length", "2")])
+    config["label_set"] = "landscape"
+    dataset, _ = make_dataset("procedural", 64, length=2)
+    batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
+    torch.manual_seed(0)
+    recipe = get_arch("spade").build(config, LANDSCAPE, torch.device("cpu"))
+    assert recipe.nets["E"].image_size == (32, 32)
+    seen: list[torch.Tensor] = []
+    recipe.nets["E"].register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
+    before = {name: [p.detach().clone() for p in net.parameters()] for name, net in recipe.nets.items()}
+    losses = recipe.step(recipe.nets, batch)
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values()) and 0 < losses["D"] < 4
+    for name, net in recipe.nets.items():
+        changed = [not torch.equal(p, q) for p, q in zip(before[name], net.parameters(), strict=True)]
+        assert sum(changed) > 0.9 * len(changed), name
+    (small,) = seen
+    real = batch["image"]  # [2,3,64,64]
+    assert small.shape == (2, 3, 32, 32)
+    assert (small.mean((2, 3)) - real.mean((2, 3))).abs().max() < 0.01  # averaged, not subsampled
+    assert (small - real[..., ::2, ::2]).abs().mean() > 0.02  # seen: 0.0545
+
+    for net in recipe.nets.values():
+        net.eval()
+    with torch.no_grad():
+        columns = recipe.preview(recipe.nets, batch)
+    assert [tuple(c.shape) for c in columns] == [(2, 3, 64, 64)] * 2 and seen[-1].shape == (2, 3, 32, 32)
+
+
 @pytest.mark.slow  # ~11 s of CPU, 20-40 s when the machine is shared
 def test_learns_to_reconstruct_a_single_pair() -> None:
     """200 steps on one 32² procedural pair: L1(G(label, E(image).μ), image) falls below a quarter."""
@@ -126,6 +157,70 @@ def test_resume_equals_straight_run() -> None:
     }
     assert max(diffs.values()) <= 1e-6, diffs  # seen: exactly 0 everywhere
     assert not torch.equal(straight["G"]["fc.weight"], load_initial_fc())  # it did train
+
+
+def test_init_from_starts_a_new_run_at_another_size_with_the_weights() -> None:
+    """A 32² run's G, G_ema, D and E start a 64² run (E stays 32²): exact weights, step 0, fresh optimisers."""
+    assert train.main([*TINY, "--data-length=2", "--batch=1", "--steps=3"]) == 0
+    source = load(Path("runs/00001-spade-tiny/checkpoint-latest.pt"))
+
+    config = train.resolve_config("spade", "spade-tiny", [("size", "64")])
+    config["label_set"] = "landscape"
+    recipe = train.build_recipe(config, LANDSCAPE, torch.device("cpu"))
+    ema = {"G": make_ema(recipe.nets["G"])}
+    train.load_init_weights(recipe, ema, source)
+    for key, net in [*recipe.nets.items(), ("G_ema", ema["G"])]:
+        assert max_diff(net.state_dict(), source[key]) == 0.0, key  # every weight and buffer, bit for bit
+
+    argv = [
+        *TINY,
+        "--data-length=2",
+        "--batch=1",
+        "--steps=2",
+        "--size=64",
+        "--init-from",
+        "runs/00001-spade-tiny",
+    ]
+    assert train.main(argv) == 0
+    run = Path("runs/00002-spade-tiny")
+    ckpt = load(run / "checkpoint-latest.pt")
+    origin = {"path": "runs/00001-spade-tiny/checkpoint-latest.pt", "step": 3, "size": 32}
+    assert ckpt["config"]["init_from"] == origin and ckpt["config"]["size"] == 64 and ckpt["step"] == 2
+    assert json.loads((run / "config.json").read_text())["init_from"] == origin
+    adam_steps = {float(s["step"]) for opt in ckpt["optimizers"].values() for s in opt["state"].values()}
+    assert adam_steps == {2.0}  # fresh optimisers: 2 steps, not the source's 3 + 2
+
+    def weights_gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+        """Largest difference of the learnable weights (not spectral norm's power-iteration vectors)."""
+        return max(float((a[k] - b[k]).abs().max()) for k in a if not k.endswith(("_u", "_v")))
+
+    fresh = train.build_recipe(config, LANDSCAPE, torch.device("cpu")).nets
+    for name in ("G", "D", "E"):  # two Adam steps (lr ≤ 4e-4) away from the source, far from a new init
+        moved, unrelated = (
+            weights_gap(ckpt[name], source[name]),
+            weights_gap(fresh[name].state_dict(), source[name]),
+        )
+        assert moved < 2e-3 < 0.05 < unrelated, (name, moved, unrelated)  # seen: ≤ 9.5e-4 vs ≥ 0.17
+
+
+def test_init_from_refuses_what_does_not_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert train.main([*TINY, "--data-length=2", "--batch=1", "--steps=1"]) == 0
+    capsys.readouterr()
+    small_e = [
+        *TINY,
+        "--data-length=2",
+        "--steps=1",
+        "--encoder.image-size=16",
+        "--init-from=runs/00001-spade-tiny",
+    ]
+    assert train.main(small_e) == 2  # a 16² encoder has a smaller linear head than the source's 32² one
+    err = capsys.readouterr().err
+    assert "--init_from: E does not fit this config's network" in err and "fc_mu.weight" in err
+    assert train.main(["--resume", "runs/00001-spade-tiny", "--init-from", "runs/00001-spade-tiny"]) == 2
+    assert "give only one" in capsys.readouterr().err
+    assert train.main([*TINY, "--init-from", "runs/nothing"]) == 2
+    assert "no checkpoint at runs/nothing/checkpoint-latest.pt" in capsys.readouterr().err
+    assert [p.name for p in Path("runs").iterdir()] == ["00001-spade-tiny"]  # refused runs leave no folder
 
 
 def load_initial_fc() -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from models.flops import count_params, generator_gmacs
 from models.nets.blocks import SPADEResBlock, downsample_nearest, instance_edges, one_hot
-from models.nets.spade import ConvEncoder, SPADEGenerator
+from models.nets.spade import ConvEncoder, SPADEGenerator, fit_to_encoder
 from models.presets import build_encoder, build_generator, get_preset
 
 LANDSCAPE_NC = 14
@@ -126,6 +126,33 @@ def test_encoder_maps_an_image_to_mu_and_logvar() -> None:
     assert not torch.allclose(mu[0], mu[1])
     with pytest.raises(ValueError, match="encoder expects"):
         encoder(torch.zeros(1, 3, 64, 64))
+
+
+def test_encoder_size_is_a_preset_setting_apart_from_the_training_size() -> None:
+    fast = get_preset("spade-fast")
+    assert fast["size"] == 256 and build_encoder(fast).image_size == (128, 128)
+    assert build_encoder(get_preset("spade-paper")).image_size == (256, 256)
+    assert build_encoder(get_preset("spade-tiny")).image_size == (32, 32)
+    # Configs written before the setting existed: the encoder works at the training size, as it did then.
+    old = fast | {"size": 128, "encoder": {k: v for k, v in fast["encoder"].items() if k != "image_size"}}
+    assert build_encoder(old).image_size == (128, 128)
+    build_encoder(fast).load_state_dict(
+        build_encoder(old).state_dict()
+    )  # strict: a 128² run's E fits a 256² run
+
+
+def test_fit_to_encoder_resizes_without_aliasing() -> None:
+    image = torch.rand(2, 3, 16, 16)
+    assert fit_to_encoder(image, (16, 16)) is image  # already the encoder's size: untouched
+    # A one-pixel ±1 checkerboard shrunk 3×: plain sampling picks one pixel per cell and keeps ±1 (aliasing);
+    # an antialiased resize averages each 3×3 neighbourhood towards 0.
+    checker = (torch.arange(48)[:, None] + torch.arange(48)[None]) % 2 * 2.0 - 1  # [48,48]
+    checker = checker.expand(1, 3, 48, 48)
+    assert F.interpolate(checker, size=(16, 16), mode="nearest").abs().min() == 1
+    small = fit_to_encoder(checker, (16, 16))
+    assert small.shape == (1, 3, 16, 16) and small.abs().max() < 0.5
+    flat = torch.full((1, 3, 40, 24), 0.25)  # any size, either direction, keeps flat colours
+    assert torch.allclose(fit_to_encoder(flat, (16, 32)), torch.full((1, 3, 16, 32), 0.25))
 
 
 def test_encoder_paper_layout_ends_at_4x4_with_512_channels() -> None:
