@@ -39,3 +39,9 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config=config,
     )
     return weights
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last: pytest-playwright keeps an asyncio loop running in the main thread for the
+    rest of the session, and tests that call asyncio.run() after it would fail."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

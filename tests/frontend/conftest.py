@@ -149,7 +149,7 @@ def own_server(browser_weights: Path, tmp_path_factory: pytest.TempPathFactory) 
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """Launch the Debian chromium instead of a downloaded Playwright browser."""
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing; install it with `make chromium`")
+        pytest.fail(f"{CHROMIUM} is missing; install it with `make chromium` (make test does)")
     return {
         **browser_type_launch_args,
         "executable_path": str(CHROMIUM),
