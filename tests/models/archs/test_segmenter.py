@@ -1,0 +1,167 @@
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from models.archs import get_arch
+from models.archs.segmenter import PRESETS, class_weights, load_segmenter, random_flip, recolour
+from models.labels import LANDSCAPE
+
+IDENTITY = {
+    "hue": 0.0,
+    "saturation_min": 1.0,
+    "saturation_max": 1.0,
+    "grey_p": 0.0,
+    "brightness": 0.0,
+    "contrast_min": 1.0,
+    "contrast_max": 1.0,
+    "cast": 0.0,
+    "flip_p": 0.0,
+}
+
+
+def _images(b: int = 6) -> torch.Tensor:
+    return torch.rand(b, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8  # [B,3,16,16]
+
+
+def test_recolour_without_strength_is_the_identity() -> None:
+    x = _images()
+    assert torch.allclose(recolour(x, IDENTITY), x, atol=1e-5)
+
+
+def test_recolour_grey_makes_channels_equal_and_keeps_luma() -> None:
+    x = _images()
+    grey = recolour(x, IDENTITY | {"grey_p": 1.0})
+    assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-5) and torch.allclose(
+        grey[:, 1], grey[:, 2], atol=1e-5
+    )
+    luma = (torch.tensor([0.299, 0.587, 0.114])[None, :, None, None] * (x + 1) / 2).sum(1) * 2 - 1
+    assert torch.allclose(grey[:, 0], luma, atol=1e-5)
+
+
+def test_recolour_hue_rotation_changes_colour_not_luma_and_differs_per_image() -> None:
+    x = _images()
+    gen = torch.Generator().manual_seed(1)
+    rotated = recolour(x, IDENTITY | {"hue": 1.0}, generator=gen)
+    weights = torch.tensor([0.299, 0.587, 0.114])[None, :, None, None]
+    unclamped = (rotated > -1) & (rotated < 1)
+    assert unclamped.float().mean() > 0.5
+    luma_in, luma_out = (weights * x).sum(1), (weights * rotated).sum(1)
+    ok = unclamped.all(1)
+    assert torch.allclose(luma_in[ok], luma_out[ok], atol=1e-4)
+    assert (rotated - x).abs().mean() > 0.05
+    # each image has its own angle: the per-image colour change differs
+    change = (rotated - x).mean(dim=(2, 3))  # [B,3]
+    assert change.std(0).max() > 1e-3
+
+
+def test_full_augmentation_stays_in_range() -> None:
+    out = recolour(
+        _images(32) * 1.25, PRESETS["segmenter-small"]["augment"], torch.Generator().manual_seed(2)
+    )
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_random_flip_moves_image_and_label_together() -> None:
+    image = torch.arange(8.0).view(1, 1, 1, 8).expand(2, 3, 4, 8).clone()
+    label = torch.arange(8).view(1, 1, 8).expand(2, 4, 8).clone()
+    flipped_image, flipped_label = random_flip(image, label, p=1.0)
+    assert torch.equal(flipped_image[:, 0], flipped_label.float())
+    assert flipped_label[0, 0].tolist() == list(range(7, -1, -1))
+    same_image, same_label = random_flip(image, label, p=0.0)
+    assert torch.equal(same_image, image) and torch.equal(same_label, label)
+
+
+def test_class_weights_follow_inverse_sqrt_frequency() -> None:
+    label = torch.tensor([0] * 100 + [1] * 4)
+    weights = class_weights(label, 3, power=0.5)
+    # raw 1/10, 1/2, absent -> 0; normalised to mean 1 over the present classes
+    assert weights.tolist() == pytest.approx([0.1 / 0.3, 0.5 / 0.3, 0.0])
+    assert class_weights(label, 3, power=0.0).tolist() == pytest.approx([1.0, 1.0, 0.0])
+
+
+def _tiny_config() -> dict:
+    from models.train import resolve_config
+
+    config = resolve_config("segmenter", "segmenter-tiny", [])
+    config["label_set"] = LANDSCAPE.name
+    return config
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny nets run fastest on one thread; two threads spin badly when the shared CPU is busy (~40× slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_segmenter_loss_falls_on_a_few_procedural_samples(one_thread: None) -> None:
+    from models.data.datasets import ProceduralLandscapes
+
+    torch.manual_seed(0)
+    config = _tiny_config()
+    recipe = get_arch("segmenter").build(config, LANDSCAPE, torch.device("cpu"))
+    data = ProceduralLandscapes(size=32, length=4, seed=0)
+    batch = default_collate([data[i] for i in range(4)])
+    losses = [recipe.step(recipe.nets, batch)["ce"] for _ in range(60)]
+    # Under colour augmentation: about 2.5 -> 1.4–1.5 in 60 steps (seeds 0, 1, 2).
+    assert sum(losses[-10:]) / 10 < 0.75 * sum(losses[:5]) / 5
+    previews = recipe.preview({"S": recipe.nets["S"].eval()}, batch)
+    assert [p.shape for p in previews] == [(4, 3, 32, 32)] * 3
+
+
+def test_trained_checkpoint_loads_as_a_judge(tmp_path: Path) -> None:
+    from models.train import main as train_main
+
+    argv = [
+        "--arch",
+        "segmenter",
+        "--preset",
+        "segmenter-tiny",
+        "--steps=2",
+        "--num_workers=0",
+        "--sample_every=0",
+    ]
+    assert train_main([*argv, "--runs-dir", str(tmp_path)]) == 0
+    (run,) = tmp_path.iterdir()
+    net, size, info = load_segmenter(run)
+    assert size == 32 and info["weights"] == "S_ema" and info["step"] == 2
+    assert not net.training
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, len(LANDSCAPE), 32, 32)
+
+
+def test_init_starts_from_an_earlier_judge(tmp_path: Path) -> None:
+    from models.train import main as train_main
+
+    argv = [
+        "--arch",
+        "segmenter",
+        "--preset",
+        "segmenter-tiny",
+        "--steps=1",
+        "--num_workers=0",
+        "--sample_every=0",
+    ]
+    assert train_main([*argv, "--runs-dir", str(tmp_path)]) == 0
+    (run,) = tmp_path.iterdir()
+    earlier, _, _ = load_segmenter(run)
+    config = _tiny_config() | {"init": str(run / "checkpoint-latest.pt")}
+    recipe = get_arch("segmenter").build(config, LANDSCAPE, torch.device("cpu"))
+    for key, value in earlier.state_dict().items():
+        assert torch.equal(recipe.nets["S"].state_dict()[key], value), key
+    assert recipe.meta["init"]["step"] == 1
+    wider = config | {"S": {"width": 16, "levels": 2, "max_width": 16}}
+    with pytest.raises(ValueError, match="shape differs"):
+        get_arch("segmenter").build(wider, LANDSCAPE, torch.device("cpu"))
+
+
+def test_load_segmenter_refuses_other_checkpoints(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_segmenter(tmp_path / "missing.pt")
+    path = tmp_path / "gan.pt"
+    torch.save({"config": {"arch": "spade"}}, path)
+    with pytest.raises(ValueError, match="not a segmenter"):
+        load_segmenter(path)
