@@ -1,0 +1,67 @@
+"""A slim checkpoint: networks only, half precision, and a run continues from it with --init_from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from models import slim, train
+from models.ema import make_ema
+from models.labels import LANDSCAPE
+
+TINY = [
+    "--arch", "spade", "--preset", "spade-tiny", "--data=procedural", "--size=32", "--num-workers=0",
+    "--threads=1", "--sample-every=0", "--snapshot-every=0", "--checkpoint-every=1000", "--data-length=2",
+    "--batch=1",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COLLAGE_RUNS_DIR", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+
+
+def load(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_slim_keeps_the_networks_in_half_precision_and_init_from_reads_it() -> None:
+    assert train.main([*TINY, "--steps=3"]) == 0
+    full_path = Path("runs/00001-spade-tiny/checkpoint-latest.pt")
+    assert slim.main(["runs/00001-spade-tiny", "--out", "keep/init.pt"]) == 0
+    full, small = load(full_path), load(Path("keep/init.pt"))
+
+    assert not set(slim.DROPPED) & set(small)  # no optimisers, RNG or sampler position
+    assert small["step"] == full["step"] == 3 and small["config"] == full["config"]
+    assert Path("keep/init.pt").stat().st_size < 0.4 * full_path.stat().st_size
+    for key in ("G", "G_ema", "D", "E"):
+        for name, value in small[key].items():
+            assert value.dtype == torch.float16 or not value.is_floating_point(), (key, name)
+            ref = full[key][name].float()
+            gap = float((value.float() - ref).abs().max())
+            assert gap <= 1e-3 * max(float(ref.abs().max()), 1e-3), (key, name, gap)
+
+    config = train.resolve_config("spade", "spade-tiny", [("size", "64")])
+    config["label_set"] = "landscape"
+    recipe = train.build_recipe(config, LANDSCAPE, torch.device("cpu"))
+    ema = {"G": make_ema(recipe.nets["G"])}
+    train.load_init_weights(recipe, ema, small)
+    for key, net in [*recipe.nets.items(), ("G_ema", ema["G"])]:
+        state = net.state_dict()
+        assert all(state[k].dtype == full[key][k].dtype for k in state)  # back in the networks' precision
+        assert max(float((state[k].float() - small[key][k].float()).abs().max()) for k in state) == 0.0
+
+    assert train.main([*TINY, "--steps=1", "--size=64", "--init-from", "keep/init.pt"]) == 0
+    continued = load(Path("runs/00002-spade-tiny/checkpoint-latest.pt"))
+    assert continued["config"]["init_from"] == {"path": "keep/init.pt", "step": 3, "size": 32}
+
+
+def test_slim_refuses_what_is_not_a_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    assert slim.main(["runs/nothing", "--out", "x.pt"]) == 2
+    assert "no checkpoint at runs/nothing/checkpoint-latest.pt" in capsys.readouterr().err
+    assert not Path("x.pt").exists()
