@@ -13,6 +13,7 @@ COMMANDS = {
     "train": ("models.train", "train an architecture (spade, segmenter, …)"),
     "export": ("models.export", "export a training run to weights/NAME (model.json + ONNX)"),
     "eval": ("models.evaluate", "evaluate an exported model folder"),
+    "grids": ("models.grids", "draw the README figures (held-out layouts, style families) of a model folder"),
     "slim": ("models.slim", "keep a run's weights (no optimiser state) to continue it elsewhere"),
 }
 
