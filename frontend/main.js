@@ -488,6 +488,9 @@ window.collage = Object.freeze({
   brushSize: () => canvas.size,
   lastFrameSeq: () => current.shownSeq,
   lastSentSeq: () => stream.seq,
+  // A map still waiting for the throttle or being compressed has no seq yet, so lastSentSeq alone cannot tell
+  // whether the frame on screen answers the newest map.
+  sendPending: () => sendLive.pending() || stream.sending,
   framesShown: () => current.framesShown,
   connectionState: () => stream.state,
   outputDataUrl: () => outputCanvas.toDataURL("image/png"),

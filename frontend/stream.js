@@ -304,5 +304,7 @@ export function throttle(fn, intervalMs) {
     clearTimeout(timer);
     timer = null;
   };
+  /** Whether a trailing call is still waiting for its turn. */
+  throttled.pending = () => timer !== null;
   return throttled;
 }

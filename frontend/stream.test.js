@@ -12,6 +12,7 @@ import {
   encodeImageFrame,
   encodeLabelFrame,
   inflate,
+  throttle,
 } from "./stream.js";
 
 test("label frame header is little-endian per the protocol", () => {
@@ -256,4 +257,20 @@ test("a map replaced while it was being compressed is never sent (no stale size 
     [[1, 3, 1]],
   );
   stream.stop();
+});
+
+test("throttle runs the first call at once and holds one trailing call pending until cancelled", () => {
+  let calls = 0;
+  const throttled = throttle(() => calls++, 60_000);
+  assert.equal(throttled.pending(), false);
+  throttled();
+  assert.equal(calls, 1);
+  assert.equal(throttled.pending(), false);
+  throttled();
+  throttled();
+  assert.equal(calls, 1);
+  assert.equal(throttled.pending(), true); // the app's test hook reports this as a send still to come
+  throttled.cancel();
+  assert.equal(throttled.pending(), false);
+  assert.equal(calls, 1);
 });

@@ -48,9 +48,14 @@ class Studio:
         return np.array(flat, dtype=np.uint8).reshape(size["height"], size["width"])
 
     def wait_fresh_frame(self, after: int) -> int:
-        """Wait for a frame newer than `after` that answers the newest label map sent; returns its seq."""
+        """Wait for a frame newer than `after` that answers the current label map; returns its seq.
+
+        The newest map gets its seq only once the throttle lets it go and it is compressed, so a frame whose seq
+        equals lastSentSeq may still answer an older map (mid-stroke, before an undo) while `sendPending()`.
+        """
         self.page.wait_for_function(
-            "after => collage.lastFrameSeq() > after && collage.lastFrameSeq() === collage.lastSentSeq()",
+            """after => collage.connectionState() === 'open' && !collage.sendPending()
+                && collage.lastFrameSeq() > after && collage.lastFrameSeq() === collage.lastSentSeq()""",
             arg=after,
             timeout=20_000,
         )
