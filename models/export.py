@@ -449,10 +449,16 @@ def main(argv: list[str] | None = None) -> int:
         default=4,
         help="reference renders per style family for preset latents (0 = none)",
     )
+    parser.add_argument(
+        "--size",
+        type=int,
+        help="square size the studio paints at and GMACs are counted at (default: the training size); "
+        "the generator takes any multiple of 32, so a 128² run may serve 256²",
+    )
     args = parser.parse_args(argv)
     try:
         manifest = export_run(
-            args.run, args.out, args.checkpoint, args.name or args.out.name, args.style_refs
+            args.run, args.out, args.checkpoint, args.name or args.out.name, args.style_refs, args.size
         )
     except (FileNotFoundError, KeyError, ValueError, ExportError) as err:
         print(f"collage export: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)  # noqa: T201
@@ -461,12 +467,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def export_run(run: Path, out: Path, which: str, name: str, style_refs: int) -> dict[str, Any]:
+def export_run(
+    run: Path, out: Path, which: str, name: str, style_refs: int, serve_size: int | None = None
+) -> dict[str, Any]:
     """Checkpoint of a `collage train` run -> model folder `out`; returns the manifest."""
     ckpt_path = find_checkpoint(run, which)
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     generator, encoder, config = load_for_export(checkpoint)
-    size = config.get("size", 256)
+    size = serve_size or config.get("size", 256)
     image_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     styles = None
     if encoder is not None and config["label_set"] == "landscape" and style_refs > 0:

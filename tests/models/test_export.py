@@ -162,6 +162,16 @@ def test_encoder_exports_at_its_own_size(tmp_path: Path) -> None:
         expected, _ = prepare_for_export(encoder)(torch.from_numpy(picture))
     assert mu.shape == (2, Z_DIM) and np.abs(mu - expected.numpy()).max() <= 1e-3
 
+    # --size serves a 32² run at 64² (the generator takes any multiple of 32); the encoder keeps its 16².
+    served = tmp_path / "weights" / "served-larger"
+    assert main([str(run), "--out", str(served), "--style-refs", "0", "--size", "64"]) == 0
+    larger = json.loads((served / "model.json").read_text())
+    assert larger["image_size"] == [64, 64] and larger["encoder_inputs"]["size"] == [16, 16]
+    assert larger["export"]["gmacs_at"] == [64, 64]
+    assert larger["export"]["gmacs"]["generator"] == pytest.approx(
+        4 * manifest["export"]["gmacs"]["generator"]
+    )
+
 
 def test_preset_styles_differ_between_families(exported: dict[str, Any]) -> None:
     z = np.array([s["z"] for s in exported["manifest"]["styles"]])  # [families,z_dim]
