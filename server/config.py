@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     )
     frontend_dir: Path = Field(default=REPO_ROOT / "frontend", description="static browser app served at /")
     default_model: str | None = Field(
-        default=None, description="model used when a request names none (default: first)"
+        default="landscape-spade",
+        description="model used when a request names none; the first one loaded when it is absent",
     )
     providers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
