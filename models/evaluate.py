@@ -35,7 +35,8 @@ training colour):
 - style fidelity: encode a reference render of each family, generate on eval layouts, and check whether the
   output's colour statistics lie nearest the reference family's centroid (accuracy over families); the same
   classifier on renders of those layouts in the reference's style is its ceiling;
-- latency: onnxruntime, 2 threads, batch 1, median over LATENCY_RUNS frames at `--size`.
+- latency: onnxruntime set up as the server runs it (2 threads, no spinning), batch 1, median over
+  LATENCY_RUNS frames at `--size`.
 The numbers go to eval.json (default: inside the model folder) and into model.json's `metrics`; a table is
 printed. `--compare DIR` scores further model folders (e.g. the same model exported at 10% of its training) on
 the identical data and reports them beside the main one.
@@ -44,8 +45,8 @@ the identical data and reports them beside the main one.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -62,6 +63,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from models.export import ort_session, sha256_file
 from models.labels import LANDSCAPE, LabelSet, get_label_set
 
 EVAL_SEED = 7_000_000  # base dataset seed of every evaluation set (see the module docstring)
@@ -283,23 +285,6 @@ class Judge:
         return np.concatenate(out) if out else np.zeros((0, self.net.feature_dim), np.float32)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _session(path: Path, threads: int = THREADS) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """float [B,3,H,W] in [−1,1] → uint8 [B,H,W,3], rounded as the server encodes frames."""
     return np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
@@ -321,17 +306,17 @@ class ExportedModel:
             file = self.folder / ref["path"]
             if not file.is_file():
                 raise FileNotFoundError(f"{file} ({role}) named by {path} does not exist")
-            if _sha256(file) != ref["sha256"]:
+            if sha256_file(file) != ref["sha256"]:
                 raise ValueError(f"{file} does not match the sha256 in {path}; re-export the model")
         self.name = str(self.manifest["name"])
         self.labels: LabelSet = get_label_set(self.manifest["label_set"])
         self.inputs: dict[str, Any] = self.manifest["inputs"]
         self.z_dim = int(self.inputs.get("z_dim") or 0)
         self.image_size = tuple(int(v) for v in self.manifest["image_size"])
-        self.generator = _session(self.folder / files["generator"]["path"])
+        self.generator = ort_session(self.folder / files["generator"]["path"], THREADS)
         self.encoder = None
         if files.get("encoder"):
-            self.encoder = _session(self.folder / files["encoder"]["path"])
+            self.encoder = ort_session(self.folder / files["encoder"]["path"], THREADS)
             self.encoder_inputs = self.manifest.get("encoder_inputs") or {"image": "image", "mu": "mu"}
             # The encoder's own input size (absent in manifests written before it had one: image_size).
             self.encoder_size = tuple(int(v) for v in self.encoder_inputs.get("size") or self.image_size)
@@ -779,14 +764,34 @@ def metrics_for_manifest(
     return out
 
 
+def finite_or_none(value: Any) -> Any:
+    """`value` with every NaN or ±inf float (nested in dicts, lists and tuples) replaced by None.
+
+    Undefined numbers (mIoU of an empty set, a texture ratio without pixels) are NaN in the computations, but
+    NaN is not JSON: `json.dumps` would write a bare `NaN` that strict readers (browsers, jq) reject.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Strict JSON (NaN/inf as null), written to a temporary file and renamed so a crash leaves no half file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(finite_or_none(value), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
 def merge_metrics(folder: Path, metrics: Mapping[str, Any]) -> None:
     """Merge into model.json's `metrics` (atomic rewrite; the ONNX files and their checksums are untouched)."""
     path = folder / "model.json"
     manifest = json.loads(path.read_text())
     manifest["metrics"] = {**manifest.get("metrics", {}), **metrics}
-    tmp = path.with_name("model.json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_json(path, manifest)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -945,7 +950,7 @@ def _run(args: argparse.Namespace) -> int:
     judge_dir = args.segmenter if args.segmenter.is_dir() else args.segmenter.parent
     out = args.out or (model.folder / "eval.json" if model else judge_dir / "judge-eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     merged = ""
     if model is not None and primary is not None and not args.no_merge:
         metrics = metrics_for_manifest(primary, refs, info)

@@ -82,12 +82,15 @@ def sha256_file(path: Path) -> str:
 
 
 def ort_session(path: Path, threads: int = 2) -> Any:
-    """A CPU onnxruntime session with `threads` intra-op threads (2 = this machine's serving setup)."""
+    """A CPU onnxruntime session set up like the server's (`_session` in server/registry.py, which this
+    package may not import): `threads` intra-op threads (2 = this machine's serving setup), one inter-op
+    thread, no busy-waiting between runs, so latencies measured here are what the server runs."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as server/registry.py
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -409,8 +412,9 @@ def encode_family_styles(
 
     Landscape models only: the references are procedural layouts rendered in each family (day, golden hour,
     overcast, dusk, winter, autumn, …), so a preset reproduces that family's colours and mood. They are
-    rendered at `size` (the training size; default the encoder's) and resized to the encoder's input the way
-    the training step resizes real images, so E sees what it was trained on.
+    rendered at `size` (`export_run` passes the served image size: --size, default the training size; None
+    renders at the encoder's input size) and resized to the encoder's input with `fit_to_encoder`, as the
+    training step resizes real images, so E sees what it was trained on.
     """
     from tqdm import tqdm
 
@@ -453,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         "--size",
         type=int,
         help="square size the studio paints at and GMACs are counted at (default: the training size); "
-        "the generator takes any multiple of 32, so a 128² run may serve 256²",
+        "the generator takes any multiple of 2^num_up (its up-sampling stages), so a 128² run may serve 256²",
     )
     args = parser.parse_args(argv)
     try:
@@ -474,7 +478,13 @@ def export_run(
     ckpt_path = find_checkpoint(run, which)
     checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     generator, encoder, config = load_for_export(checkpoint)
-    size = serve_size or config.get("size", 256)
+    if serve_size is not None:
+        multiple = generator.size_multiple  # 2^num_up: the generator up-samples from an (H/multiple)² grid
+        if serve_size < multiple or serve_size % multiple:
+            raise ExportError(
+                f"--size {serve_size}: the generator takes sizes that are positive multiples of {multiple}"
+            )
+    size = config.get("size", 256) if serve_size is None else serve_size
     image_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     styles = None
     if encoder is not None and config["label_set"] == "landscape" and style_refs > 0:

@@ -1,6 +1,6 @@
 """`collage grids`: the README's two figures for an exported model folder, run with onnxruntime.
 
-    collage grids weights/NAME [--out docs] [--n 6] [--size 256] [--seed 0]
+    collage grids weights/NAME [--out docs] [--n 6] [--size S] [--seed 0]
 
 writes OUT/NAME-heldout.png and OUT/NAME-styles.png. Both draw on the evaluation layouts of `collage eval`
 (dataset seed `eval_seeds(SEED)["eval"]`, disjoint from training), so the figures show what the numbers score:
@@ -131,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", type=Path, help="exported model folder with an encoder, e.g. weights/NAME")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNGs (default docs)")
     parser.add_argument("--n", type=int, default=6, help="held-out layouts, one per row (default 6)")
-    parser.add_argument("--size", type=int, default=256, help="side of each tile in pixels (default 256)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="side of each tile in pixels (default: the model's image_size)"
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="shifts the eval dataset seed by 16·SEED (default 0)"
     )
@@ -154,12 +156,13 @@ def _run(args: argparse.Namespace) -> list[Path]:
         raise ValueError(f"{args.model} has no encoder: the figures take z from reference renders")
     if model.labels.name != LANDSCAPE.name:
         raise ValueError(f"{model.name} paints label set {model.labels.name!r}; the figures use landscapes")
-    model.check_size(args.size)
+    size = model.image_size[0] if args.size is None else args.size
+    model.check_size(size)
     seed = eval_seeds(args.seed)["eval"]
     check_disjoint(model, {"eval": seed})
     first = first_style_reference(args.n)
     with tempfile.TemporaryDirectory(prefix="collage-grids-") as cache:
-        labels, instances, renders, _ = load_renders(seed, first + TARGET + 1, args.size, Path(cache), 1)
+        labels, instances, renders, _ = load_renders(seed, first + TARGET + 1, size, Path(cache), 1)
     args.out.mkdir(parents=True, exist_ok=True)
     heldout, styles = args.out / f"{model.name}-heldout.png", args.out / f"{model.name}-styles.png"
     rows, refs = slice(0, args.n), slice(first, None)

@@ -7,7 +7,9 @@ Run folders here do not outlive the machine that trained them, and a full checkp
 two Adam states) is several times the size of the networks. The slim file keeps what `--init_from` reads —
 every network and EMA copy, the config, step, images seen and wall time — in half precision, so a later
 session continues the training from it (fresh optimisers, as `--init_from` always gives) instead of from
-scratch. Half precision changes each weight by at most ~5e-4 of its size, far below one Adam step's effect.
+scratch. float16 keeps ~3 significant decimal digits for values between ~6e-5 and 65504; a tensor with a
+value outside float16's range (it would become inf) is refused. The file is marked `"slim": True`, and
+`collage train --resume` refuses it: there is no optimiser state to resume.
 """
 
 from __future__ import annotations
@@ -19,20 +21,30 @@ from typing import Any
 
 import torch
 
-from models.train import CHECKPOINT_KEYS, ConfigError, atomic_save, load_checkpoint
+from models.train import CHECKPOINT_KEYS, atomic_save, load_checkpoint
 
 # What `--init_from` and the records need; the optimisers, RNG and sampler position are dropped.
 KEPT = ("format_version", "config", "step", "images_seen", "wall_time", "label_set", "code_version")
 DROPPED = tuple(key for key in CHECKPOINT_KEYS if key not in KEPT)
 
 
-def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Floating-point tensors to float16 (integer buffers such as step counters stay as they are)."""
-    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+def half(state: dict[str, torch.Tensor], net: str) -> dict[str, torch.Tensor]:
+    """Floating-point tensors to float16 (integer buffers such as step counters stay as they are).
+
+    Raises ValueError naming the first tensor of network `net` that is not finite in float16 (|x| > 65504).
+    """
+    out = {}
+    for name, value in state.items():
+        if value.is_floating_point():
+            value = value.half()
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{net}.{name} is not finite in float16 (values beyond ±65504); not slimmed")
+        out[name] = value
+    return out
 
 
 def slim(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint minus optimiser/RNG/sampler state, network state dicts in float16."""
+    """The checkpoint minus optimiser/RNG/sampler state, network state dicts in float16, marked slim."""
     out: dict[str, Any] = {}
     for key, value in checkpoint.items():
         if key in DROPPED:
@@ -40,7 +52,8 @@ def slim(checkpoint: dict[str, Any]) -> dict[str, Any]:
         is_state_dict = (
             isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values())
         )
-        out[key] = half(value) if key not in KEPT and is_state_dict else value
+        out[key] = half(value, key) if key not in KEPT and is_state_dict else value
+    out["slim"] = True  # `collage train --resume` refuses it (no optimiser state)
     return out
 
 
@@ -51,11 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         checkpoint, _ = load_checkpoint(args.run)
-    except ConfigError as err:
+        small = slim(checkpoint)
+    except ValueError as err:  # ConfigError (no checkpoint) or a tensor float16 cannot hold
         print(f"collage slim: {err}", file=sys.stderr)  # noqa: T201
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(slim(checkpoint), args.out)
+    atomic_save(small, args.out)
     size = args.out.stat().st_size / 2**20
     print(f"{args.out}: step {checkpoint['step']}, {size:.1f} MB")  # noqa: T201
     return 0

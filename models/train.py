@@ -817,6 +817,12 @@ def _main(argv: list[str]) -> int:
         if "arch" in flags or "preset" in flags:
             raise ConfigError("--resume continues the run's own config; drop --arch/--preset")
         checkpoint, run_dir = load_checkpoint(flags["resume"])
+        # `collage slim` marks its files; a file without optimiser state was slimmed before the mark existed.
+        if checkpoint.get("slim") or "optimizers" not in checkpoint:
+            raise ConfigError(
+                f"{flags['resume']} is a slim checkpoint (no optimiser state): "
+                "start a new run from it with --init_from"
+            )
         bad = [key for key, _ in overrides if key not in RESUMABLE_KEYS]
         if bad:
             raise ConfigError(f"--resume may change only {', '.join(RESUMABLE_KEYS)}; not {', '.join(bad)}")

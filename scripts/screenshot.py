@@ -105,7 +105,11 @@ def main() -> None:
                 browser.close()
         finally:
             server.terminate()
-            server.wait(timeout=20)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     print(args.out)  # noqa: T201
 
 

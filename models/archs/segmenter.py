@@ -1,15 +1,16 @@
 """The `segmenter` architecture: the evaluator's judge, trained on procedural renders (never served).
 
     collage train --arch segmenter --preset segmenter-small --data procedural
-    collage train --arch segmenter --preset segmenter-256 --data procedural --init RUN/checkpoint-latest.pt
+    collage train --arch segmenter --preset segmenter-256 --data procedural --init_from RUN
 
 One network (`S`, a `SegNet`), one AdamW optimiser, no discriminator. On procedural data a naive segmenter
 reads class from colour alone, so a map flat-filled with each class's mean colour scores near the ceiling and
 the judge cannot tell texture from paint (issue 6). Every training image is therefore recoloured at random —
 hue rotation, saturation, brightness, contrast, a colour cast and sometimes plain grey — so colour is at most a
 weak cue and the net must use texture, shape and position. Loss: cross-entropy with per-batch class weights
-∝ 1/sqrt(pixel frequency), so small classes (flowers, house, rock) are not drowned by sky. `init` starts from
-an earlier judge's EMA weights (fine-tuning with another augmentation or at another size).
+∝ 1/sqrt(pixel frequency), so small classes (flowers, house, rock) are not drowned by sky. The trainer's
+`--init_from RUN` starts from an earlier judge's weights and EMA (fine-tuning with another augmentation or at
+another size, e.g. segmenter-small → segmenter-256: both presets build the same net).
 """
 
 from __future__ import annotations
@@ -58,10 +59,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 2e-3,
         "weight_decay": 1e-4,
         "class_weight_power": 0.5,  # class weight ∝ frequency^-power within each batch (0 = plain CE)
-        "init": "",  # start from this segmenter checkpoint's (EMA) weights; "" = random initialisation
         "augment": dict(_AUGMENT),
     },
-    # The same net fine-tuned at the evaluation size (use `--init` with a segmenter-small checkpoint): flower
+    # The same net fine-tuned at the evaluation size (`--init_from` a segmenter-small run): flower
     # fields are 1-px dots and rocks a few pixels at 256², which a 128² judge cannot see (flowers IoU ≈ 0.05).
     "segmenter-256": {
         "size": 256,
@@ -75,7 +75,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 1e-3,
         "weight_decay": 1e-4,
         "class_weight_power": 0.5,
-        "init": "",
         "augment": dict(_AUGMENT),
     },
     # Tests only: a few thousand parameters at 32².
@@ -87,7 +86,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 1e-2,
         "weight_decay": 0.0,
         "class_weight_power": 0.5,
-        "init": "",
         "augment": dict(_AUGMENT),
     },
 }
@@ -156,14 +154,7 @@ class SegmenterRecipe(Recipe):
         super().__init__()
         self.config = config
         self.num_classes = len(label_set)
-        net = build_segnet(config, self.num_classes)
-        if config.get("init"):
-            start, _, info = load_segmenter(config["init"])
-            if start.widths != net.widths or len(label_set) != start.head.out_channels:
-                raise ValueError(f"init {config['init']}: its network shape differs from this preset's")
-            net.load_state_dict(start.state_dict())
-            self.meta = {"init": {"path": str(config["init"]), **info}}
-        net = net.to(device)
+        net = build_segnet(config, self.num_classes).to(device)
         self.nets = {"S": net}
         self.optimizers = {
             "S": torch.optim.AdamW(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])

@@ -132,7 +132,7 @@ def test_onnxruntime_matches_torch_at_other_sizes(exported: dict[str, Any]) -> N
     assert np.abs(logvar - logvar_t.numpy()).max() <= 1e-3
 
 
-def test_encoder_exports_at_its_own_size(tmp_path: Path) -> None:
+def test_encoder_exports_at_its_own_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 32² model whose encoder takes 16²: encoder.onnx and the manifest say 16², parity holds, presets exist."""
     from server.manifest import Manifest
 
@@ -162,7 +162,7 @@ def test_encoder_exports_at_its_own_size(tmp_path: Path) -> None:
         expected, _ = prepare_for_export(encoder)(torch.from_numpy(picture))
     assert mu.shape == (2, Z_DIM) and np.abs(mu - expected.numpy()).max() <= 1e-3
 
-    # --size serves a 32² run at 64² (the generator takes any multiple of 32); the encoder keeps its 16².
+    # --size serves a 32² run at 64² (spade-tiny's generator takes multiples of 2^3); the encoder keeps 16².
     served = tmp_path / "weights" / "served-larger"
     assert main([str(run), "--out", str(served), "--style-refs", "0", "--size", "64"]) == 0
     larger = json.loads((served / "model.json").read_text())
@@ -171,6 +171,15 @@ def test_encoder_exports_at_its_own_size(tmp_path: Path) -> None:
     assert larger["export"]["gmacs"]["generator"] == pytest.approx(
         4 * manifest["export"]["gmacs"]["generator"]
     )
+    capsys.readouterr()
+    # A size the generator cannot paint at (or 0) is refused before anything is written.
+    for bad in ("60", "4", "0"):
+        refused = tmp_path / "weights" / f"refused-{bad}"
+        assert main([str(run), "--out", str(refused), "--style-refs", "0", "--size", bad]) == 2
+        assert f"--size {bad}: the generator takes sizes that are positive multiples of 8" in (
+            capsys.readouterr().err
+        )
+        assert not refused.exists()
 
 
 def test_preset_styles_differ_between_families(exported: dict[str, Any]) -> None:

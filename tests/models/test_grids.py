@@ -81,11 +81,13 @@ def test_style_references_start_after_the_heldout_rows_in_family_0() -> None:
     ]
 
 
-def test_grids_without_family_presets_have_two_columns(tiny_weights: Path, tmp_path: Path) -> None:
-    argv = [str(tiny_weights / "tiny-spade"), "--out", str(tmp_path), "--n", "1", "--size", str(SIZE)]
-    assert main(argv) == 0
+def test_grids_without_family_presets_have_two_columns_at_the_model_size(
+    tiny_weights: Path, tmp_path: Path
+) -> None:
+    assert main([str(tiny_weights / "tiny-spade"), "--out", str(tmp_path), "--n", "1"]) == 0
+    native = 32  # no --size: the manifest's image_size
     with Image.open(tmp_path / "tiny-spade-styles.png") as styles:
-        assert styles.width == BAND + 2 * SIZE + 3 * GAP
+        assert styles.width == text_band(native) + 2 * native + 3 * grid_gap(native)
 
 
 def test_grids_refuse_folders_without_manifest_or_encoder(model: Path, tmp_path: Path, capsys) -> None:

@@ -37,6 +37,7 @@ def test_slim_keeps_the_networks_in_half_precision_and_init_from_reads_it() -> N
     full, small = load(full_path), load(Path("keep/init.pt"))
 
     assert not set(slim.DROPPED) & set(small)  # no optimisers, RNG or sampler position
+    assert small["slim"] is True and "slim" not in full
     assert small["step"] == full["step"] == 3 and small["config"] == full["config"]
     assert Path("keep/init.pt").stat().st_size < 0.4 * full_path.stat().st_size
     for key in ("G", "G_ema", "D", "E"):
@@ -59,6 +60,32 @@ def test_slim_keeps_the_networks_in_half_precision_and_init_from_reads_it() -> N
     assert train.main([*TINY, "--steps=1", "--size=64", "--init-from", "keep/init.pt"]) == 0
     continued = load(Path("runs/00002-spade-tiny/checkpoint-latest.pt"))
     assert continued["config"]["init_from"] == {"path": "keep/init.pt", "step": 3, "size": 32}
+
+
+def test_resume_refuses_a_slim_checkpoint_before_writing(capsys: pytest.CaptureFixture[str]) -> None:
+    torch.save(
+        slim.slim({"format_version": 1, "config": {"arch": "spade"}, "step": 3, "G": {"w": torch.ones(2)}}),
+        Path("init.pt"),
+    )
+    assert train.main(["--resume", "init.pt"]) == 2
+    assert (
+        "init.pt is a slim checkpoint (no optimiser state): start a new run from it with --init_from"
+        in capsys.readouterr().err
+    )
+    assert sorted(p.name for p in Path().iterdir()) == ["init.pt"]  # no config.json beside it
+
+
+def test_slim_refuses_weights_float16_cannot_hold(capsys: pytest.CaptureFixture[str]) -> None:
+    run = Path("runs/00001-spade-tiny")
+    run.mkdir(parents=True)
+    big = {"w": torch.tensor([1.0, -7e4]), "n": torch.tensor([3])}  # -7e4 is -inf in float16
+    torch.save({"format_version": 1, "config": {}, "step": 1, "D": big}, run / "checkpoint-latest.pt")
+    assert slim.main([str(run), "--out", "small.pt"]) == 2
+    assert "D.w is not finite in float16" in capsys.readouterr().err
+    assert not Path("small.pt").exists()
+    assert slim.half({"w": torch.tensor([6.5e4, 1e-4])}, "G")["w"].tolist() == pytest.approx(
+        [6.5e4, 1e-4], rel=5e-4
+    )  # the top of the range still fits, with ~3 significant digits
 
 
 def test_slim_refuses_what_is_not_a_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
