@@ -182,6 +182,7 @@ class _Scene:
         self.g_ripple = _unit(ndimage.uniform_filter1d(streaks, 4, axis=0))[ground_rows].ravel()
         self.ridge = ridged(fbm(rng, (h, w), (0.12 * h, 0.035 * h), 4, 0.55), 1.5)
         self.ridge_gy, self.ridge_gx = (g.ravel() for g in np.gradient(self.ridge))
+        self.n_bloom = fbm(rng, (h, w), 4.5, 1).ravel()  # near flower blossoms (far ones use n_leaf)
 
         # Bounding box of instance i at objects[i - 1] (None if absent); foot[i]: the row it stands on.
         self.objects = ndimage.find_objects(instances)
@@ -363,6 +364,14 @@ class _Scene:
         return np.clip((self.light[1] + 0.12 * self.n_big[idx]) * 1.6, 0.0, 1.0) * (1.0 - self.ao[idx])
 
     def paint_meadow(self) -> None:
+        """Grass with blades; flower meadows carry blossoms big enough to read as flowers at 128² and 256².
+
+        Blossoms are blobs of a 2.5 px (far) to 4.5 px (near) noise, about a third of the meadow, in colour
+        patches (one palette colour per patch, as flowers grow) with a lit centre; towards the horizon the meadow
+        between them takes the palette's tint, as distant flower fields look. Thin speckles on grass were invisible
+        to the judge of `collage eval` (flowers IoU 0.03), so flowers must differ from grass in texture, not only
+        in a faint tint.
+        """
         idx = self.pixels(GRASS, FLOWERS)
         if idx.size == 0:
             return
@@ -373,13 +382,17 @@ class _Scene:
         blades = self.g_blade[idx] * (0.04 + 0.12 * near)
         albedo *= (1.0 + blades + 0.03 * self.n_fine[idx])[:, None]
         if flowers.any():
-            fi = idx[flowers]
-            dots = self.g_blade[fi] + 0.5 * self.n_fine[fi] > 1.1
+            fi, fnear = idx[flowers], near[flowers]
             palette = np.asarray(self.style.flowers, np.float32)
-            pick = (np.abs(self.g_patch[fi] * 2.3 + self.n_mid[fi] * 1.7) * 10).astype(np.int64)
-            pick %= len(palette)
+            pick = (np.abs(self.n_mid[fi] * 1.3 + 0.4 * self.g_patch[fi]) * 3).astype(np.int64) % len(palette)
+            bloom = np.where(fnear > 0.45, self.n_bloom[fi], self.n_leaf[fi])
+            dots = bloom > 0.45 - 0.15 * fnear
+            centre = np.clip((bloom - 0.45) * 1.5, 0.0, 0.4)
+            carpet = np.clip(0.6 - fnear, 0.0, 0.5)  # distant fields: more a tint than dots
             sub = albedo[flowers]
-            sub[dots] = palette[pick[dots]] * (0.9 + 0.1 * self.n_fine[fi[dots]])[:, None]
+            sub = sub * (1.0 - carpet[:, None]) + palette.mean(axis=0) * carpet[:, None] * 0.9
+            blossom = palette[pick[dots]] * (1.0 + centre[dots] * 0.5 + 0.08 * self.n_fine[fi[dots]])[:, None]
+            sub[dots] = np.clip(blossom, 0.0, 1.0)
             albedo[flowers] = sub
         self.color[idx] = self.lit(albedo, self._ground_shade(idx))
 
@@ -408,8 +421,13 @@ class _Scene:
         t = 0.5 + 0.35 * self.g_patch[idx] + 0.1 * self.n_fine[idx]
         albedo = np.where(sand[:, None], self.mix(SAND, t), self.mix(DIRT, t))
         grain = 0.04 * self.n_fine[idx] + np.where(sand, 0.04 * self.g_ripple[idx], 0.0)
-        pebbles = ~sand & (self.n_leaf[idx] > 1.2)
-        albedo *= (1.0 + grain + 0.2 * pebbles)[:, None]
+        # Dirt reads as dirt by its clods and pale pebbles (sand has ripples instead): a tint alone is too close
+        # to autumn grass and sand once the judge's colour augmentation has rotated it.
+        pebbles = ~sand & (self.n_leaf[idx] > 1.0)
+        clods = ~sand & (self.n_leaf[idx] < -0.9)
+        rut = ~sand & (self.g_ripple[idx] < -1.0)
+        albedo *= (1.0 + grain + 0.45 * pebbles - 0.3 * clods - 0.25 * rut)[:, None]
+        albedo[pebbles] = albedo[pebbles] * 0.6 + albedo[pebbles].mean(axis=1, keepdims=True) * 0.4
         if np.any(self.flat == WATER):  # wet sand/mud along the water
             wet = _blur((self.labels == WATER).astype(np.float32), 1.5 + 0.01 * self.h).ravel()[idx]
             albedo *= (1.0 - 0.8 * np.clip(wet, 0.0, 0.45))[:, None]
