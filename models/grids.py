@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from models.data import FAMILIES
 from models.data.cli import grid_gap
-from models.evaluate import ExportedModel, check_disjoint, eval_seeds, load_renders
+from models.eval.data import check_disjoint, eval_seeds, load_renders
+from models.eval.onnx_model import ExportedModel
 from models.labels import LANDSCAPE
 
 TARGET = len(FAMILIES)  # the styles figure's target: the layout after its F references

@@ -1,6 +1,6 @@
 """The judge: a compact U-Net that segments landscape images into label ids.
 
-No pretrained DeepLab or Inception weights can be had here, so the evaluator (`models/evaluate.py`) scores
+No pretrained DeepLab or Inception weights can be had here, so the evaluator (`models/eval/`) scores
 label alignment (mIoU) and realism (a Fréchet distance in this net's feature space, "FD-seg") with a net we
 train ourselves on procedural renders under strong colour augmentation (`models/archs/segmenter.py`).
 It is never exported or served. [ours] design: a U-Net (encoder/decoder with skips) whose full-resolution

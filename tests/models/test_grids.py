@@ -13,7 +13,7 @@ from PIL import Image
 from models.data import FAMILIES
 from models.data.cli import grid_gap
 from models.data.datasets import render_sample
-from models.evaluate import eval_seeds
+from models.eval.data import eval_seeds
 from models.grids import first_style_reference, main, text_band
 from models.labels import LANDSCAPE
 

@@ -1,31 +1,23 @@
-import json
-from pathlib import Path
-from types import SimpleNamespace
+"""The numpy metrics on synthetic data with known answers."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-from models.evaluate import (
+from models.eval.metrics import (
     TextureMeter,
-    check_disjoint,
     colour_stats,
     confusion_matrix,
     flat_images,
     fraction_in_range,
     frechet_distance,
     instance_boxes,
-    merge_metrics,
     nearest_centroid,
     rgb_to_lab,
-    seeded_z,
     segmentation_scores,
     square_crop,
     texture_ratios,
-    to_uint8,
-    write_json,
 )
-from models.labels import LANDSCAPE
 
 # ----------------------------------------------------------------------------
 # Segmentation scores.
@@ -186,7 +178,7 @@ def test_nearest_centroid_is_perfect_on_separable_inputs() -> None:
 
 
 # ----------------------------------------------------------------------------
-# Crops, flat baseline, latents, manifest merge.
+# Crops and the flat baseline.
 
 
 def test_instance_boxes_and_square_crops() -> None:
@@ -216,168 +208,3 @@ def test_flat_images_paint_each_class_with_its_mean() -> None:
     flat = flat_images(labels, means)
     assert flat.shape == (1, 2, 2, 3) and flat.dtype == np.uint8
     assert flat[0, 0, 1].tolist() == [200, 100, 0] and flat[0, 1, 1].tolist() == [10, 20, 30]
-
-
-def test_seeded_z_follows_the_contract() -> None:
-    z = seeded_z([3, 4], 5)
-    assert z.dtype == np.float32 and z.shape == (2, 5)
-    assert np.array_equal(z[0], np.random.default_rng(3).standard_normal(5, dtype=np.float32))
-
-
-def test_to_uint8_rounds_like_the_server() -> None:
-    x = np.array([-1.0, 0.0, 1.0, 2.0], np.float32).reshape(1, 1, 1, 4).repeat(3, 1)  # [1,3,1,4]
-    assert to_uint8(x)[0, 0, :, 0].tolist() == [0, 128, 255, 255]
-
-
-def test_merge_metrics_keeps_other_fields_and_old_metrics(tmp_path: Path) -> None:
-    (tmp_path / "model.json").write_text(json.dumps({"name": "m", "metrics": {"old": 1, "miou": 0.1}}))
-    merge_metrics(tmp_path, {"miou": 0.5, "fd_seg": 2.0})
-    manifest = json.loads((tmp_path / "model.json").read_text())
-    assert manifest == {"name": "m", "metrics": {"old": 1, "miou": 0.5, "fd_seg": 2.0}}
-
-
-def test_undefined_numbers_are_written_as_null(tmp_path: Path) -> None:
-    report = {"miou": float("nan"), "fd": np.float64("inf"), "iou": [0.5, float("-inf")], "pair": (1, np.nan)}
-    write_json(tmp_path / "eval.json", report)
-    text = (tmp_path / "eval.json").read_text()
-    assert "NaN" not in text and "Infinity" not in text
-    assert json.loads(text) == {"miou": None, "fd": None, "iou": [0.5, None], "pair": [1, None]}
-    (tmp_path / "model.json").write_text(json.dumps({"name": "m"}))
-    merge_metrics(tmp_path, {"miou": float("nan"), "fd_seg": 2.0})
-    assert json.loads((tmp_path / "model.json").read_text())["metrics"] == {"miou": None, "fd_seg": 2.0}
-
-
-def test_check_disjoint_refuses_a_model_trained_on_an_eval_seed() -> None:
-    from models.data.datasets import VAL_SEED_OFFSET
-    from models.evaluate import eval_seeds
-
-    seeds = eval_seeds(0)
-
-    def model(data_seed: int | None) -> SimpleNamespace:
-        config = {} if data_seed is None else {"data_seed": data_seed}
-        return SimpleNamespace(name="m", manifest={"training": {"config": config}})
-
-    check_disjoint(model(0), seeds)  # the trainer's default seed: disjoint from every eval set
-    check_disjoint(model(None), seeds)  # no record of the training data: nothing to check
-    for name in ("eval", "heldout"):
-        with pytest.raises(ValueError, match=rf"data_seed {seeds[name]}.*'{name}'"):
-            check_disjoint(model(seeds[name]), seeds)
-    # Its val split (data_seed + VAL_SEED_OFFSET) counts as trained on too.
-    with pytest.raises(ValueError, match="'eval'"):
-        check_disjoint(model(seeds["eval"] - VAL_SEED_OFFSET), seeds)
-
-
-# ----------------------------------------------------------------------------
-# End to end: `collage eval` on a tiny exported model with a tiny (untrained) judge.
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from models.export import export_modules
-    from models.presets import build_encoder, build_generator, get_preset
-
-    torch.manual_seed(0)
-    config = get_preset("spade-tiny") | {"size": 64}
-    out = tmp_path_factory.mktemp("weights") / "tiny"
-    export_modules(
-        build_generator(config, len(LANDSCAPE)),
-        build_encoder(config),
-        label_set=LANDSCAPE,
-        out_dir=out,
-        name="tiny",
-        image_size=(64, 64),
-        training={"config": {"data_seed": 0}},
-    )
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models.train import main as train_main
-
-    runs = tmp_path_factory.mktemp("runs")
-    argv = [
-        "--arch",
-        "segmenter",
-        "--preset",
-        "segmenter-tiny",
-        "--steps=1",
-        "--num_workers=0",
-        "--sample_every=0",
-    ]
-    assert train_main([*argv, "--runs-dir", str(runs)]) == 0
-    (run,) = runs.iterdir()
-    return run / "checkpoint-latest.pt"
-
-
-SMALL = ["--n", "4", "--size", "64", "--workers", "1", "--mean-samples", "2", "--centroid-layouts", "2"]
-
-
-@pytest.mark.slow  # exporting the tiny model with the dynamo exporter takes ~15–25 s on 2 cores
-def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: Path, capsys) -> None:
-    from models.evaluate import main
-    from models.export import sha256_file
-
-    before = json.loads((tiny_model / "model.json").read_text())
-    out = tmp_path / "eval.json"
-    argv = [str(tiny_model), "--segmenter", str(tiny_judge), *SMALL, "--style-refs", "1", "--out", str(out)]
-    assert main([*argv, "--compare", str(tiny_model)]) == 0
-    report = json.loads(out.read_text())
-    assert set(report) >= {"model", "compare", "references", "acceptance", "info", "flat_class_means"}
-    model = report["model"]
-    assert model["z_modes"] == ["encoded", "random"]
-    for mode in model["z_modes"]:
-        assert 0.0 <= model[mode]["miou"] <= 1.0 and 0.0 <= model[mode]["pixel_accuracy"] <= 1.0
-        assert model[mode]["fd_seg"] >= 0.0
-        assert set(model[mode]["crop_fd_seg"]) == {"tree", "rock", "house"}
-        assert set(model[mode]["texture"]["ratio"]) == {label.name for label in LANDSCAPE.labels}
-    assert set(report["references"]) == {"reference", "flat"}
-    assert model["style"]["families"] >= 6 and len(model["style"]["per_family"]) == model["style"]["families"]
-    assert 0.0 <= model["style"]["accuracy"] <= 1.0 and model["latency_ms"] > 0
-    # The compared folder is the same model on the same data: identical numbers.
-    assert report["compare"][0]["encoded"]["fd_seg"] == pytest.approx(model["encoded"]["fd_seg"])
-    assert report["info"]["n"] == 4
-    assert all(isinstance(v, bool) for v in report["acceptance"].values())
-
-    after = json.loads((tiny_model / "model.json").read_text())
-    metrics = after["metrics"]
-    assert metrics["miou"] == pytest.approx(model["encoded"]["miou"], abs=1e-4)
-    assert metrics["fd_seg_flat"] == pytest.approx(report["references"]["flat"]["fd_seg"], abs=1e-4)
-    assert metrics["eval"]["n"] == 4 and metrics["eval_z"] == "encoded"
-    assert {k: v for k, v in after.items() if k != "metrics"} == {
-        k: v for k, v in before.items() if k != "metrics"
-    }
-    assert sha256_file(tiny_model / "generator.onnx") == after["files"]["generator"]["sha256"]
-    assert "FD-seg" in capsys.readouterr().out
-    # A size the generator cannot run at is refused before any work.
-    assert main([str(tiny_model), "--segmenter", str(tiny_judge), "--n", "4", "--size", "60"]) == 2
-    assert "multiple of 8" in capsys.readouterr().err
-
-
-def test_collage_eval_refuses_bad_input(tiny_judge: Path, tmp_path: Path, capsys) -> None:
-    from models.evaluate import main
-
-    assert main([str(tmp_path), "--segmenter", str(tiny_judge)]) == 2
-    assert "no model.json" in capsys.readouterr().err
-    not_a_checkpoint = tmp_path / "notes.txt"
-    not_a_checkpoint.write_text("hello")
-    assert main(["--segmenter", str(not_a_checkpoint), *SMALL]) == 2
-    assert "not a segmenter checkpoint" in capsys.readouterr().err
-    assert main(["--segmenter", str(tiny_judge), *SMALL, "--style-refs", "0"]) == 2
-    assert "--style-refs must be ≥ 1" in capsys.readouterr().err
-
-
-def test_collage_eval_without_a_model_scores_only_the_judge(tiny_judge: Path, tmp_path: Path, capsys) -> None:
-    from models.evaluate import main
-
-    out = tmp_path / "judge.json"
-    assert main(["--segmenter", str(tiny_judge), *SMALL, "--style-refs", "1", "--out", str(out)]) == 0
-    report = json.loads(out.read_text())
-    assert report["model"] is None and report["compare"] == []
-    assert set(report["acceptance"]) == {"judge_reference_miou>=0.75", "flat_miou<=0.8*reference"}
-    assert set(report["references"]["reference"]["iou"]) == {label.name for label in LANDSCAPE.labels}
-    assert "IoU sky" in capsys.readouterr().out
-    assert main(["--segmenter", str(tiny_judge), "--n", "4"]) == 2
-    assert "--size" in capsys.readouterr().err

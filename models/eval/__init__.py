@@ -1,0 +1,33 @@
+"""`collage eval`: score an exported model folder the papers' way, with a judge trained here.
+
+SPADE and DP-GAN score label alignment with a pretrained segmenter and realism with FID. Neither DeepLab nor
+Inception weights can be had here, so the judge is our own segmentation net (`models/nets/segmenter.py`,
+trained with `collage train --arch segmenter` under strong colour augmentation so it must read texture and
+shape). Everything runs the exported ONNX graphs with onnxruntime, exactly what the server serves.
+
+Latent z. Primary: "encoded" — z = μ of encoder.onnx on the reference render of the same layout. That pairs
+each generated image with a render in the same style, so per-class texture can be compared like for like, and
+it is the path a user takes when uploading a reference. Also reported: "random" — z =
+default_rng(i).standard_normal(z_dim) for layout i (the contract's seeded style), the "random style" button;
+it shows how good the prior is. Models without an encoder get only "random".
+
+Metrics (each beside its ceiling / floor / flat-colour baseline, where "flat" fills each class with its mean
+training colour):
+- segmentation: judge mIoU and pixel accuracy against the input label map, for generated images, the reference
+  renders (ceiling) and flat;
+- FD-seg: Fréchet distance between the judge's pooled features of a set and of the held-out renders; the
+  reference renders give the floor (renders vs renders), flat the baseline; per-class crop FD-seg for the thing
+  classes (square crops around instance boxes, resized to CROP_SIZE);
+- texture: per class, variance of the Laplacian of luminance inside the class (borders excluded),
+  generated / reference; the fraction of classes within TEXTURE_RANGE;
+- style fidelity: encode a reference render of each family, generate on eval layouts, and check whether the
+  output's colour statistics lie nearest the reference family's centroid (accuracy over families); the same
+  classifier on renders of those layouts in the reference's style is its ceiling;
+- latency: onnxruntime set up as the server runs it (2 threads, no spinning), batch 1, median over
+  LATENCY_RUNS frames at `--size`.
+
+Where it lives: `metrics` (numpy scores), `judge` (the segmenter), `onnx_model` (an exported folder under
+onnxruntime), `meter` (scores gathered over one set of images), `data` (the evaluation sets, their seeds and
+their disjointness from training), `report` (one model's numbers, the acceptance checks, eval.json and
+model.json) and `cli` (the `collage eval` command).
+"""

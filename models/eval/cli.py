@@ -1,0 +1,165 @@
+"""`collage eval`: score an exported model folder the papers' way, with a judge trained here.
+
+    collage eval weights/NAME --segmenter /work/runs/NNNNN-segmenter-…/checkpoint-latest.pt \\
+        [--n 500] [--size 256] [--seed 0] [--out eval.json] [--compare weights/NAME-10pct …]
+
+The numbers go to eval.json (default: inside the model folder) and into model.json's `metrics`; a table is
+printed. `--compare DIR` scores further model folders (e.g. the same model exported at 10% of its training) on
+the identical data and reports them beside the main one. What is measured is explained in the package
+docstring (`models/eval/__init__.py`), the data it is measured on in `models/eval/data.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from models.eval.data import (
+    CENTROID_LAYOUTS,
+    MEAN_SAMPLES,
+    STYLE_REFS_PER_FAMILY,
+    EvalOptions,
+    check_disjoint,
+    eval_seeds,
+    prepare,
+)
+from models.eval.judge import Judge
+from models.eval.onnx_model import THREADS, ExportedModel
+from models.eval.report import (
+    acceptance,
+    evaluate_model,
+    merge_metrics,
+    metrics_for_manifest,
+    reference_summary,
+    table,
+    write_json,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="collage eval", description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add(
+        "model",
+        type=Path,
+        nargs="?",
+        help="exported model folder, e.g. weights/landscape-spade; omitted: score only the judge "
+        "(reference renders and flat baseline)",
+    )
+    add(
+        "--segmenter",
+        type=Path,
+        required=True,
+        help="judge checkpoint or run folder (collage train --arch segmenter)",
+    )
+    add("--n", type=int, default=500, help="held-out layouts (default 500)")
+    add("--size", type=int, default=None, help="evaluation size (default: the model's image_size)")
+    add("--seed", type=int, default=0, help="shifts every evaluation dataset seed by 16·SEED (default 0)")
+    add("--out", type=Path, default=None, help="eval.json path (default: MODEL/eval.json)")
+    add(
+        "--compare",
+        type=Path,
+        action="append",
+        default=[],
+        help="another model folder scored on the same data",
+    )
+    add("--batch", type=int, default=8, help="images per onnxruntime / judge call (default 8)")
+    add("--workers", type=int, default=2, help="processes rendering the procedural sets (default 2)")
+    add(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="keep the eval renders in this shard cache for later runs",
+    )
+    add("--mean-samples", type=int, default=MEAN_SAMPLES, help="training renders for the flat-colour means")
+    add(
+        "--centroid-layouts",
+        type=int,
+        default=CENTROID_LAYOUTS,
+        help="layouts per family for style centroids",
+    )
+    add("--style-refs", type=int, default=STYLE_REFS_PER_FAMILY, help="style references per family")
+    add("--no-merge", action="store_true", help="do not write the metrics into model.json")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        print(f"collage eval: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(THREADS)
+    for key in ("batch", "workers", "mean_samples", "centroid_layouts", "style_refs"):
+        if getattr(args, key) < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(args, key)}")
+    model = ExportedModel(args.model) if args.model else None
+    if model is None and args.compare:
+        raise ValueError("--compare needs a model folder to compare with")
+    others = [ExportedModel(folder) for folder in args.compare]
+    if args.size is not None:
+        size = args.size
+    elif model is not None:
+        size = model.image_size[0]
+    else:
+        raise ValueError("without a model folder, pass --size")
+    opts = EvalOptions(
+        n=args.n, size=size, seed=args.seed, batch=args.batch, workers=args.workers,
+        cache_dir=args.cache_dir, mean_samples=args.mean_samples, centroid_layouts=args.centroid_layouts,
+        style_refs=args.style_refs,
+    )  # fmt: skip
+    seeds = eval_seeds(opts.seed)
+    for m in [model, *others] if model else []:
+        m.check_size(opts.size)
+        check_disjoint(m, seeds)
+    judge = Judge(args.segmenter)
+    started = time.time()
+    data = prepare(judge, opts, with_style=model is not None)
+    refs = reference_summary(data)
+    primary = evaluate_model(model, judge, data, opts.batch) if model else None
+    compare = [evaluate_model(m, judge, data, opts.batch) for m in others]
+    info = {
+        "n": opts.n,
+        "size": opts.size,
+        "seeds": seeds,
+        "style_refs_per_family": opts.style_refs,
+        "centroid_layouts": opts.centroid_layouts,
+        "mean_samples": opts.mean_samples,
+        "segmenter": {"path": str(args.segmenter), **judge.info},
+        "wall_time_s": round(time.time() - started, 1),
+        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    report = {
+        "model": primary,
+        "compare": compare,
+        "references": refs,
+        "flat_class_means": data.class_means.tolist(),
+        "acceptance": acceptance(primary, refs),
+        "info": info,
+    }
+    if primary and compare:
+        mode = primary["z_modes"][0]
+        report["fd_seg_compare"] = {m["name"]: m[mode]["fd_seg"] if mode in m else None for m in compare}
+    judge_dir = args.segmenter if args.segmenter.is_dir() else args.segmenter.parent
+    out = args.out or (model.folder / "eval.json" if model else judge_dir / "judge-eval.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, report)
+    merged = ""
+    if model is not None and primary is not None and not args.no_merge:
+        metrics = metrics_for_manifest(primary, refs, info)
+        if compare:
+            metrics["fd_seg_compare"] = report["fd_seg_compare"]
+        merge_metrics(model.folder, metrics)
+        merged = f" and metrics in {model.folder / 'model.json'}"
+    print(table(report))  # noqa: T201
+    print(f"\nwrote {out}{merged}")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""An exported model folder run with onnxruntime as the server runs it (shared with `collage grids`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.export import ort_session, sha256_file
+from models.labels import LabelSet, get_label_set
+
+LATENCY_RUNS = 30
+THREADS = 2  # onnxruntime and torch threads (the serving budget: 2 cores)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """float [B,3,H,W] in [−1,1] → uint8 [B,H,W,3], rounded as the server encodes frames."""
+    return np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+class ExportedModel:
+    """An exported model folder run with onnxruntime, checksums verified like the server does."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        path = self.folder / "model.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.folder} is not a model folder: no model.json")
+        self.manifest: dict[str, Any] = json.loads(path.read_text())
+        files = self.manifest["files"]
+        for role, ref in files.items():
+            if ref is None:
+                continue
+            file = self.folder / ref["path"]
+            if not file.is_file():
+                raise FileNotFoundError(f"{file} ({role}) named by {path} does not exist")
+            if sha256_file(file) != ref["sha256"]:
+                raise ValueError(f"{file} does not match the sha256 in {path}; re-export the model")
+        self.name = str(self.manifest["name"])
+        self.labels: LabelSet = get_label_set(self.manifest["label_set"])
+        self.inputs: dict[str, Any] = self.manifest["inputs"]
+        self.z_dim = int(self.inputs.get("z_dim") or 0)
+        self.image_size = tuple(int(v) for v in self.manifest["image_size"])
+        self.generator = ort_session(self.folder / files["generator"]["path"], THREADS)
+        self.encoder = None
+        if files.get("encoder"):
+            self.encoder = ort_session(self.folder / files["encoder"]["path"], THREADS)
+            self.encoder_inputs = self.manifest.get("encoder_inputs") or {"image": "image", "mu": "mu"}
+            # The encoder's own input size (absent in manifests written before it had one: image_size).
+            self.encoder_size = tuple(int(v) for v in self.encoder_inputs.get("size") or self.image_size)
+
+    def check_size(self, size: int) -> None:
+        if self.inputs.get("dynamic_size"):
+            multiple, lo, hi = self.inputs["size_multiple"], self.inputs["min_size"], self.inputs["max_size"]
+            if size % multiple or not lo <= size <= hi:
+                raise ValueError(f"{self.name}: size {size} must be a multiple of {multiple} in [{lo}, {hi}]")
+        elif (size, size) != self.image_size:
+            raise ValueError(
+                f"{self.name} runs only at {self.image_size}; drop --size or pass --size {self.image_size[0]}"
+            )
+
+    def generate(self, labels: np.ndarray, instances: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+        """labels/instances [B,H,W], z [B,z_dim] → uint8 [B,H,W,3]."""
+        feed = {self.inputs["label"]: np.asarray(labels, np.int64)[:, None]}
+        if self.inputs.get("instance"):
+            feed[self.inputs["instance"]] = np.asarray(instances, np.int64)[:, None]
+        if self.inputs.get("z"):
+            feed[self.inputs["z"]] = np.asarray(z, np.float32)
+        return to_uint8(self.generator.run([self.inputs.get("output", "image")], feed)[0])
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [B,H,W,3] → μ [B,z_dim] (resized to the encoder's input size when needed)."""
+        if self.encoder is None:
+            raise ValueError(f"{self.name} has no encoder")
+        x = np.asarray(images, np.float32).transpose(0, 3, 1, 2) / 127.5 - 1  # [B,3,H,W]
+        if x.shape[2:] != self.encoder_size:
+            t = torch.from_numpy(x)
+            x = F.interpolate(
+                t, size=self.encoder_size, mode="bilinear", antialias=True, align_corners=False
+            ).numpy()
+        mu = self.encoder.run([self.encoder_inputs["mu"]], {self.encoder_inputs["image"]: x})[0]
+        return np.asarray(mu, np.float32)
+
+    def latency_ms(self, label: np.ndarray, instance: np.ndarray, runs: int = LATENCY_RUNS) -> float:
+        """Median wall time of one batch-1 frame (after 3 warm-up frames)."""
+        z = np.zeros((1, self.z_dim), np.float32)
+        times = []
+        for i in range(runs + 3):
+            start = time.perf_counter()
+            self.generate(label[None], instance[None], z)
+            if i >= 3:
+                times.append(time.perf_counter() - start)
+        return float(np.median(times) * 1000)
+
+
+def seeded_z(seeds: Iterable[int], z_dim: int) -> np.ndarray:
+    """The contract's seeded style: default_rng(seed).standard_normal(z_dim) per seed → [B,z_dim]."""
+    return np.stack([np.random.default_rng(s).standard_normal(z_dim, dtype=np.float32) for s in seeds])

@@ -1,0 +1,237 @@
+"""Scoring one model, and the report: per-set summaries, acceptance checks, eval.json, model.json, a table."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from models.eval.data import EvalData
+from models.eval.judge import Judge
+from models.eval.meter import THING_CLASSES, SetMeter
+from models.eval.metrics import (
+    TEXTURE_RANGE,
+    colour_stats,
+    fraction_in_range,
+    frechet_distance,
+    nearest_centroid,
+    segmentation_scores,
+    texture_ratios,
+)
+from models.eval.onnx_model import ExportedModel, seeded_z
+from models.labels import LANDSCAPE
+
+TEXTURE_MIN_PIXELS = 2000  # interior pixels a class needs (over the whole set) for a texture ratio
+CLASS_NAMES = tuple(label.name for label in LANDSCAPE.labels)
+
+
+def _fd_or_none(a: np.ndarray, b: np.ndarray) -> float | None:
+    return frechet_distance(a, b) if len(a) >= 2 and len(b) >= 2 else None
+
+
+def _set_summary(meter: SetMeter, data: EvalData, names: Sequence[str]) -> dict[str, Any]:
+    seg = segmentation_scores(meter.conf)
+    crop_fd = {}
+    for cls_name in THING_CLASSES:
+        cls = LANDSCAPE[cls_name].id
+        crop_fd[cls_name] = _fd_or_none(meter.crop_features(cls), data.heldout.crop_features(cls))
+    return {
+        "miou": seg["miou"],
+        "pixel_accuracy": seg["pixel_accuracy"],
+        "iou": dict(zip(names, seg["iou"], strict=True)),
+        "fd_seg": frechet_distance(meter.all_features(), data.heldout.all_features()),
+        "crop_fd_seg": crop_fd,
+    }
+
+
+def _texture_summary(meter: SetMeter, data: EvalData, names: Sequence[str]) -> dict[str, Any]:
+    ratios = texture_ratios(
+        meter.texture.variance(TEXTURE_MIN_PIXELS), data.reference.texture.variance(TEXTURE_MIN_PIXELS)
+    )
+    return {
+        "ratio": {
+            name: None if np.isnan(r) else round(float(r), 4) for name, r in zip(names, ratios, strict=True)
+        },
+        "fraction_in_range": fraction_in_range(ratios),
+        "range": list(TEXTURE_RANGE),
+    }
+
+
+def evaluate_model(model: ExportedModel, judge: Judge, data: EvalData, batch: int) -> dict[str, Any]:
+    """All model-dependent numbers for one exported folder."""
+    model.check_size(data.size)
+    if model.labels.name != LANDSCAPE.name:
+        raise ValueError(
+            f"{model.name} paints label set {model.labels.name!r}; the evaluator judges landscapes"
+        )
+    names = CLASS_NAMES
+    num_classes, things = len(LANDSCAPE), tuple(LANDSCAPE[c].id for c in THING_CLASSES)
+    modes = (["encoded"] if model.encoder is not None else []) + ["random"]
+    meters = {mode: SetMeter(num_classes, things) for mode in modes}
+    for start in tqdm(range(0, data.n, batch), desc=f"{model.name}: generate + judge", unit="batch"):
+        stop = min(data.n, start + batch)
+        ids, inst = data.labels[start:stop], data.instances[start:stop]
+        for mode in modes:
+            z = (
+                model.encode(data.renders[start:stop])
+                if mode == "encoded"
+                else seeded_z(range(start, stop), model.z_dim)
+            )
+            meters[mode].add(judge, model.generate(ids, inst, z), ids, inst)
+    result: dict[str, Any] = {"name": model.name, "folder": str(model.folder), "z_modes": modes}
+    for mode in modes:
+        result[mode] = _set_summary(meters[mode], data, names) | {
+            "texture": _texture_summary(meters[mode], data, names)
+        }
+
+    result["style"] = None
+    style = data.style
+    if model.encoder is not None and style is not None:
+        mu = np.concatenate(
+            [model.encode(style.refs[s : s + batch]) for s in range(0, len(style.refs), batch)]
+        )
+        stats = []
+        for s in tqdm(range(0, len(mu), batch), desc=f"{model.name}: style fidelity", unit="batch"):
+            t = style.targets[s : s + batch]
+            for image in model.generate(data.labels[t], data.instances[t], mu[s : s + batch]):
+                stats.append(colour_stats(image))
+        correct = nearest_centroid(np.stack(stats), style.centroids, style.scale) == style.ref_family
+        result["style"] = {
+            "accuracy": float(correct.mean()),
+            "per_family": {
+                name: float(correct[style.ref_family == f].mean()) for f, name in enumerate(style.families)
+            },
+            "families": len(style.families),
+            "references_per_family": len(style.refs) // len(style.families),
+            "render_ceiling": style.ceiling,
+        }
+    result["latency_ms"] = model.latency_ms(data.labels[0], data.instances[0])
+    return result
+
+
+def reference_summary(data: EvalData) -> dict[str, Any]:
+    names = CLASS_NAMES
+    flat_texture = _texture_summary(data.flat, data, names)
+    return {
+        "reference": _set_summary(data.reference, data, names),
+        "flat": _set_summary(data.flat, data, names) | {"texture": flat_texture},
+    }
+
+
+def acceptance(primary: dict[str, Any] | None, refs: dict[str, Any]) -> dict[str, bool]:
+    """The issue's acceptance checks (only the judge's two without a model)."""
+    ref, flat = refs["reference"], refs["flat"]
+    checks = {
+        "judge_reference_miou>=0.75": ref["miou"] >= 0.75,
+        "flat_miou<=0.8*reference": flat["miou"] <= 0.8 * ref["miou"],
+    }
+    if primary is None:
+        return checks
+    gen = primary[primary["z_modes"][0]]
+    checks |= {
+        "generated_miou>=0.9*reference": gen["miou"] >= 0.9 * ref["miou"],
+        "fd_seg<=0.5*flat": gen["fd_seg"] <= 0.5 * flat["fd_seg"],
+        "texture_in_range>=0.7": gen["texture"]["fraction_in_range"] >= 0.7,
+        "latency<=40ms": primary["latency_ms"] <= 40.0,
+    }
+    style = primary.get("style")
+    checks["style_accuracy>=0.8_with>=6_families"] = bool(
+        style and style["accuracy"] >= 0.8 and style["families"] >= 6
+    )
+    return checks
+
+
+def metrics_for_manifest(
+    result: dict[str, Any], refs: dict[str, Any], info: dict[str, Any]
+) -> dict[str, Any]:
+    """The compact numbers merged into model.json's `metrics`."""
+    mode = result["z_modes"][0]
+    gen = result[mode]
+    out = {
+        "eval_z": mode,
+        "miou": round(gen["miou"], 4),
+        "pixel_accuracy": round(gen["pixel_accuracy"], 4),
+        "miou_reference": round(refs["reference"]["miou"], 4),
+        "miou_flat": round(refs["flat"]["miou"], 4),
+        "fd_seg": round(gen["fd_seg"], 4),
+        "fd_seg_floor": round(refs["reference"]["fd_seg"], 4),
+        "fd_seg_flat": round(refs["flat"]["fd_seg"], 4),
+        "crop_fd_seg": {k: None if v is None else round(v, 4) for k, v in gen["crop_fd_seg"].items()},
+        "texture_in_range": round(gen["texture"]["fraction_in_range"], 4),
+        "style_accuracy": None if result["style"] is None else round(result["style"]["accuracy"], 4),
+        "latency_ms": round(result["latency_ms"], 2),
+        "eval": info,
+    }
+    if "random" in result and mode != "random":
+        out["miou_random_z"] = round(result["random"]["miou"], 4)
+        out["fd_seg_random_z"] = round(result["random"]["fd_seg"], 4)
+    return out
+
+
+def finite_or_none(value: Any) -> Any:
+    """`value` with every NaN or ±inf float (nested in dicts, lists and tuples) replaced by None.
+
+    Undefined numbers (mIoU of an empty set, a texture ratio without pixels) are NaN in the computations, but
+    NaN is not JSON: `json.dumps` would write a bare `NaN` that strict readers (browsers, jq) reject.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Strict JSON (NaN/inf as null), written to a temporary file and renamed so a crash leaves no half file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(finite_or_none(value), indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def merge_metrics(folder: Path, metrics: Mapping[str, Any]) -> None:
+    """Merge into model.json's `metrics` (atomic rewrite; the ONNX files and their checksums are untouched)."""
+    path = folder / "model.json"
+    manifest = json.loads(path.read_text())
+    manifest["metrics"] = {**manifest.get("metrics", {}), **metrics}
+    write_json(path, manifest)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def table(report: dict[str, Any]) -> str:
+    """A plain-text summary: one column per image set."""
+    refs = report["references"]
+    columns: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    for model in [report["model"], *report.get("compare", [])] if report["model"] else []:
+        for mode in model["z_modes"]:
+            columns.append((f"{model['name']}[{mode}]", model[mode], model))
+    columns += [("reference", refs["reference"], None), ("flat", refs["flat"], None)]
+    rows: list[tuple[str, Callable[[dict[str, Any], dict[str, Any] | None], Any]]] = [
+        ("mIoU", lambda s, m: s["miou"]),
+        ("pixel acc", lambda s, m: s["pixel_accuracy"]),
+        ("FD-seg", lambda s, m: s["fd_seg"]),
+        *[(f"crop FD {c}", lambda s, m, c=c: s["crop_fd_seg"][c]) for c in THING_CLASSES],
+        ("texture in range", lambda s, m: s.get("texture", {}).get("fraction_in_range")),
+        ("style accuracy", lambda s, m: m["style"]["accuracy"] if m and m.get("style") else None),
+        ("latency ms", lambda s, m: m["latency_ms"] if m else None),
+        *[(f"IoU {name}", lambda s, m, name=name: s["iou"][name]) for name in CLASS_NAMES],
+    ]
+    width = max(14, *(len(c[0]) + 2 for c in columns))
+    lines = ["".ljust(18) + "".join(c[0].rjust(width) for c in columns)]
+    for label, get in rows:
+        lines.append(label.ljust(18) + "".join(_fmt(get(s, m)).rjust(width) for _, s, m in columns))
+    lines.append("")
+    lines += [f"{'PASS' if ok else 'FAIL'}  {name}" for name, ok in report["acceptance"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""`collage eval` end to end on a tiny exported model with a tiny (untrained) judge."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.labels import LANDSCAPE
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from models.export import export_modules
+    from models.presets import build_encoder, build_generator, get_preset
+
+    torch.manual_seed(0)
+    config = get_preset("spade-tiny") | {"size": 64}
+    out = tmp_path_factory.mktemp("weights") / "tiny"
+    export_modules(
+        build_generator(config, len(LANDSCAPE)),
+        build_encoder(config),
+        label_set=LANDSCAPE,
+        out_dir=out,
+        name="tiny",
+        image_size=(64, 64),
+        training={"config": {"data_seed": 0}},
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from models.train import main as train_main
+
+    runs = tmp_path_factory.mktemp("runs")
+    argv = [
+        "--arch",
+        "segmenter",
+        "--preset",
+        "segmenter-tiny",
+        "--steps=1",
+        "--num_workers=0",
+        "--sample_every=0",
+    ]
+    assert train_main([*argv, "--runs-dir", str(runs)]) == 0
+    (run,) = runs.iterdir()
+    return run / "checkpoint-latest.pt"
+
+
+SMALL = ["--n", "4", "--size", "64", "--workers", "1", "--mean-samples", "2", "--centroid-layouts", "2"]
+
+
+@pytest.mark.slow  # exporting the tiny model with the dynamo exporter takes ~15–25 s on 2 cores
+def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: Path, capsys) -> None:
+    from models.eval.cli import main
+    from models.export import sha256_file
+
+    before = json.loads((tiny_model / "model.json").read_text())
+    out = tmp_path / "eval.json"
+    argv = [str(tiny_model), "--segmenter", str(tiny_judge), *SMALL, "--style-refs", "1", "--out", str(out)]
+    assert main([*argv, "--compare", str(tiny_model)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report) >= {"model", "compare", "references", "acceptance", "info", "flat_class_means"}
+    model = report["model"]
+    assert model["z_modes"] == ["encoded", "random"]
+    for mode in model["z_modes"]:
+        assert 0.0 <= model[mode]["miou"] <= 1.0 and 0.0 <= model[mode]["pixel_accuracy"] <= 1.0
+        assert model[mode]["fd_seg"] >= 0.0
+        assert set(model[mode]["crop_fd_seg"]) == {"tree", "rock", "house"}
+        assert set(model[mode]["texture"]["ratio"]) == {label.name for label in LANDSCAPE.labels}
+    assert set(report["references"]) == {"reference", "flat"}
+    assert model["style"]["families"] >= 6 and len(model["style"]["per_family"]) == model["style"]["families"]
+    assert 0.0 <= model["style"]["accuracy"] <= 1.0 and model["latency_ms"] > 0
+    # The compared folder is the same model on the same data: identical numbers.
+    assert report["compare"][0]["encoded"]["fd_seg"] == pytest.approx(model["encoded"]["fd_seg"])
+    assert report["info"]["n"] == 4
+    assert all(isinstance(v, bool) for v in report["acceptance"].values())
+
+    after = json.loads((tiny_model / "model.json").read_text())
+    metrics = after["metrics"]
+    assert metrics["miou"] == pytest.approx(model["encoded"]["miou"], abs=1e-4)
+    assert metrics["fd_seg_flat"] == pytest.approx(report["references"]["flat"]["fd_seg"], abs=1e-4)
+    assert metrics["eval"]["n"] == 4 and metrics["eval_z"] == "encoded"
+    assert {k: v for k, v in after.items() if k != "metrics"} == {
+        k: v for k, v in before.items() if k != "metrics"
+    }
+    assert sha256_file(tiny_model / "generator.onnx") == after["files"]["generator"]["sha256"]
+    assert "FD-seg" in capsys.readouterr().out
+    # A size the generator cannot run at is refused before any work.
+    assert main([str(tiny_model), "--segmenter", str(tiny_judge), "--n", "4", "--size", "60"]) == 2
+    assert "multiple of 8" in capsys.readouterr().err
+
+
+def test_collage_eval_refuses_bad_input(tiny_judge: Path, tmp_path: Path, capsys) -> None:
+    from models.eval.cli import main
+
+    assert main([str(tmp_path), "--segmenter", str(tiny_judge)]) == 2
+    assert "no model.json" in capsys.readouterr().err
+    not_a_checkpoint = tmp_path / "notes.txt"
+    not_a_checkpoint.write_text("hello")
+    assert main(["--segmenter", str(not_a_checkpoint), *SMALL]) == 2
+    assert "not a segmenter checkpoint" in capsys.readouterr().err
+    assert main(["--segmenter", str(tiny_judge), *SMALL, "--style-refs", "0"]) == 2
+    assert "--style-refs must be ≥ 1" in capsys.readouterr().err
+
+
+def test_collage_eval_without_a_model_scores_only_the_judge(tiny_judge: Path, tmp_path: Path, capsys) -> None:
+    from models.eval.cli import main
+
+    out = tmp_path / "judge.json"
+    assert main(["--segmenter", str(tiny_judge), *SMALL, "--style-refs", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["model"] is None and report["compare"] == []
+    assert set(report["acceptance"]) == {"judge_reference_miou>=0.75", "flat_miou<=0.8*reference"}
+    assert set(report["references"]["reference"]["iou"]) == {label.name for label in LANDSCAPE.labels}
+    assert "IoU sky" in capsys.readouterr().out
+    assert main(["--segmenter", str(tiny_judge), "--n", "4"]) == 2
+    assert "--size" in capsys.readouterr().err
