@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,22 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config=config,
     )
     return weights
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """Picks a port on 127.0.0.1 that nothing listens on, for the server subprocesses the tests start.
+
+    A fixture because the tests folders are not packages (importlib mode), so a plain function here could not
+    be imported by the server, browser and docker tests.
+    """
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    return pick
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

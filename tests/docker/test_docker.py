@@ -12,10 +12,10 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -235,13 +235,9 @@ def test_serve_sh_refuses_bad_usage(args: list[str]) -> None:
     assert result.returncode == 2 and "usage:" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_start_command_serves_healthz_that_the_image_healthcheck_accepts(tmp_path: Path) -> None:
+def test_start_command_serves_healthz_that_the_image_healthcheck_accepts(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
     """The real start command (the image's CMD) comes up, and the image's HEALTHCHECK command passes against it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COLLAGE_")}

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,6 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServerProcess:
@@ -122,25 +115,29 @@ def browser_weights(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory
     return weights
 
 
-def _server(weights: Path, tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
+def _server(weights: Path, tmp_path_factory: pytest.TempPathFactory, port: int) -> ServerProcess:
     root = tmp_path_factory.mktemp("server")
-    server = ServerProcess(weights, root / "data", free_port(), root / "server.log")
+    server = ServerProcess(weights, root / "data", port, root / "server.log")
     server.start()
     return server
 
 
 @pytest.fixture(scope="module")
-def live_server(browser_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def live_server(
+    browser_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
+) -> Iterator[ServerProcess]:
     """One server shared by a test module (starting one costs a few seconds)."""
-    server = _server(browser_weights, tmp_path_factory)
+    server = _server(browser_weights, tmp_path_factory, free_port())
     yield server
     server.stop()
 
 
 @pytest.fixture
-def own_server(browser_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def own_server(
+    browser_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
+) -> Iterator[ServerProcess]:
     """A server only this test uses, free to be stopped and restarted."""
-    server = _server(browser_weights, tmp_path_factory)
+    server = _server(browser_weights, tmp_path_factory, free_port())
     yield server
     server.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +13,14 @@ from models import slim, train
 from models.ema import make_ema
 from models.labels import LANDSCAPE
 
-TINY = [
-    "--arch", "spade", "--preset", "spade-tiny", "--data=procedural", "--size=32", "--num-workers=0",
-    "--threads=1", "--sample-every=0", "--snapshot-every=0", "--checkpoint-every=1000", "--data-length=2",
-    "--batch=1",
-]  # fmt: skip
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("COLLAGE_RUNS_DIR", raising=False)
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-
-
-def load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def test_slim_keeps_the_networks_in_half_precision_and_init_from_reads_it() -> None:
-    assert train.main([*TINY, "--steps=3"]) == 0
+def test_slim_keeps_the_networks_in_half_precision_and_init_from_reads_it(
+    tiny_spade: list[str], load: Callable[[Path], dict[str, Any]]
+) -> None:
+    argv = [*tiny_spade, "--data-length=2", "--batch=1"]
+    assert train.main([*argv, "--steps=3"]) == 0
     full_path = Path("runs/00001-spade-tiny/checkpoint-latest.pt")
     assert slim.main(["runs/00001-spade-tiny", "--out", "keep/init.pt"]) == 0
     full, small = load(full_path), load(Path("keep/init.pt"))
@@ -57,7 +46,7 @@ def test_slim_keeps_the_networks_in_half_precision_and_init_from_reads_it() -> N
         assert all(state[k].dtype == full[key][k].dtype for k in state)  # back in the networks' precision
         assert max(float((state[k].float() - small[key][k].float()).abs().max()) for k in state) == 0.0
 
-    assert train.main([*TINY, "--steps=1", "--size=64", "--init-from", "keep/init.pt"]) == 0
+    assert train.main([*argv, "--steps=1", "--size=64", "--init-from", "keep/init.pt"]) == 0
     continued = load(Path("runs/00002-spade-tiny/checkpoint-latest.pt"))
     assert continued["config"]["init_from"] == {"path": "keep/init.pt", "step": 3, "size": 32}
 

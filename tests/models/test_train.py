@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,19 +131,12 @@ TOY_PRESET = {
 
 
 @pytest.fixture(autouse=True)
-def toy_archs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def toy_archs(monkeypatch: pytest.MonkeyPatch, in_tmp: None) -> None:
     monkeypatch.setitem(ARCHS, "toy", Arch("toy", {"small": TOY_PRESET}, "small", ToyGAN))
     monkeypatch.setitem(
         ARCHS, "single", Arch("single", {"one": {**TOY_PRESET, "lr": 0.03}}, "one", SingleNet)
     )
     monkeypatch.setattr(train, "build_dataset", lambda config: (ToyPairs(7, config["size"]), LANDSCAPE))
-    monkeypatch.delenv("COLLAGE_RUNS_DIR", raising=False)
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def assert_same_tensors(a: Any, b: Any, where: str = "") -> None:
@@ -225,7 +218,9 @@ def test_dry_run_prints_config_and_writes_nothing(capsys: pytest.CaptureFixture[
     assert not Path("runs").exists()
 
 
-def test_run_folder_log_samples_and_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_folder_log_samples_and_checkpoint(
+    load: Callable[[Path], dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert train.main(["--arch", "toy"]) == 0
     run = Path("runs/00001-toy-small")
     printed = capsys.readouterr().out
@@ -271,7 +266,7 @@ def test_runs_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_resume_continues_exactly(workers: int) -> None:
+def test_resume_continues_exactly(load: Callable[[Path], dict[str, Any]], workers: int) -> None:
     """14 steps straight == 5 steps, stop, resume to 14 (mid-epoch: 3 batches per epoch), bit for bit."""
     common = [f"--num-workers={workers}", "--checkpoint-every=100", "--snapshot-every=0", "--log-every=1"]
     assert train.main(["--arch", "toy", "--steps=14", *common]) == 0
@@ -301,7 +296,9 @@ def test_resume_refuses_config_changes(capsys: pytest.CaptureFixture[str]) -> No
     assert "no checkpoint at runs/nothing/checkpoint-latest.pt" in capsys.readouterr().err
 
 
-def test_signal_finishes_the_step_and_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signal_finishes_the_step_and_checkpoints(
+    load: Callable[[Path], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SIGINT during step 3 -> checkpoint at step 3, exit code 130; resuming completes the run."""
     calls = {"n": 0}
     original = ToyGAN.step
@@ -322,7 +319,7 @@ def test_signal_finishes_the_step_and_checkpoints(monkeypatch: pytest.MonkeyPatc
     assert load(run / "checkpoint-latest.pt")["step"] == 10
 
 
-def test_single_network_arch_without_discriminator() -> None:
+def test_single_network_arch_without_discriminator(load: Callable[[Path], dict[str, Any]]) -> None:
     assert train.main(["--arch", "single", "--steps=60", "--log-every=10"]) == 0
     run = Path("runs/00001-single-one")
     ckpt = load(run / "checkpoint-latest.pt")

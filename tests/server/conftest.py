@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import io
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -132,17 +131,11 @@ def slow_engine() -> Callable[[TestClient, float], SlowEngine]:
     return install
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ServerProcess:
-    """`python -m server` on 127.0.0.1 and a free port, with COLLAGE_* settings from `env`."""
+    """`python -m server` on 127.0.0.1 and `port` (a free one), with COLLAGE_* settings from `env`."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("ab")
@@ -182,11 +175,13 @@ class ServerProcess:
 
 
 @pytest.fixture
-def server_process(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServerProcess]]:
+def server_process(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> Iterator[Callable[[dict[str, str]], ServerProcess]]:
     started: list[ServerProcess] = []
 
     def start(env: dict[str, str]) -> ServerProcess:
-        proc = ServerProcess(env, tmp_path / f"server-{len(started)}.log")
+        proc = ServerProcess(env, free_port(), tmp_path / f"server-{len(started)}.log")
         started.append(proc)
         return proc
 

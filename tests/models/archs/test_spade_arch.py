@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +20,8 @@ from models.ema import make_ema
 from models.labels import LANDSCAPE
 from models.presets import build_encoder, build_generator
 
+pytestmark = pytest.mark.usefixtures("in_tmp")
 REPO = Path(__file__).resolve().parents[3]
-TINY = [
-    "--arch", "spade", "--preset", "spade-tiny", "--data=procedural", "--size=32", "--num-workers=0",
-    "--threads=1", "--sample-every=0", "--snapshot-every=0", "--checkpoint-every=1000",
-]  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("COLLAGE_RUNS_DIR", raising=False)
-    monkeypatch.delenv("WORLD_SIZE", raising=False)
-
-
-def load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def max_diff(a: Any, b: Any) -> float:
@@ -115,9 +102,11 @@ def test_encoder_at_its_own_size_trains_on_a_larger_batch() -> None:
 
 
 @pytest.mark.slow  # ~11 s of CPU, 20-40 s when the machine is shared
-def test_learns_to_reconstruct_a_single_pair() -> None:
+def test_learns_to_reconstruct_a_single_pair(
+    tiny_spade: list[str], load: Callable[[Path], dict[str, Any]]
+) -> None:
     """200 steps on one 32² procedural pair: L1(G(label, E(image).μ), image) falls below a quarter."""
-    argv = [*TINY, "--data-length=1", "--batch=1", "--steps=200", "--log-every=50", "--lr-g=5e-4",
+    argv = [*tiny_spade, "--data-length=1", "--batch=1", "--steps=200", "--log-every=50", "--lr-g=5e-4",
             "--generator.nhidden=16"]  # fmt: skip
     assert train.main(argv) == 0
     ckpt = load(Path("runs/00001-spade-tiny/checkpoint-latest.pt"))
@@ -143,9 +132,9 @@ def test_learns_to_reconstruct_a_single_pair() -> None:
     assert ema < 0.25 * initial, numbers
 
 
-def test_resume_equals_straight_run() -> None:
+def test_resume_equals_straight_run(tiny_spade: list[str], load: Callable[[Path], dict[str, Any]]) -> None:
     """40 steps straight == 20 steps, stop, --resume to 40 (batch 2, 3 batches per epoch: step 20 is mid-epoch)."""
-    common = [*TINY, "--data-length=6", "--batch=2", "--log-every=10"]
+    common = [*tiny_spade, "--data-length=6", "--batch=2", "--log-every=10"]
     assert train.main([*common, "--steps=40"]) == 0
     assert train.main([*common, "--steps=20"]) == 0
     assert train.main(["--resume", "runs/00002-spade-tiny", "--steps=40"]) == 0
@@ -159,9 +148,11 @@ def test_resume_equals_straight_run() -> None:
     assert not torch.equal(straight["G"]["fc.weight"], load_initial_fc())  # it did train
 
 
-def test_init_from_starts_a_new_run_at_another_size_with_the_weights() -> None:
+def test_init_from_starts_a_new_run_at_another_size_with_the_weights(
+    tiny_spade: list[str], load: Callable[[Path], dict[str, Any]]
+) -> None:
     """A 32² run's G, G_ema, D and E start a 64² run (E stays 32²): exact weights, step 0, fresh optimisers."""
-    assert train.main([*TINY, "--data-length=2", "--batch=1", "--steps=3"]) == 0
+    assert train.main([*tiny_spade, "--data-length=2", "--batch=1", "--steps=3"]) == 0
     source = load(Path("runs/00001-spade-tiny/checkpoint-latest.pt"))
 
     config = train.resolve_config("spade", "spade-tiny", [("size", "64")])
@@ -173,7 +164,7 @@ def test_init_from_starts_a_new_run_at_another_size_with_the_weights() -> None:
         assert max_diff(net.state_dict(), source[key]) == 0.0, key  # every weight and buffer, bit for bit
 
     argv = [
-        *TINY,
+        *tiny_spade,
         "--data-length=2",
         "--batch=1",
         "--steps=2",
@@ -203,11 +194,13 @@ def test_init_from_starts_a_new_run_at_another_size_with_the_weights() -> None:
         assert moved < 2e-3 < 0.05 < unrelated, (name, moved, unrelated)  # seen: ≤ 9.5e-4 vs ≥ 0.17
 
 
-def test_init_from_refuses_what_does_not_fit(capsys: pytest.CaptureFixture[str]) -> None:
-    assert train.main([*TINY, "--data-length=2", "--batch=1", "--steps=1"]) == 0
+def test_init_from_refuses_what_does_not_fit(
+    tiny_spade: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert train.main([*tiny_spade, "--data-length=2", "--batch=1", "--steps=1"]) == 0
     capsys.readouterr()
     small_e = [
-        *TINY,
+        *tiny_spade,
         "--data-length=2",
         "--steps=1",
         "--encoder.image-size=16",
@@ -218,7 +211,7 @@ def test_init_from_refuses_what_does_not_fit(capsys: pytest.CaptureFixture[str])
     assert "--init_from: E does not fit this config's network" in err and "fc_mu.weight" in err
     assert train.main(["--resume", "runs/00001-spade-tiny", "--init-from", "runs/00001-spade-tiny"]) == 2
     assert "give only one" in capsys.readouterr().err
-    assert train.main([*TINY, "--init-from", "runs/nothing"]) == 2
+    assert train.main([*tiny_spade, "--init-from", "runs/nothing"]) == 2
     assert "no checkpoint at runs/nothing/checkpoint-latest.pt" in capsys.readouterr().err
     assert [p.name for p in Path("runs").iterdir()] == ["00001-spade-tiny"]  # refused runs leave no folder
 
@@ -229,13 +222,15 @@ def load_initial_fc() -> torch.Tensor:
     return build_generator(config, len(LANDSCAPE)).state_dict()["fc.weight"]
 
 
-def test_two_processes_with_torchrun(tmp_path: Path) -> None:
+def test_two_processes_with_torchrun(
+    tiny_spade: list[str], load: Callable[[Path], dict[str, Any]], tmp_path: Path
+) -> None:
     """torchrun --nproc_per_node=2 (gloo): one run folder written by rank 0, a checkpoint with both ranks' RNG."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     env.pop("COLLAGE_RUNS_DIR", None)
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "models.train",
-        *TINY, "--data-length=4", "--batch=2", "--steps=2", "--log-every=1", "--sample-every=2",
+        *tiny_spade, "--data-length=4", "--batch=2", "--steps=2", "--log-every=1", "--sample-every=2",
         "--runs-dir", str(tmp_path / "runs"), "--dry-run=false",
     ]  # fmt: skip
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
