@@ -1,7 +1,7 @@
 """`collage eval`: score an exported model folder the papers' way, with a judge trained here.
 
-    collage eval weights/NAME --segmenter /work/runs/NNNNN-segmenter-…/checkpoint-latest.pt \\
-        [--n 500] [--size 256] [--seed 0] [--out eval.json] [--compare weights/NAME-10pct …]
+    collage eval weights/NAME [--segmenter RUN_OR_PT] [--n 500] [--size 256] [--seed 0] [--out eval.json] \\
+        [--compare weights/NAME-10pct …]
 
 The numbers go to eval.json (default: inside the model folder) and into model.json's `metrics`; a table is
 printed. `--compare DIR` scores further model folders (e.g. the same model exported at 10% of its training) on
@@ -40,6 +40,9 @@ from models.eval.report import (
     write_json,
 )
 
+# The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
+JUDGE = Path(__file__).resolve().parents[2] / "weights" / "judges" / "landscape.pt"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="collage eval", description=__doc__.split("\n")[0])
@@ -54,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     add(
         "--segmenter",
         type=Path,
-        required=True,
-        help="judge checkpoint or run folder (collage train --arch segmenter)",
+        default=JUDGE,
+        help="judge checkpoint or run folder (collage train --arch segmenter; default: the committed judge "
+        "weights/judges/landscape.pt, so scores are comparable between sessions)",
     )
     add("--n", type=int, default=500, help="held-out layouts (default 500)")
     add("--size", type=int, default=None, help="evaluation size (default: the model's image_size)")
