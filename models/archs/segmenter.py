@@ -61,8 +61,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "class_weight_power": 0.5,  # class weight ∝ frequency^-power within each batch (0 = plain CE)
         "augment": dict(_AUGMENT),
     },
-    # The same net fine-tuned at the evaluation size (`--init_from` a segmenter-small run): flower
-    # fields are 1-px dots and rocks a few pixels at 256², which a 128² judge cannot see (flowers IoU ≈ 0.05).
+    # The same net fine-tuned at the evaluation size (`--init_from` a segmenter-small run): blossoms, pebbles and
+    # rocks are a few pixels at 256², which a 128² judge blurs away: segmenter-small alone scored mIoU 0.643 on
+    # 100 held-out renders after 2,000 steps; the committed judge (3,000 small + 2,000 here) scores 0.853 on 500.
     "segmenter-256": {
         "size": 256,
         "batch": 4,
