@@ -97,6 +97,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def distinct_names(models: list[ExportedModel]) -> list[str]:
+    """Report labels for the evaluated folders: the manifest name, plus the folder where names clash.
+
+    Two exports of one model (the shipped folder and a newer run, or a 10% snapshot) share their manifest
+    name; `fd_seg_compare` is keyed by label and the table headed by it, so clashing names would hide a result.
+    """
+    names = [m.name for m in models]
+    labels = [n if names.count(n) == 1 else f"{n} ({m.folder})" for n, m in zip(names, models, strict=True)]
+    return [lab if labels.count(lab) == 1 else f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
+
+
 def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(THREADS)
     for key in ("batch", "workers", "mean_samples", "centroid_layouts", "style_refs"):
@@ -125,8 +136,9 @@ def _run(args: argparse.Namespace) -> int:
     started = time.time()
     data = prepare(judge, opts, with_style=model is not None)
     refs = reference_summary(data)
-    primary = evaluate_model(model, judge, data, opts.batch) if model else None
-    compare = [evaluate_model(m, judge, data, opts.batch) for m in others]
+    names = distinct_names([model, *others] if model else [])
+    primary = evaluate_model(model, judge, data, opts.batch, names[0]) if model else None
+    compare = [evaluate_model(m, judge, data, opts.batch, n) for m, n in zip(others, names[1:], strict=True)]
     info = {
         "n": opts.n,
         "size": opts.size,

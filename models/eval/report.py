@@ -63,8 +63,11 @@ def _texture_summary(meter: SetMeter, data: EvalData, names: Sequence[str]) -> d
     }
 
 
-def evaluate_model(model: ExportedModel, judge: Judge, data: EvalData, batch: int) -> dict[str, Any]:
-    """All model-dependent numbers for one exported folder."""
+def evaluate_model(
+    model: ExportedModel, judge: Judge, data: EvalData, batch: int, name: str | None = None
+) -> dict[str, Any]:
+    """All model-dependent numbers for one exported folder, reported under `name` (default: the manifest's)."""
+    name = name or model.name
     model.check_size(data.size)
     if model.labels.name != LANDSCAPE.name:
         raise ValueError(
@@ -74,7 +77,7 @@ def evaluate_model(model: ExportedModel, judge: Judge, data: EvalData, batch: in
     num_classes, things = len(LANDSCAPE), tuple(LANDSCAPE[c].id for c in THING_CLASSES)
     modes = (["encoded"] if model.encoder is not None else []) + ["random"]
     meters = {mode: SetMeter(num_classes, things) for mode in modes}
-    for start in tqdm(range(0, data.n, batch), desc=f"{model.name}: generate + judge", unit="batch"):
+    for start in tqdm(range(0, data.n, batch), desc=f"{name}: generate + judge", unit="batch"):
         stop = min(data.n, start + batch)
         ids, inst = data.labels[start:stop], data.instances[start:stop]
         for mode in modes:
@@ -84,7 +87,7 @@ def evaluate_model(model: ExportedModel, judge: Judge, data: EvalData, batch: in
                 else seeded_z(range(start, stop), model.z_dim)
             )
             meters[mode].add(judge, model.generate(ids, inst, z), ids, inst)
-    result: dict[str, Any] = {"name": model.name, "folder": str(model.folder), "z_modes": modes}
+    result: dict[str, Any] = {"name": name, "folder": str(model.folder), "z_modes": modes}
     for mode in modes:
         result[mode] = _set_summary(meters[mode], data, names) | {
             "texture": _texture_summary(meters[mode], data, names)

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -73,8 +74,10 @@ def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: P
     assert set(report["references"]) == {"reference", "flat"}
     assert model["style"]["families"] >= 6 and len(model["style"]["per_family"]) == model["style"]["families"]
     assert 0.0 <= model["style"]["accuracy"] <= 1.0 and model["latency_ms"] > 0
-    # The compared folder is the same model on the same data: identical numbers.
+    # The compared folder is the same model on the same data: identical numbers, under a label of its own.
     assert report["compare"][0]["encoded"]["fd_seg"] == pytest.approx(model["encoded"]["fd_seg"])
+    assert model["name"] != report["compare"][0]["name"]
+    assert list(report["fd_seg_compare"]) == [report["compare"][0]["name"]]
     assert report["info"]["n"] == 4
     assert all(isinstance(v, bool) for v in report["acceptance"].values())
 
@@ -91,6 +94,18 @@ def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: P
     # A size the generator cannot run at is refused before any work.
     assert main([str(tiny_model), "--segmenter", str(tiny_judge), "--n", "4", "--size", "60"]) == 2
     assert "multiple of 8" in capsys.readouterr().err
+
+
+def test_distinct_names_add_the_folder_only_where_names_clash() -> None:
+    from models.eval.cli import distinct_names
+
+    def model(name: str, folder: str) -> SimpleNamespace:
+        return SimpleNamespace(name=name, folder=Path(folder))
+
+    shipped, run, other = model("spade", "weights/spade"), model("spade", "runs/x"), model("oasis", "w/oasis")
+    assert distinct_names([shipped, other]) == ["spade", "oasis"]
+    assert distinct_names([run, shipped, other]) == ["spade (runs/x)", "spade (weights/spade)", "oasis"]
+    assert distinct_names([shipped, shipped]) == ["spade (weights/spade) #1", "spade (weights/spade) #2"]
 
 
 def test_collage_eval_refuses_bad_input(tiny_judge: Path, tmp_path: Path, capsys) -> None:
