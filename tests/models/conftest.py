@@ -31,6 +31,12 @@ def tiny_spade() -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.fixture(scope="session")
+def tiny_segmenter() -> list[str]:
+    """`collage train` flags for a segmenter-tiny run on procedural data that writes no sample sheets."""
+    return ["--arch", "segmenter", "--preset", "segmenter-tiny", "--num_workers=0", "--sample_every=0"]
+
+
 @pytest.fixture
 def load() -> Callable[[Path], dict[str, Any]]:
     """Reads a checkpoint the way the trainer does: tensors on the CPU, no pickled code."""

@@ -113,19 +113,10 @@ def test_segmenter_loss_falls_on_a_few_procedural_samples(one_thread: None) -> N
     assert [p.shape for p in previews] == [(4, 3, 32, 32)] * 3
 
 
-def test_trained_checkpoint_loads_as_a_judge(tmp_path: Path) -> None:
+def test_trained_checkpoint_loads_as_a_judge(tmp_path: Path, tiny_segmenter: list[str]) -> None:
     from models.train import main as train_main
 
-    argv = [
-        "--arch",
-        "segmenter",
-        "--preset",
-        "segmenter-tiny",
-        "--steps=2",
-        "--num_workers=0",
-        "--sample_every=0",
-    ]
-    assert train_main([*argv, "--runs-dir", str(tmp_path)]) == 0
+    assert train_main([*tiny_segmenter, "--steps=2", "--runs-dir", str(tmp_path)]) == 0
     (run,) = tmp_path.iterdir()
     net, size, info = load_segmenter(run)
     assert size == 32 and info["weights"] == "S_ema" and info["step"] == 2
@@ -133,7 +124,7 @@ def test_trained_checkpoint_loads_as_a_judge(tmp_path: Path) -> None:
     assert net(torch.zeros(1, 3, 32, 32)).shape == (1, len(LANDSCAPE), 32, 32)
 
 
-def test_init_from_starts_from_an_earlier_judge(tmp_path: Path) -> None:
+def test_init_from_starts_from_an_earlier_judge(tmp_path: Path, tiny_segmenter: list[str]) -> None:
     """The trainer's generic --init_from: S and its EMA equal the source's right after loading."""
     from models.ema import make_ema
     from models.train import build_recipe, load_checkpoint, load_init_weights
@@ -159,7 +150,7 @@ def test_init_from_starts_from_an_earlier_judge(tmp_path: Path) -> None:
         train_main(["--arch", "segmenter", "--preset", "segmenter-256", "--init_from", str(run), "--dry-run"])
         == 0
     )
-    tiny = ["--arch", "segmenter", "--preset", "segmenter-tiny", *quiet, "--runs-dir", str(tmp_path / "runs")]
+    tiny = [*tiny_segmenter, "--runs-dir", str(tmp_path / "runs")]
     assert train_main([*tiny, "--init_from", str(run)]) == 2  # segmenter-tiny builds a smaller net
     assert not (tmp_path / "runs").exists()
 

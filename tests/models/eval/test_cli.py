@@ -32,20 +32,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_judge(tmp_path_factory: pytest.TempPathFactory, tiny_segmenter: list[str]) -> Path:
     from models.train import main as train_main
 
     runs = tmp_path_factory.mktemp("runs")
-    argv = [
-        "--arch",
-        "segmenter",
-        "--preset",
-        "segmenter-tiny",
-        "--steps=1",
-        "--num_workers=0",
-        "--sample_every=0",
-    ]
-    assert train_main([*argv, "--runs-dir", str(runs)]) == 0
+    assert train_main([*tiny_segmenter, "--steps=1", "--runs-dir", str(runs)]) == 0
     (run,) = runs.iterdir()
     return run / "checkpoint-latest.pt"
 
