@@ -21,7 +21,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from torch.nn.utils import parametrize
 
 from models.flops import count_params, encoder_gmacs, generator_gmacs
 from models.labels import LabelSet, get_label_set
+from models.nets.spade import ConvEncoder, SPADEGenerator
 
 OPSET = 18
 PARITY_TOL = 1e-3  # max abs difference allowed between torch and onnxruntime outputs in [-1, 1]
@@ -38,6 +39,8 @@ MAX_BATCH = 1024
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "weights" / "model.schema.json"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 class ExportError(RuntimeError):
@@ -48,7 +51,7 @@ class ExportError(RuntimeError):
 # Preparing modules.
 
 
-def fold_spectral_norm(module: nn.Module) -> nn.Module:
+def fold_spectral_norm(module: ModuleT) -> ModuleT:
     """Replace every parametrization (spectral norm) by its current value, in place; returns `module`.
 
     Call on an eval-mode copy: spectral norm then uses its stored power-iteration vectors without updating
@@ -58,7 +61,8 @@ def fold_spectral_norm(module: nn.Module) -> nn.Module:
     with torch.no_grad():
         for sub in module.modules():
             if parametrize.is_parametrized(sub):
-                values = {name: getattr(sub, name).detach().clone() for name in sub.parametrizations}
+                names = cast(nn.ModuleDict, sub.parametrizations)  # a ModuleDict, typed Tensor | Module
+                values = {name: getattr(sub, name).detach().clone() for name in names}
                 sub.__class__ = sub.__class__.__bases__[0]  # parametrize subclasses the original class
                 del sub.parametrizations
                 for name, value in values.items():
@@ -66,7 +70,7 @@ def fold_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def prepare_for_export(module: nn.Module) -> nn.Module:
+def prepare_for_export(module: ModuleT) -> ModuleT:
     """A deep copy on CPU, in eval mode, with spectral norm folded and gradients off."""
     prepared = fold_spectral_norm(copy.deepcopy(module).cpu().eval())
     prepared.requires_grad_(False)
@@ -132,7 +136,7 @@ def _generator_inputs(
 
 
 def export_generator(
-    generator: nn.Module, path: Path, image_size: tuple[int, int], max_size: int = 1024
+    generator: SPADEGenerator, path: Path, image_size: tuple[int, int], max_size: int = 1024
 ) -> dict[str, Any]:
     """Export a prepared (label, instance, z) -> image generator; returns the manifest `inputs` + parity.
 
@@ -187,7 +191,7 @@ def export_generator(
     return {"inputs": inputs, "parity_max_abs_diff": diff}
 
 
-def export_encoder(encoder: nn.Module, path: Path) -> float:
+def export_encoder(encoder: ConvEncoder, path: Path) -> float:
     """Export a prepared image -> (mu, logvar) encoder at its own fixed image_size (which may differ from the
     generator's: the manifest records it as encoder_inputs.size); returns the parity diff."""
     from torch.export import Dim
@@ -269,8 +273,8 @@ def validate_manifest(manifest: Mapping[str, Any], schema_path: Path = SCHEMA_PA
 
 
 def export_modules(
-    generator: nn.Module,
-    encoder: nn.Module | None,
+    generator: SPADEGenerator,
+    encoder: ConvEncoder | None,
     *,
     label_set: LabelSet | str,
     out_dir: str | Path,
@@ -379,7 +383,9 @@ def find_checkpoint(run: Path, which: str = "latest") -> Path:
     return path
 
 
-def load_for_export(checkpoint: Mapping[str, Any]) -> tuple[nn.Module, nn.Module | None, dict[str, Any]]:
+def load_for_export(
+    checkpoint: Mapping[str, Any],
+) -> tuple[SPADEGenerator, ConvEncoder | None, dict[str, Any]]:
     """Rebuild (G, E) from a checkpoint that carries its resolved config; prefers the EMA generator."""
     from models.presets import build_encoder, build_generator
 
@@ -406,7 +412,7 @@ def load_for_export(checkpoint: Mapping[str, Any]) -> tuple[nn.Module, nn.Module
 
 @torch.no_grad()
 def encode_family_styles(
-    encoder: nn.Module, per_family: int, seed: int = 0, size: tuple[int, int] | None = None
+    encoder: ConvEncoder, per_family: int, seed: int = 0, size: tuple[int, int] | None = None
 ) -> list[dict[str, Any]]:
     """One preset latent per procedural style family: the mean μ of `per_family` encoded reference renders.
 

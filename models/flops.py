@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from models.nets.spade import ConvEncoder, SPADEGenerator
+
 
 def count_gmacs(module: nn.Module, *inputs: Any) -> float:
     """GMACs of one forward pass of `module` on `inputs` (no gradients, module mode unchanged)."""
@@ -21,7 +23,7 @@ def count_gmacs(module: nn.Module, *inputs: Any) -> float:
     return counter.get_total_flops() / 2 / 1e9
 
 
-def generator_gmacs(generator: nn.Module, size: tuple[int, int] = (256, 256)) -> float:
+def generator_gmacs(generator: SPADEGenerator, size: tuple[int, int] = (256, 256)) -> float:
     """GMACs per frame (batch 1) of a generator with the (label, instance, z) signature at `size`."""
     height, width = size
     device = _device(generator)
@@ -31,7 +33,7 @@ def generator_gmacs(generator: nn.Module, size: tuple[int, int] = (256, 256)) ->
     return count_gmacs(generator, label, instance, z)
 
 
-def encoder_gmacs(encoder: nn.Module) -> float:
+def encoder_gmacs(encoder: ConvEncoder) -> float:
     """GMACs per image (batch 1) of an image encoder at its fixed `image_size`."""
     return count_gmacs(encoder, torch.zeros(1, 3, *encoder.image_size, device=_device(encoder)))
 

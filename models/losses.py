@@ -99,10 +99,10 @@ class VGG19Features(nn.Module):
         if not isinstance(state, dict):
             raise ValueError(f"{path}: expected a state dict (torchvision vgg19), got {type(state).__name__}")
         own = self.features.state_dict()
-        wanted = {k: state.get(f"features.{k}") for k in own}
-        missing = [f"features.{k}" for k, v in wanted.items() if v is None]
+        missing = [f"features.{k}" for k in own if state.get(f"features.{k}") is None]
         if missing:
             raise ValueError(f"{path}: not a torchvision VGG19 state dict, missing {', '.join(missing[:4])}…")
+        wanted = {k: state[f"features.{k}"] for k in own}
         for key, tensor in wanted.items():
             if tensor.shape != own[key].shape:
                 raise ValueError(

@@ -42,10 +42,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -314,11 +314,16 @@ class ResumableSampler(DistributedSampler):
         self.set_epoch(epoch)
         self.start = start
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         return ((self.epoch, i) for i in itertools.islice(super().__iter__(), self.start, None))
 
     def __len__(self) -> int:
         return self.num_samples - self.start
+
+
+def dataset_len(dataset: Dataset) -> int:
+    """len(dataset): the datasets here are all map-style with a length, which torch's `Dataset` type omits."""
+    return len(cast(Sized, dataset))
 
 
 class SeededItems(Dataset):
@@ -331,7 +336,7 @@ class SeededItems(Dataset):
         self.dataset, self.seed = dataset, seed
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return dataset_len(self.dataset)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         epoch, index = key
@@ -351,7 +356,9 @@ def seed_all(seed: int) -> None:
 
 
 def get_rng_state(device: torch.device) -> dict[str, Any]:
-    _, keys, pos, has_gauss, cached = np.random.get_state()
+    # The global RandomState is MT19937, so legacy=True gives its tuple; numpy's stub also allows a dict.
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
+    _, keys, pos, has_gauss, cached = legacy
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": {
@@ -575,7 +582,9 @@ def training_loop(
     sampler = ResumableSampler(dataset, world, env.rank, config["seed"])
     batches_per_epoch = sampler.num_samples // per_rank
     if batches_per_epoch == 0:
-        raise ConfigError(f"dataset has {len(dataset)} samples: fewer than the {per_rank} each process needs")
+        raise ConfigError(
+            f"dataset has {dataset_len(dataset)} samples: fewer than the {per_rank} each process needs"
+        )
     items = SeededItems(dataset, config["seed"])
     loader = DataLoader(
         items,
@@ -595,7 +604,7 @@ def training_loop(
 
     fixed: Batch | None = None
     if env.is_main:
-        n = min(config["sample_count"], len(dataset))
+        n = min(config["sample_count"], dataset_len(dataset))
         fixed = {k: v.to(device) for k, v in default_collate([items[0, i] for i in range(n)]).items()}
         sizes = ", ".join(f"{k} {v / 1e6:.3f} M" for k, v in count_params(recipe.nets).items())
         say(
@@ -813,14 +822,15 @@ def _main(argv: list[str]) -> int:
     dry_run = "dry_run" in flags and parse_value("dry-run", flags["dry_run"], False)
 
     checkpoint = None
-    if flags.get("resume") is not None:
+    resume = flags.get("resume")
+    if resume is not None:
         if "arch" in flags or "preset" in flags:
             raise ConfigError("--resume continues the run's own config; drop --arch/--preset")
-        checkpoint, run_dir = load_checkpoint(flags["resume"])
+        checkpoint, run_dir = load_checkpoint(resume)
         # `collage slim` marks its files; a file without optimiser state was slimmed before the mark existed.
         if checkpoint.get("slim") or "optimizers" not in checkpoint:
             raise ConfigError(
-                f"{flags['resume']} is a slim checkpoint (no optimiser state): "
+                f"{resume} is a slim checkpoint (no optimiser state): "
                 "start a new run from it with --init_from"
             )
         bad = [key for key, _ in overrides if key not in RESUMABLE_KEYS]
@@ -831,9 +841,10 @@ def _main(argv: list[str]) -> int:
     elif "resume" in flags:
         raise ConfigError("--resume needs a run folder or checkpoint")
     else:
-        if not flags.get("arch"):
+        arch = flags.get("arch")
+        if not arch:
             raise ConfigError("--arch is required (or --resume RUN_DIR); see --help")
-        config = resolve_config(flags["arch"], flags.get("preset"), overrides)
+        config = resolve_config(arch, flags.get("preset"), overrides)
 
     init = None
     if "init_from" in flags:
@@ -881,7 +892,7 @@ def _main(argv: list[str]) -> int:
             recipe = build_recipe(config, label_set, torch.device("cpu"))
             sizes = ", ".join(f"{k} {v:,}" for k, v in count_params(recipe.nets).items())
             where = run_dir if checkpoint is not None else runs_root(flags.get("runs_dir")) / "NNNNN-…"
-            print(f"dry run: {len(dataset)} samples; parameters {sizes}; would write to {where}")  # noqa: T201
+            print(f"dry run: {dataset_len(dataset)} samples; parameters {sizes}; would write to {where}")  # noqa: T201
         if dry_run:
             return 0
         if checkpoint is None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FORMAT_VERSION = 1
+FORMAT_VERSION: Final = 1  # Final keeps the Literal[1] type that `format_version` needs
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "weights" / "model.schema.json"
 
 Architecture = Literal["spade", "oasis", "dpgan", "scgan", "lggan", "collage-base"]

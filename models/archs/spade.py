@@ -15,7 +15,7 @@ TTUR Adam: G 1e-4, D 4e-4, betas (0, 0.9) as in the authors' code. G gets an EMA
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ from models.losses import (
     hinge_g_loss,
     kl_loss,
 )
-from models.nets.spade import fit_to_encoder, reparameterize
+from models.nets.spade import ConvEncoder, fit_to_encoder, reparameterize
 from models.presets import PRESETS as NET_PRESETS
 from models.presets import build_discriminator, build_encoder, build_generator
 
@@ -76,7 +76,8 @@ class SpadeRecipe(Recipe):
         label2, instance2 = torch.cat([label, label]), torch.cat([instance, instance])  # for cat(fake, real)
 
         # 1. Generator and encoder; D only judges (frozen, unwrapped so DDP does not wait for its gradients).
-        mu, logvar = nets["E"](fit_to_encoder(real, unwrap(nets["E"]).image_size))  # [B,z_dim] each
+        encoder = cast(ConvEncoder, unwrap(nets["E"]))
+        mu, logvar = nets["E"](fit_to_encoder(real, encoder.image_size))  # [B,z_dim] each
         fake = nets["G"](label, instance, reparameterize(mu, logvar))  # [B,3,H,W]
         critic = unwrap(nets["D"]).requires_grad_(False)
         pred_fake, pred_real = split_halves(critic(label2, instance2, torch.cat([fake, real])))
@@ -106,7 +107,8 @@ class SpadeRecipe(Recipe):
     def preview(self, nets: Mapping[str, nn.Module], batch: Batch) -> list[torch.Tensor]:
         """G_ema with z = E's μ of the real image (style transfer), and with a fixed random z."""
         label, instance = batch["label"][:, None], batch["instance"][:, None]
-        mu, _ = nets["E"](fit_to_encoder(batch["image"], nets["E"].image_size))  # [B,z_dim]
+        size = cast(ConvEncoder, nets["E"]).image_size
+        mu, _ = nets["E"](fit_to_encoder(batch["image"], size))  # [B,z_dim]
         z = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0)).to(mu.device)
         return [nets["G"](label, instance, mu), nets["G"](label, instance, z)]
 

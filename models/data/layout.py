@@ -349,8 +349,9 @@ def _things(c: _Canvas) -> None:
     items: list[tuple[float, str, float]] = []  # (row, kind, x)
     ground = (GRASS, FLOWERS, HILL, SNOW, DIRT)
     mode = c.rng.choice(["sparse", "groves", "forest"], p=[0.35, 0.4, 0.25])
-    n_trees = {"sparse": c.rng.integers(2, 10), "groves": 0, "forest": c.rng.integers(4, 10)}[str(mode)]
-    for _ in range(int(n_trees)):
+    sparse, forest = int(c.rng.integers(2, 10)), int(c.rng.integers(4, 10))  # both drawn, whatever the mode
+    n_trees = {"sparse": sparse, "groves": 0, "forest": forest}[str(mode)]
+    for _ in range(n_trees):
         y, x = _standing_point(c, ground)
         if y >= 0:
             items.append((y, "tree", x))
@@ -383,15 +384,15 @@ def _things(c: _Canvas) -> None:
             items.append((y, "house", x))
     jag = fbm(c.rng, (c.h, c.w), 2.5, 1)
     items.sort(key=lambda item: item[0])
-    for y, kind, x in items:
-        near = float(c.nearness(y))
+    for row, kind, col in items:
+        near = float(c.nearness(row))
         scale = h * (0.015 + near * 0.985)
         if kind == "tree":
-            _tree(c, y, x, scale * c.rng.uniform(0.18, 0.5), jag)
+            _tree(c, row, col, scale * c.rng.uniform(0.18, 0.5), jag)
         elif kind == "rock":
-            _rock(c, y, x, scale * c.rng.uniform(0.025, 0.09), jag)
+            _rock(c, row, col, scale * c.rng.uniform(0.025, 0.09), jag)
         else:
-            _house(c, y, x, scale * c.rng.uniform(0.12, 0.28))
+            _house(c, row, col, scale * c.rng.uniform(0.12, 0.28))
 
 
 def _compact_instances(instance: np.ndarray, n_painted: int) -> np.ndarray:

@@ -84,7 +84,7 @@ def fbm(
     give perspective-squeezed textures. Octaves finer than ~1.2 px are skipped: they would only alias.
     """
     h, w = shape
-    cy, cx = (cell, cell) if np.isscalar(cell) else cell  # type: ignore[misc]
+    cy, cx = cell if isinstance(cell, tuple) else (cell, cell)
     if ys is not None and len(ys) != h or xs is not None and len(xs) != w:
         raise ValueError("ys/xs must have H and W entries")
     cells_y = _octave_cells(float(cy), octaves, lacunarity, 1.2)

@@ -275,7 +275,7 @@ class _Scene:
         st, h, w = self.style, self.h, self.w
         mask = self.labels == CLOUD
         dens = _blur(mask.astype(np.float32), 2.0 + 0.02 * h).ravel()
-        puff = (dens + 0.06 * self.n_mid + 0.05 * self.n_big).reshape(h, w)
+        puff: np.ndarray = (dens + 0.06 * self.n_mid + 0.05 * self.n_big).reshape(h, w)  # [H,W], later [H*W]
         # Lit where the density falls off towards the sun: compare with the field shifted towards it.
         step = max(2, int(0.025 * h))
         shifted = _shift(puff, step, -int(np.sign(self.sun_x - w / 2)) * step).ravel()
@@ -548,7 +548,9 @@ class _Scene:
         wy = ys[wall] - roof_line
         wall_h = max(rows - roof_line, 1)
         eave = np.clip(1.0 - wy / (0.15 * wall_h + 1.0), 0.0, 1.0)
-        facade = self.shade_normal(np.float32(0.25 * np.sign(self.light[0])), np.float32(0.0))
+        facade = self.shade_normal(
+            np.asarray(0.25 * np.sign(self.light[0]), np.float32), np.asarray(0.0, np.float32)
+        )
         shade[wall] = facade * (1.0 - 0.5 * eave)
         planks = ((wy / max(1.5, wall_h / 10.0)) % 1.0) < 0.85
         wall_col = np.asarray(st.walls[pick % len(st.walls)], np.float32)

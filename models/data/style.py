@@ -158,7 +158,8 @@ _FAMILY: dict[str, dict[str, Any]] = {
 def _jitter(rng: np.random.Generator, color: RGB, hue: float, brightness: float) -> RGB:
     """Small per-channel change (hue) times a shared one (brightness), clipped to [0, 1]."""
     scale = rng.normal(1.0, hue, 3) * rng.normal(1.0, brightness)
-    return tuple(float(v) for v in np.clip(np.asarray(color) * scale, 0.0, 1.0))  # type: ignore[return-value]
+    r, g, b = (float(v) for v in np.clip(np.asarray(color) * scale, 0.0, 1.0))
+    return r, g, b
 
 
 def sample_style(rng: np.random.Generator, family: str | None = None) -> Style:

@@ -75,9 +75,18 @@ class SPADEGenerator(nn.Module):
         plan = [(widths[0], widths[0], 0), (widths[0], widths[1], 1), (widths[1], widths[1], 1)]
         plan += [(widths[j - 1], widths[j], j) for j in range(2, num_up + 1)]
         self.levels = [level for _, _, level in plan]
-        common = dict(kernel_size=kernel_size, norm=norm, z_dim=z_dim, spectral=spectral)
         self.blocks = nn.ModuleList(
-            SPADEResBlock(fin, fout, semantic_nc, nh, share_shortcut_hidden=share_shortcut_hidden, **common)
+            SPADEResBlock(
+                fin,
+                fout,
+                semantic_nc,
+                nh,
+                kernel_size=kernel_size,
+                norm=norm,
+                z_dim=z_dim,
+                spectral=spectral,
+                share_shortcut_hidden=share_shortcut_hidden,
+            )
             for (fin, fout, _), nh in zip(plan, hidden, strict=True)
         )
         self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
