@@ -39,9 +39,10 @@ from models.eval.report import (
     table,
     write_json,
 )
+from models.export import REPO_ROOT
 
 # The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
-JUDGE = Path(__file__).resolve().parents[2] / "weights" / "judges" / "landscape.pt"
+JUDGE = REPO_ROOT / "weights" / "judges" / "landscape.pt"
 
 
 def main(argv: list[str] | None = None) -> int:
