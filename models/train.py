@@ -99,6 +99,7 @@ BASE_CONFIG: dict[str, Any] = {
     "num_workers": 2,  # DataLoader worker processes per training process (0 = load in the main process)
     "threads": 0,  # torch CPU threads per process (0 = CPU cores / processes on this node)
     "device": "auto",  # auto (cuda if available) | cpu | cuda
+    "precision": "fp32",  # fp32 | bf16: the step under bfloat16 autocast (weights, optimisers, EMA stay fp32)
 }
 
 # Keys `--resume` may change: they set how long and how loudly the run goes on, not what it computes.
@@ -243,6 +244,8 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"ema_decay must be in [0, 1), got {config['ema_decay']}")
     if config["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {config['device']!r}")
+    if config["precision"] not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be fp32 or bf16, got {config['precision']!r}")
 
 
 # ----------------------------------------------------------------------------
@@ -684,7 +687,10 @@ def training_loop(
             if batches is None:
                 batches = epoch_batches(epoch, position)
             data = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            losses = recipe.step(nets, data)
+            # The whole step under autocast: backward and optimiser steps are unaffected by it (gradients
+            # come back in each forward op's dtype and land on fp32 parameters).
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config["precision"] == "bf16"):
+                losses = recipe.step(nets, data)
             step, position, window_steps = step + 1, position + 1, window_steps + 1
             if position == batches_per_epoch:
                 epoch, position, batches = epoch + 1, 0, None

@@ -205,6 +205,8 @@ def test_cli_errors_are_clear(capsys: pytest.CaptureFixture[str]) -> None:
     assert "has no preset 'big'" in capsys.readouterr().err
     assert train.main(["--arch", "toy", "--batch=0"]) == 2
     assert "batch must be ≥ 1" in capsys.readouterr().err
+    assert train.main(["--arch", "toy", "--precision=fp16"]) == 2
+    assert "precision must be fp32 or bf16, got 'fp16'" in capsys.readouterr().err
     assert not Path("runs").exists()
 
 
@@ -255,6 +257,26 @@ def test_run_folder_log_samples_and_checkpoint(
 
     assert train.main(["--arch", "toy", "--steps=1", "--snapshot-every=0"]) == 0  # numbering continues
     assert Path("runs/00002-toy-small/checkpoint-latest.pt").is_file()
+
+
+def test_bf16_runs_the_step_under_autocast_and_keeps_fp32_weights(
+    load: Callable[[Path], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[bool, torch.dtype]] = []
+    step = ToyGAN.step
+
+    def spy(self: ToyGAN, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, float]:
+        seen.append((torch.is_autocast_enabled("cpu"), nets["G"](torch.zeros(1, N + 1, 4, 4)).dtype))
+        return step(self, nets, batch)
+
+    monkeypatch.setattr(ToyGAN, "step", spy)
+    assert train.main(["--arch", "toy", "--precision=bf16", "--steps=3"]) == 0
+    assert train.main(["--arch", "toy", "--steps=1"]) == 0
+    assert seen == [(True, torch.bfloat16)] * 3 + [(False, torch.float32)]
+    ckpt = load(Path("runs/00001-toy-small/checkpoint-latest.pt"))
+    assert ckpt["config"]["precision"] == "bf16"
+    tensors = [*ckpt["G"].values(), *ckpt["G_ema"].values(), *ckpt["D"].values()]
+    assert {t.dtype for t in tensors} == {torch.float32}
 
 
 def test_runs_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
