@@ -16,7 +16,6 @@ import copy
 import hashlib
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -31,12 +30,12 @@ from torch.nn.utils import parametrize
 from models.flops import count_params, encoder_gmacs, generator_gmacs
 from models.labels import LabelSet, get_label_set
 from models.nets.spade import ConvEncoder, SPADEGenerator
+from models.version import REPO_ROOT, code_version
 
 OPSET = 18
 PARITY_TOL = 1e-3  # max abs difference allowed between torch and onnxruntime outputs in [-1, 1]
 MAX_FILE_BYTES = 30 * 2**20  # served ONNX files stay ≤ 30 MB (git weights budget, models.md §0.1)
 MAX_BATCH = 1024
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "weights" / "model.schema.json"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -248,16 +247,6 @@ def _styles_json(styles: Any, z_dim: int) -> list[dict[str, Any]]:
     return out
 
 
-def _code_version() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
-
-
 def validate_manifest(manifest: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> None:
     """Raise ExportError naming the first schema violation (JSON Schema generated from server/manifest.py)."""
     import jsonschema
@@ -352,7 +341,7 @@ def export_modules(
             "spectral_norm_folded": True,
             "torch": torch.__version__,
             "onnxruntime": ort.__version__,
-            "code_version": _code_version(),
+            "code_version": code_version(),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
         "training": provenance,

@@ -38,7 +38,6 @@ import random
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -57,6 +56,7 @@ from tqdm import tqdm
 from models.archs import Batch, Recipe, get_arch, unwrap
 from models.ema import ema_beta, make_ema, update_ema
 from models.labels import LabelSet
+from models.version import code_version
 
 CHECKPOINT_FORMAT = 1
 LATEST = "checkpoint-latest.pt"
@@ -389,22 +389,6 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
 
 # ----------------------------------------------------------------------------
 # Checkpoints, logs, sample grids.
-
-
-def code_version() -> str:
-    """`git describe` of the checkout this code runs from, or 'unknown' outside git."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 def atomic_save(obj: Any, path: Path) -> None:

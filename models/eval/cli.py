@@ -39,7 +39,7 @@ from models.eval.report import (
     table,
     write_json,
 )
-from models.export import REPO_ROOT
+from models.version import REPO_ROOT
 
 # The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
 JUDGE = REPO_ROOT / "weights" / "judges" / "landscape.pt"

@@ -1,0 +1,23 @@
+import re
+import subprocess
+from pathlib import Path
+
+from models.version import code_version
+
+
+def test_names_the_commit_and_marks_uncommitted_changes(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    clean = code_version(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{7,40}", clean), clean
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert code_version(tmp_path) == f"{clean}-dirty"
+
+
+def test_unknown_outside_git(tmp_path: Path) -> None:
+    assert code_version(tmp_path) == "unknown"
