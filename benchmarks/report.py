@@ -24,7 +24,7 @@ def find_model(results: dict[str, Any], name: str | None) -> dict[str, Any] | No
 
 
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
-    """Machine-independent ratios: default vs spade-paper, end-to-end vs engine, achieved vs peak FLOP/s."""
+    """Machine-independent ratios: default vs spade-paper, end-to-end vs engine, vs peak, bf16 vs fp32."""
     threads = results["config"]["server_threads"]
     size = results["config"]["paint_size"]
     peak = results["peak"]["peak_gflops"]
@@ -85,6 +85,13 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         if prof.get("compute_gflops"):
             compute[prof["model"]] = round(prof["compute_gflops"] / peak[str(prof["threads"])], 4)
     out["compute_ops_vs_peak"] = compute
+    step = results.get("train_step")
+    if step:
+        out["train_step_fp32_vs_bf16"] = {
+            "at": f"{step['preset']}, {step['size']}², batch {step['batch']}, {step['threads']} thread(s)",
+            "ratio": step["fp32_vs_bf16"],
+            "avx512_bf16": step["avx512_bf16"],
+        }
     return out
 
 
@@ -121,7 +128,17 @@ def ratio_lines(r: dict[str, Any]) -> list[str]:
         )
     for name, frac in r.get("compute_ops_vs_peak", {}).items():
         lines.append(f"{name}: Conv/MatMul kernels alone / peak = {100 * frac:.1f}%")
+    step = r.get("train_step_fp32_vs_bf16")
+    if step:
+        lines.append(
+            f"training step ({step['at']}), fp32 / bf16 autocast seconds per step: {step['ratio']:.3f} "
+            f"(CPU reports avx512_bf16: {_yes_no(step['avx512_bf16'])})"
+        )
     return lines
+
+
+def _yes_no(flag: bool | None) -> str:
+    return NA if flag is None else "yes" if flag else "no"
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -317,6 +334,29 @@ def markdown(results: dict[str, Any]) -> str:
             f"`benchmarks/render_speed.py`: layout + style + render pairs at {data['size']}² on one pinned core: "
             f"{data['pairs_per_s_wall']} pairs/s wall, {data['pairs_per_s_cpu']} pairs/s of CPU time "
             f"(layout {data['layout_ms']} ms, render {data['render_ms']} ms, median).",
+        ]
+    step = results.get("train_step")
+    if step:
+        out += [
+            "",
+            "## Training step",
+            "",
+            f"`benchmarks/train_step.py`: one `{step['preset']}` training step (`recipe.step`: G+E and D forward, "
+            "backward and Adam; no data loading, no EMA update) at "
+            f"{step['size']}², batch {step['batch']}, {step['threads']} thread(s), in fp32 and under bfloat16 "
+            f"autocast (`collage train --precision=bf16`). Both start from the same seed and batch; after "
+            f"{step['warmup']} warm-up step(s) each, {step['steps']} timed steps each alternate between the two, so "
+            f"both see the same load. torch {step['torch']}, {step['cpu_model']}: avx512_bf16 "
+            f"{_yes_no(step['avx512_bf16'])}, amx_tile {_yes_no(step['amx_tile'])}.",
+            "",
+            "| precision | s/step (median) | images/s |",
+            "|---|---:|---:|",
+            *(
+                f"| {p} | {_fmt(step[p]['s_per_step'], 3)} | {_fmt(step[p]['images_per_s'], 2)} |"
+                for p in ("fp32", "bf16")
+            ),
+            "",
+            f"fp32 / bf16 seconds per step: **{step['fp32_vs_bf16']:.3f}**.",
         ]
     out += [
         "",

@@ -10,7 +10,8 @@
    subprocess each); onnxruntime's time per op type for the default model (and spade-paper).
 3. Paint path: real uvicorn, 1/4/16 open-loop websocket clients at 10 maps/s: latency, frames/s, drops, staleness.
 4. REST: batch-job images/s and single-render latency vs the same model's engine-only numbers.
-5. Ratios that do not depend on the machine's speed, printed at the end.
+5. Procedural data pairs/s; seconds per `spade-fast` training step at 256², batch 4, fp32 vs `--precision=bf16`.
+6. Ratios that do not depend on the machine's speed, printed at the end.
 
 Results: JSON (`--out`, default benchmarks/results/latest.json) and Markdown (docs/benchmarks.md for a full run
 with the default output; next to the JSON otherwise, so quick runs never overwrite the committed page).
@@ -72,6 +73,13 @@ def plan(quick: bool) -> dict[str, Any]:
             "batch_items": 8,
             "data_size": 128,
             "data_pairs": 4,
+            "train_preset": "spade-tiny",
+            "train_size": 32,
+            "train_batch": 2,
+            "train_steps": 2,
+            # One thread: a 32² step is ~1000 tiny ops, each ending in an OpenMP barrier; with another process
+            # busy on the cores, 2 threads took 6.9 s per step here instead of 0.04 s.
+            "train_threads": 1,
         }
     return common | {
         "references": ["spade-fast", PAPER],
@@ -86,6 +94,11 @@ def plan(quick: bool) -> dict[str, Any]:
         "batch_items": 64,
         "data_size": 256,
         "data_pairs": 30,
+        "train_preset": "spade-fast",
+        "train_size": 256,
+        "train_batch": 4,
+        "train_steps": 10,  # per precision, after two warm-up steps each: ~35 s on 2 idle cores
+        "train_threads": cores,
     }
 
 
@@ -170,19 +183,35 @@ def bench_models(
     return models
 
 
-def data_speed(cfg: dict[str, Any]) -> dict[str, Any]:
-    """benchmarks/render_speed.py in its own process (it pins itself to one core)."""
+def run_script(module: str, *args: str) -> dict[str, Any]:
+    """`python -m benchmarks.<module> args` in its own process; its result is the last line it prints (JSON)."""
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.render_speed", "--size", str(cfg["data_size"])]
-        + ["--n", str(cfg["data_pairs"])],
+        [sys.executable, "-m", f"benchmarks.{module}", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,
     )
     if out.returncode != 0:
-        raise RuntimeError(f"render_speed failed:\n{out.stderr[-2000:]}")
+        raise RuntimeError(f"{module} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def data_speed(cfg: dict[str, Any]) -> dict[str, Any]:
+    """benchmarks/render_speed.py (it pins itself to one core, so it needs a process of its own)."""
+    return run_script("render_speed", "--size", str(cfg["data_size"]), "--n", str(cfg["data_pairs"]))
+
+
+def train_speed(cfg: dict[str, Any]) -> dict[str, Any]:
+    """benchmarks/train_step.py in a fresh process, so torch's thread pool and allocator start clean."""
+    options = {
+        "preset": cfg["train_preset"],
+        "size": cfg["train_size"],
+        "batch": cfg["train_batch"],
+        "steps": cfg["train_steps"],
+        "threads": cfg["train_threads"],
+    }
+    return run_script("train_step", *(f"--{key}={value}" for key, value in options.items()))
 
 
 def serve_and_measure(
@@ -327,6 +356,14 @@ def main(argv: list[str] | None = None) -> int:
             ]
         with section("procedural data", timings):
             results["data"] = data_speed(cfg)
+        with section("training step", timings):
+            results["train_step"] = train_speed(cfg)
+            step = results["train_step"]
+            print(
+                f"   {step['preset']} {step['size']}² b{step['batch']}: fp32 {step['fp32']['s_per_step']} s, "
+                f"bf16 {step['bf16']['s_per_step']} s per step (fp32 / bf16 = {step['fp32_vs_bf16']})",
+                flush=True,
+            )
         with section("paint path and REST", timings):
             default = report.find_model(results, results["default_model"])
             assert default is not None

@@ -56,6 +56,12 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
     rest = results["rest"]
     assert rest["batch"]["items"] == 8 and rest["batch"]["images_per_s"] > 0
     assert rest["render"]["p50_ms"] > 0
+    step = results["train_step"]
+    assert (step["preset"], step["size"], step["batch"], step["steps"]) == ("spade-tiny", 32, 2, 2)
+    for precision in ("fp32", "bf16"):
+        assert 0 < step[precision]["s_per_step_min"] <= step[precision]["s_per_step"]
+        assert step[precision]["images_per_s"] > 0
+    assert step["fp32_vs_bf16"] > 0
 
     ratios = results["ratios"]
     assert ratios["default_vs_paper"] is None  # --quick does not export spade-paper
@@ -63,6 +69,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
         ratios
     )
     assert set(ratios["achieved_vs_peak"]) == set(names)
+    assert ratios["train_step_fp32_vs_bf16"]["ratio"] == step["fp32_vs_bf16"]
 
     page = out.with_suffix(".md").read_text()
     for heading in (
@@ -73,6 +80,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
         "## Where the time goes",
         "## Paint path",
         "## REST",
+        "## Training step",
     ):
         assert heading in page
     assert results["meta"]["git_commit"] in page and results["meta"]["cpu_model"] in page
