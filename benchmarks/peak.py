@@ -13,25 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.version import cpu_model
+
 IR_VERSION = 9  # onnx writes its newest IR version by default, which older onnxruntime builds refuse
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags() -> list[str]:

@@ -39,8 +39,9 @@ from benchmarks import report
 from benchmarks.engine import engine_grid, gmacs_per_image, memory_probe, model_info, op_profile
 from benchmarks.paint_latency import REPO, export_untrained, free_port, start_server
 from benchmarks.paint_load import paint_load
-from benchmarks.peak import cpu_model, measure_peak
+from benchmarks.peak import measure_peak
 from benchmarks.rest import batch_throughput, render_latency
+from models.version import cpu_model
 
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "benchmarks.md"

@@ -23,11 +23,12 @@ import torch
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from benchmarks.peak import cpu_flags, cpu_model
+from benchmarks.peak import cpu_flags
 from models import train
 from models.archs import Batch, Recipe, get_arch
 from models.data.datasets import make_dataset
 from models.labels import LANDSCAPE
+from models.version import cpu_model
 
 PRECISIONS = ("fp32", "bf16")
 

@@ -1,7 +1,9 @@
-"""Which code made a checkpoint or an exported model, so weights/README can say how to reproduce it."""
+"""Which code made a checkpoint or an exported model, and on which CPU a figure was measured, so weights/README
+can say how to reproduce it (a latency means little without the machine: sessions here land on different CPUs)."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 
@@ -22,3 +24,14 @@ def code_version(root: Path = REPO_ROOT) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import onnxruntime
 import torch
 
 from models.eval.data import (
@@ -39,7 +40,7 @@ from models.eval.report import (
     table,
     write_json,
 )
-from models.version import REPO_ROOT
+from models.version import REPO_ROOT, cpu_model
 
 # The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
 JUDGE = REPO_ROOT / "weights" / "judges" / "landscape.pt"
@@ -149,6 +150,8 @@ def _run(args: argparse.Namespace) -> int:
         "mean_samples": opts.mean_samples,
         "segmenter": {"path": str(args.segmenter), **judge.info},
         "wall_time_s": round(time.time() - started, 1),
+        "cpu": cpu_model(),  # the latency is this CPU's: sessions here have landed on CPUs 4× apart
+        "onnxruntime": onnxruntime.__version__,
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     report = {

@@ -235,6 +235,7 @@ def table(report: dict[str, Any]) -> str:
     lines = ["".ljust(18) + "".join(c[0].rjust(width) for c in columns)]
     for label, get in rows:
         lines.append(label.ljust(18) + "".join(_fmt(get(s, m)).rjust(width) for _, s, m in columns))
-    lines.append("")
+    info = report["info"]
+    lines += ["", f"latency on {info['cpu']}, onnxruntime {info['onnxruntime']}", ""]
     lines += [f"{'PASS' if ok else 'FAIL'}  {name}" for name, ok in report["acceptance"].items()]
     return "\n".join(lines)

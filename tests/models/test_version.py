@@ -2,7 +2,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from models.version import code_version
+from models.version import code_version, cpu_model
 
 
 def test_names_the_commit_and_marks_uncommitted_changes(tmp_path: Path) -> None:
@@ -21,3 +21,11 @@ def test_names_the_commit_and_marks_uncommitted_changes(tmp_path: Path) -> None:
 
 def test_unknown_outside_git(tmp_path: Path) -> None:
     assert code_version(tmp_path) == "unknown"
+
+
+def test_cpu_model_is_this_machines_name() -> None:
+    name = cpu_model()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        assert name in cpuinfo.read_text()
+    assert name.strip()

@@ -70,6 +70,8 @@ def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: P
     assert model["name"] != report["compare"][0]["name"]
     assert list(report["fd_seg_compare"]) == [report["compare"][0]["name"]]
     assert report["info"]["n"] == 4
+    # The latency is only meaningful beside the CPU and runtime that measured it.
+    assert report["info"]["cpu"] and report["info"]["onnxruntime"].count(".") >= 1
     assert all(isinstance(v, bool) for v in report["acceptance"].values())
 
     after = json.loads((tiny_model / "model.json").read_text())
@@ -81,7 +83,8 @@ def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: P
         k: v for k, v in before.items() if k != "metrics"
     }
     assert sha256_file(tiny_model / "generator.onnx") == after["files"]["generator"]["sha256"]
-    assert "FD-seg" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "FD-seg" in out and f"latency on {report['info']['cpu']}" in out
     # A size the generator cannot run at is refused before any work.
     assert main([str(tiny_model), "--segmenter", str(tiny_judge), "--n", "4", "--size", "60"]) == 2
     assert "multiple of 8" in capsys.readouterr().err
