@@ -33,7 +33,7 @@ chromium:
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy server models
+	$(VENV)/bin/mypy
 
 node-test:
 	@if ls frontend/*.test.js >/dev/null 2>&1; then node --test frontend/; fi

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         proc = start_server(weights, tmp / "data", port, args.threads, tmp / "server.log")
         url = f"ws://127.0.0.1:{port}/api/v1/paint"
         maps = paint_maps(args.frames + args.warmup, args.size, len(manifest["labels"]))
-        runs = {}
+        runs: dict[str, dict[str, Any]] = {}
         try:
             metrics_url = f"http://127.0.0.1:{port}/metrics"
             for clients in tqdm(args.clients, desc="client counts"):

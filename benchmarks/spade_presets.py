@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from models.presets import build_generator, get_preset
 
 def bench_preset(
     name: str, size: int, runs: int, budget_s: float, label_nc: int, workdir: Path
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Export one preset's generator to `workdir` and time it; `runs` is capped to fit `budget_s` seconds."""
     torch.manual_seed(0)
     generator = prepare_for_export(build_generator(get_preset(name), label_nc))
