@@ -26,20 +26,27 @@ DOutputs = list[list[torch.Tensor]]
 
 
 def hinge_d_loss(real: DOutputs, fake: DOutputs) -> torch.Tensor:
-    """D: mean(relu(1 − D(real))) + mean(relu(1 + D(fake))), averaged over scales."""
-    terms = [F.relu(1 - r[-1]).mean() + F.relu(1 + f[-1]).mean() for r, f in zip(real, fake, strict=True)]
+    """D: mean(relu(1 − D(real))) + mean(relu(1 + D(fake))), averaged over scales.
+
+    The logits here and in `hinge_g_loss`, and μ and log σ² in `kl_loss`, are cast to fp32: under bfloat16
+    autocast convolutions and linear layers hand back bf16, and these sums and the KL's near-cancellation would
+    keep only ~3 significant digits (`F.l1_loss` is on autocast's fp32 list, so the L1 terms need no cast)."""
+    terms = [
+        F.relu(1 - r[-1].float()).mean() + F.relu(1 + f[-1].float()).mean()
+        for r, f in zip(real, fake, strict=True)
+    ]
     return torch.stack(terms).mean()
 
 
 def hinge_g_loss(fake: DOutputs) -> torch.Tensor:
     """G: −mean(D(fake)), averaged over scales."""
-    return torch.stack([-f[-1].mean() for f in fake]).mean()
+    return torch.stack([-f[-1].float().mean() for f in fake]).mean()
 
 
 def feature_matching_loss(fake: DOutputs, real: DOutputs, weight: float = 10.0) -> torch.Tensor:
     """L1 between D's intermediate features of fake and (detached) real, summed over layers, averaged over
     scales, times `weight` (SPADE/pix2pixHD λ=10). The logits are not matched."""
-    total = fake[0][0].new_zeros(())
+    total = fake[0][0].new_zeros((), dtype=torch.float32)
     for f_feats, r_feats in zip(fake, real, strict=True):
         for f, r in zip(f_feats[:-1], r_feats[:-1], strict=True):
             total = total + F.l1_loss(f, r.detach())
@@ -51,6 +58,7 @@ def kl_loss(mu: torch.Tensor, logvar: torch.Tensor, weight: float = 0.05) -> tor
 
     SPADE sums over the batch too; the batch mean keeps the weight independent of batch size [ours].
     """
+    mu, logvar = mu.float(), logvar.float()
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)  # [B]
     return kl.mean() * weight
 

@@ -52,6 +52,23 @@ def test_kl_is_zero_at_the_prior_and_matches_the_closed_form() -> None:
     assert kl_loss(mu, logvar).item() == pytest.approx(0.05 * 3 * per_dim, rel=1e-6)
 
 
+def test_losses_of_bf16_outputs_are_computed_in_fp32() -> None:
+    # Under bf16 autocast the nets hand back bf16: near the optimum the KL is a near-cancellation that bf16
+    # arithmetic rounds away, so the losses must compute in fp32 from the (already rounded) inputs.
+    gen = torch.Generator().manual_seed(0)
+    mu = (0.01 * torch.randn(4, 64, generator=gen)).bfloat16()
+    logvar = (0.01 * torch.randn(4, 64, generator=gen)).bfloat16()
+    logits = [[torch.randn(2, 1, 4, 4, generator=gen).bfloat16()] for _ in range(2)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kl = kl_loss(mu, logvar, weight=1.0)
+        d = hinge_d_loss(logits, logits)
+        g = hinge_g_loss(logits)
+    assert kl.dtype == d.dtype == g.dtype == torch.float32
+    exact = kl_loss(mu.float(), logvar.float(), weight=1.0)
+    assert kl.item() == pytest.approx(exact.item(), rel=1e-5)
+    assert d.item() == pytest.approx(hinge_d_loss(*[[[x.float() for x in s] for s in logits]] * 2).item())
+
+
 def test_substitute_perceptual_is_downsampled_l1() -> None:
     loss = PerceptualLoss()
     assert loss.kind.startswith("substitute:")
