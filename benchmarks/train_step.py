@@ -23,25 +23,24 @@ import torch
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from benchmarks.peak import cpu_flags
 from models import train
-from models.archs import Batch, Recipe, get_arch
+from models.archs import Batch, Recipe
 from models.data.datasets import make_dataset
 from models.labels import LANDSCAPE
-from models.version import cpu_model
+from models.version import cpu_flags, cpu_model
 
 PRECISIONS = ("fp32", "bf16")
 
 
 def make_recipe(config: dict[str, Any], seed: int) -> Recipe:
     train.seed_all(seed)  # the trainer seeds the same way right before building: equal initial weights
-    return get_arch("spade").build(config, LANDSCAPE, torch.device("cpu"))
+    return train.build_recipe(config, LANDSCAPE, torch.device("cpu"))
 
 
 def timed_step(recipe: Recipe, batch: Batch, precision: str) -> float:
     """Wall seconds of one step, wrapped exactly as the trainer wraps it (`.item()` on the losses syncs)."""
     start = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+    with train.step_precision(torch.device("cpu"), precision):
         recipe.step(recipe.nets, batch)
     return time.perf_counter() - start
 
@@ -51,11 +50,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="spade-fast", help="spade arch preset (networks and losses)")
     parser.add_argument("--size", type=int, default=256, help="square training size in pixels")
     parser.add_argument("--batch", type=int, default=4, help="images per step")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per precision")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per precision (≥ 1)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per precision first")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights (both precisions)")
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be ≥ 1 and --warmup ≥ 0")
     torch.set_num_threads(args.threads)
 
     overrides: list[tuple[str, str | None]] = [("size", str(args.size)), ("batch", str(args.batch))]
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         for precision in PRECISIONS
     }
-    flags = cpu_flags()  # empty when /proc/cpuinfo has no x86 flags line: unknown, not absent
+    flags = cpu_flags()  # empty when /proc/cpuinfo lists none of the flags it looks for (not x86): unknown
     result = {
         "preset": args.preset,
         "size": args.size,

@@ -102,7 +102,8 @@ BASE_CONFIG: dict[str, Any] = {
     "precision": "fp32",  # fp32 | bf16: the step under bfloat16 autocast (weights, optimisers, EMA stay fp32)
 }
 
-# Keys `--resume` may change: they set how long and how loudly the run goes on, not what it computes.
+# Keys `--resume` may change: they set how long and how loudly the run goes on, not what it computes (precision
+# only rounds it differently: a run may move to or from a CPU without fast bfloat16).
 RESUMABLE_KEYS = (
     "steps",
     "checkpoint_every",
@@ -113,6 +114,7 @@ RESUMABLE_KEYS = (
     "log_every",
     "num_workers",
     "threads",
+    "precision",
 )
 
 USAGE = """\
@@ -486,6 +488,17 @@ def build_recipe(config: dict[str, Any], label_set: LabelSet, device: torch.devi
         raise ConfigError(f"arch {config['arch']!r} cannot be built from this config: {e}") from e
 
 
+def step_precision(device: torch.device, precision: str) -> torch.autocast:
+    """The context a training step runs in: bfloat16 autocast for `bf16`, a no-op for `fp32`.
+
+    Backward and the optimiser steps run inside it too, which is fine: gradients come back in each forward op's
+    dtype and land on fp32 parameters. The cast cache is off because it lives until the context exits: a recipe
+    that ran a net again after that net's optimiser step would otherwise get the stale bf16 copy of its weights.
+    Losses cast their inputs to fp32 themselves (models/losses.py).
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
+
+
 def count_params(nets: Mapping[str, nn.Module]) -> dict[str, int]:
     return {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
 
@@ -671,9 +684,7 @@ def training_loop(
             if batches is None:
                 batches = epoch_batches(epoch, position)
             data = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-            # The whole step under autocast: backward and optimiser steps are unaffected by it (gradients
-            # come back in each forward op's dtype and land on fp32 parameters).
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config["precision"] == "bf16"):
+            with step_precision(device, config["precision"]):
                 losses = recipe.step(nets, data)
             step, position, window_steps = step + 1, position + 1, window_steps + 1
             if position == batches_per_epoch:
@@ -826,7 +837,9 @@ def _main(argv: list[str]) -> int:
         bad = [key for key, _ in overrides if key not in RESUMABLE_KEYS]
         if bad:
             raise ConfigError(f"--resume may change only {', '.join(RESUMABLE_KEYS)}; not {', '.join(bad)}")
-        config = apply_overrides(checkpoint["config"], overrides)
+        # Keys added to BASE_CONFIG after the checkpoint was written take their defaults, which keep the old
+        # behaviour (e.g. precision fp32).
+        config = apply_overrides({**BASE_CONFIG, **checkpoint["config"]}, overrides)
         check_config(config)
     elif "resume" in flags:
         raise ConfigError("--resume needs a run folder or checkpoint")

@@ -309,6 +309,19 @@ def test_resume_continues_exactly(load: Callable[[Path], dict[str, Any]], worker
     assert json.loads((resumed / "config.json").read_text())["steps"] == 14
 
 
+def test_resume_fills_config_keys_newer_than_the_checkpoint(load: Callable[[Path], dict[str, Any]]) -> None:
+    assert train.main(["--arch", "toy", "--steps=2"]) == 0
+    path = Path("runs/00001-toy-small/checkpoint-latest.pt")
+    old = load(path)
+    del old["config"]["precision"]  # as written before the key existed
+    torch.save(old, path)
+    assert train.main(["--resume", str(path.parent), "--steps=3"]) == 0
+    assert load(path)["config"]["precision"] == "fp32"
+    # A run may switch precision on resume (e.g. onto a CPU with fast bfloat16).
+    assert train.main(["--resume", str(path.parent), "--steps=4", "--precision=bf16"]) == 0
+    assert load(path)["step"] == 4 and load(path)["config"]["precision"] == "bf16"
+
+
 def test_resume_refuses_config_changes(capsys: pytest.CaptureFixture[str]) -> None:
     assert train.main(["--arch", "toy", "--steps=1"]) == 0
     assert train.main(["--resume", "runs/00001-toy-small", "--lr-g=0.5"]) == 2
