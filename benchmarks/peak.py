@@ -14,26 +14,13 @@ import argparse
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.version import cpu_model
+from models.version import cpu_flags, cpu_model
 
 IR_VERSION = 9  # onnx writes its newest IR version by default, which older onnxruntime builds refuse
-
-
-def cpu_flags() -> list[str]:
-    """The vector-unit flags that bound the peak (AVX2 / AVX-512 / FMA), from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                wanted = ("fma", "avx", "avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
-                return [f for f in line.split(":", 1)[1].split() if f in wanted]
-    except OSError:
-        pass
-    return []
 
 
 def matmul_model(n: int) -> tuple[bytes, dict[str, np.ndarray], float]:

@@ -492,6 +492,7 @@ def export_run(
         "wall_time_s": checkpoint.get("wall_time"),
         "data": config.get("data"),
         "perceptual": checkpoint.get("perceptual"),
+        "precision": config.get("precision", "fp32"),
         "code_version": checkpoint.get("code_version"),
         "torch": checkpoint.get("torch_version"),
     }

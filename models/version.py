@@ -35,3 +35,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The vector-unit flags that bound conv and matmul speed (FMA, AVX2, AVX-512, BF16, AMX), from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                wanted = ("fma", "avx", "avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+                return [f for f in line.split(":", 1)[1].split() if f in wanted]
+    except OSError:
+        pass
+    return []

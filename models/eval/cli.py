@@ -12,6 +12,7 @@ docstring (`models/eval/__init__.py`), the data it is measured on in `models/eva
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from models.eval.report import (
     table,
     write_json,
 )
-from models.version import REPO_ROOT, cpu_model
+from models.version import REPO_ROOT, cpu_flags, cpu_model
 
 # The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
 JUDGE = REPO_ROOT / "weights" / "judges" / "landscape.pt"
@@ -150,7 +151,10 @@ def _run(args: argparse.Namespace) -> int:
         "mean_samples": opts.mean_samples,
         "segmenter": {"path": str(args.segmenter), **judge.info},
         "wall_time_s": round(time.time() - started, 1),
-        "cpu": cpu_model(),  # the latency is this CPU's: sessions here have landed on CPUs 4× apart
+        # The latency is this machine's: sessions here have landed on CPUs 4× apart.
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_flags": cpu_flags(),
         "onnxruntime": onnxruntime.__version__,
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

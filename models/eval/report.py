@@ -236,6 +236,10 @@ def table(report: dict[str, Any]) -> str:
     for label, get in rows:
         lines.append(label.ljust(18) + "".join(_fmt(get(s, m)).rjust(width) for _, s, m in columns))
     info = report["info"]
-    lines += ["", f"latency on {info['cpu']}, onnxruntime {info['onnxruntime']}", ""]
+    lines += [
+        "",
+        f"latency on {info['cpu']} ({info['cpu_count']} CPUs), onnxruntime {info['onnxruntime']}",
+        "",
+    ]
     lines += [f"{'PASS' if ok else 'FAIL'}  {name}" for name, ok in report["acceptance"].items()]
     return "\n".join(lines)

@@ -102,6 +102,7 @@ def test_manifest_validates_and_checksums_match_files(exported: dict[str, Any]) 
     }
     training = manifest["training"]
     assert training["step"] == 3 and training["perceptual"].startswith("substitute:")
+    assert training["precision"] == "fp32"
     assert training["config"]["preset"] == "spade-tiny" and training["config"]["generator_weights"] == "G_ema"
     assert [s["name"] for s in manifest["styles"]] == list(FAMILIES)
     assert all(len(s["z"]) == Z_DIM for s in manifest["styles"])

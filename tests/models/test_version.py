@@ -1,3 +1,5 @@
+"""code_version() names the checkout that made a file; cpu_model() the CPU that measured a figure."""
+
 import re
 import subprocess
 from pathlib import Path
