@@ -89,6 +89,8 @@ BASE_CONFIG: dict[str, Any] = {
     "batch": 4,  # total batch over all processes; each of N processes takes batch / N
     "steps": 20000,  # length of the run in steps; one step = every optimiser updates once on `batch` images
     "seed": 0,  # seeds weights, data order and noise; same seed + config -> same run
+    "lr_decay_start": 0,  # step from which every optimiser's learning rate falls linearly … (SPADE's niter)
+    "lr_decay_steps": 0,  # … to zero over this many steps (SPADE's niter_decay; 0 = constant learning rate)
     "ema_decay": 0.999,  # EMA of the served network(s) per step, warmed up as min(decay, (1+step)/(10+step))
     "checkpoint_every": 1000,  # steps between writes of checkpoint-latest.pt (also written at the end)
     "checkpoint_minutes": 10.0,  # … and whenever this many minutes passed since the last write (0 = off)
@@ -239,7 +241,10 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key in ("size", "batch", "steps", "log_every", "checkpoint_every", "sample_count"):
         if config[key] < 1:
             raise ConfigError(f"{key} must be ≥ 1, got {config[key]}")
-    for key in ("snapshot_every", "sample_every", "num_workers", "threads", "checkpoint_minutes"):
+    for key in (
+        "snapshot_every", "sample_every", "num_workers", "threads", "checkpoint_minutes",
+        "lr_decay_start", "lr_decay_steps",
+    ):  # fmt: skip
         if config[key] < 0:
             raise ConfigError(f"{key} must be ≥ 0, got {config[key]}")
     if not 0.0 <= config["ema_decay"] < 1.0:
@@ -499,6 +504,23 @@ def step_precision(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
 
 
+def set_learning_rates(
+    optimizers: Mapping[str, torch.optim.Optimizer], step: int, start: int, span: int
+) -> None:
+    """Scale every param group's learning rate for the step about to run: 1 until `start`, then linearly to 0
+    over `span` steps (SPADE's niter/niter_decay schedule); `span` 0 leaves the rates alone.
+
+    The base rate is kept in the group as `initial_lr` (torch's schedulers use the same key), so it survives a
+    checkpoint inside the optimiser's state dict and a resumed run decays from the same base."""
+    if span == 0:
+        return
+    factor = max(0.0, 1.0 - max(0, step - start) / span)
+    for opt in optimizers.values():
+        for group in opt.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
+
+
 def count_params(nets: Mapping[str, nn.Module]) -> dict[str, int]:
     return {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
 
@@ -684,6 +706,7 @@ def training_loop(
             if batches is None:
                 batches = epoch_batches(epoch, position)
             data = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+            set_learning_rates(recipe.optimizers, step, config["lr_decay_start"], config["lr_decay_steps"])
             with step_precision(device, config["precision"]):
                 losses = recipe.step(nets, data)
             step, position, window_steps = step + 1, position + 1, window_steps + 1

@@ -207,6 +207,8 @@ def test_cli_errors_are_clear(capsys: pytest.CaptureFixture[str]) -> None:
     assert "batch must be ≥ 1" in capsys.readouterr().err
     assert train.main(["--arch", "toy", "--precision=fp16"]) == 2
     assert "precision must be fp32 or bf16, got 'fp16'" in capsys.readouterr().err
+    assert train.main(["--arch", "toy", "--lr-decay-steps=-5"]) == 2
+    assert "lr_decay_steps must be ≥ 0, got -5" in capsys.readouterr().err
     assert not Path("runs").exists()
 
 
@@ -277,6 +279,26 @@ def test_bf16_runs_the_step_under_autocast_and_keeps_fp32_weights(
     assert ckpt["config"]["precision"] == "bf16"
     tensors = [*ckpt["G"].values(), *ckpt["G_ema"].values(), *ckpt["D"].values()]
     assert {t.dtype for t in tensors} == {torch.float32}
+
+
+def test_learning_rates_decay_linearly_and_resume_on_schedule(
+    load: Callable[[Path], dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[float, float]] = []
+    step = ToyGAN.step
+
+    def spy(self: ToyGAN, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, float]:
+        seen.append((self.optimizers["G"].param_groups[0]["lr"], self.optimizers["D"].param_groups[0]["lr"]))
+        return step(self, nets, batch)
+
+    monkeypatch.setattr(ToyGAN, "step", spy)
+    schedule = ["--lr-g=0.4", "--lr-d=0.8", "--lr-decay-start=2", "--lr-decay-steps=4", "--snapshot-every=0"]
+    assert train.main(["--arch", "toy", "--steps=4", *schedule]) == 0
+    assert train.main(["--resume", "runs/00001-toy-small", "--steps=7"]) == 0
+    factors = [1.0, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]  # steps 0–6; the resume starts at step 4
+    assert seen == [pytest.approx((0.4 * f, 0.8 * f)) for f in factors]
+    ckpt = load(Path("runs/00001-toy-small/checkpoint-latest.pt"))
+    assert ckpt["optimizers"]["G"]["param_groups"][0]["initial_lr"] == pytest.approx(0.4)
 
 
 def test_runs_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
