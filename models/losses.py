@@ -8,6 +8,10 @@ record it in checkpoints and manifests.
 
 Discriminator outputs are what `MultiscaleDiscriminator` returns: per scale a list of feature maps whose last
 entry is the patch logits.
+
+The hinge terms cast the logits, and `kl_loss` casts μ and log σ², to fp32: under bfloat16 autocast
+(`--precision=bf16`) convolutions and linear layers hand back bf16, and these sums and the KL's near-cancellation
+would keep only ~3 significant digits. `F.l1_loss` is on autocast's fp32 list, so the L1 terms need no cast.
 """
 
 from __future__ import annotations
@@ -26,11 +30,7 @@ DOutputs = list[list[torch.Tensor]]
 
 
 def hinge_d_loss(real: DOutputs, fake: DOutputs) -> torch.Tensor:
-    """D: mean(relu(1 − D(real))) + mean(relu(1 + D(fake))), averaged over scales.
-
-    The logits here and in `hinge_g_loss`, and μ and log σ² in `kl_loss`, are cast to fp32: under bfloat16
-    autocast convolutions and linear layers hand back bf16, and these sums and the KL's near-cancellation would
-    keep only ~3 significant digits (`F.l1_loss` is on autocast's fp32 list, so the L1 terms need no cast)."""
+    """D: mean(relu(1 − D(real))) + mean(relu(1 + D(fake))), averaged over scales."""
     terms = [
         F.relu(1 - r[-1].float()).mean() + F.relu(1 + f[-1].float()).mean()
         for r, f in zip(real, fake, strict=True)

@@ -26,24 +26,23 @@ def code_version(root: Path = REPO_ROOT) -> str:
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
+def _cpuinfo(key: str) -> str:
+    """The first CPU's `key` line of /proc/cpuinfo, or "" where there is no such line (or file)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return ""
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (platform.processor() is often empty on Linux)."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def cpu_flags() -> list[str]:
     """The vector-unit flags that bound conv and matmul speed (FMA, AVX2, AVX-512, BF16, AMX), from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                wanted = ("fma", "avx", "avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
-                return [f for f in line.split(":", 1)[1].split() if f in wanted]
-    except OSError:
-        pass
-    return []
+    wanted = ("fma", "avx", "avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile")
+    return [f for f in _cpuinfo("flags").split() if f in wanted]
