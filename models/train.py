@@ -105,7 +105,8 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 # Keys `--resume` may change: they set how long and how loudly the run goes on, not what it computes (precision
-# only rounds it differently: a run may move to or from a CPU without fast bfloat16).
+# only rounds it differently: a run may move to or from a CPU without fast bfloat16), and when its learning rate
+# decays (SPADE decides the decay phase once the constant-rate phase has plateaued).
 RESUMABLE_KEYS = (
     "steps",
     "checkpoint_every",
@@ -117,6 +118,8 @@ RESUMABLE_KEYS = (
     "num_workers",
     "threads",
     "precision",
+    "lr_decay_start",
+    "lr_decay_steps",
 )
 
 USAGE = """\

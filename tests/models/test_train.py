@@ -299,6 +299,16 @@ def test_learning_rates_decay_linearly_and_resume_on_schedule(
     assert seen == [pytest.approx((0.4 * f, 0.8 * f)) for f in factors]
     ckpt = load(Path("runs/00001-toy-small/checkpoint-latest.pt"))
     assert ckpt["optimizers"]["G"]["param_groups"][0]["initial_lr"] == pytest.approx(0.4)
+    # A constant-rate run may start its decay phase on resume.
+    assert train.main(["--arch", "toy", "--steps=2", "--lr-g=0.4", "--lr-d=0.8", "--snapshot-every=0"]) == 0
+    seen.clear()
+    assert (
+        train.main(
+            ["--resume", "runs/00002-toy-small", "--steps=5", "--lr-decay-start=2", "--lr-decay-steps=2"]
+        )
+        == 0
+    )
+    assert seen == [pytest.approx((0.4 * f, 0.8 * f)) for f in (1.0, 0.5, 0.0)]
 
 
 def test_runs_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
