@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         "weights/judges/landscape.pt, so scores are comparable between sessions)",
     )
     add("--n", type=int, default=500, help="held-out layouts (default 500)")
-    add("--size", type=int, default=None, help="evaluation size (default: the model's image_size)")
+    add(
+        "--size",
+        type=int,
+        default=None,
+        help="evaluation size (default: the model's image_size, else the judge's)",
+    )
     add("--seed", type=int, default=0, help="shifts every evaluation dataset seed by 16·SEED (default 0)")
     add("--out", type=Path, default=None, help="eval.json path (default: MODEL/eval.json)")
     add(
@@ -120,12 +125,13 @@ def _run(args: argparse.Namespace) -> int:
     if model is None and args.compare:
         raise ValueError("--compare needs a model folder to compare with")
     others = [ExportedModel(folder) for folder in args.compare]
+    judge = Judge(args.segmenter)
     if args.size is not None:
         size = args.size
     elif model is not None:
         size = model.image_size[0]
     else:
-        raise ValueError("without a model folder, pass --size")
+        size = judge.size
     opts = EvalOptions(
         n=args.n, size=size, seed=args.seed, batch=args.batch, workers=args.workers,
         cache_dir=args.cache_dir, mean_samples=args.mean_samples, centroid_layouts=args.centroid_layouts,
@@ -135,7 +141,6 @@ def _run(args: argparse.Namespace) -> int:
     for m in [model, *others] if model else []:
         m.check_size(opts.size)
         check_disjoint(m, seeds)
-    judge = Judge(args.segmenter)
     started = time.time()
     data = prepare(judge, opts, with_style=model is not None)
     refs = reference_summary(data)

@@ -125,5 +125,8 @@ def test_collage_eval_without_a_model_scores_only_the_judge(tiny_judge: Path, tm
     assert set(report["acceptance"]) == {"judge_reference_miou>=0.75", "flat_miou<=0.8*reference"}
     assert set(report["references"]["reference"]["iou"]) == {label.name for label in LANDSCAPE.labels}
     assert "IoU sky" in capsys.readouterr().out
-    assert main(["--segmenter", str(tiny_judge), "--n", "4"]) == 2
-    assert "--size" in capsys.readouterr().err
+    # Without --size the judge is scored at its own training size.
+    small = [a for a in SMALL if a not in ("--size", "64")]
+    assert main(["--segmenter", str(tiny_judge), *small, "--style-refs", "1", "--out", str(out)]) == 0
+    info = json.loads(out.read_text())["info"]
+    assert info["size"] == info["segmenter"]["size"] == 32  # segmenter-tiny's size
