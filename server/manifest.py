@@ -37,7 +37,7 @@ class FileRef(_Strict):
 
 
 class GraphInputs(_Strict):
-    """Names and meanings of the generator graph's inputs (see docs/models.md for shapes)."""
+    """Names and meanings of the generator graph's inputs (see docs/contracts.md for shapes)."""
 
     label: str = Field("label", description="int64 [B,1,H,W] label ids; the graph one-hot encodes them")
     instance: str | None = Field(
