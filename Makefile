@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint pytest node-test bench bench-quick chromium clean
+.PHONY: run dev test lint pytest node-test bench bench-quick chromium clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,15 @@ $(VENV)/.serve: pyproject.toml | $(PY)
 	sh scripts/serve.sh install $(PY) cpu
 	touch $@
 
-# Development: torch==2.13.0 first (a local CPU wheel; any other spec pulls a multi-GB CUDA build).
+# Development: torch==2.13.0 first. Here pip resolves it to the CPU wheel the machine provides (pip config
+# find-links); elsewhere add --index-url https://download.pytorch.org/whl/cpu, as any other spec or index pulls a
+# multi-GB CUDA build.
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[cpu,train,dev]'
 	touch $@ $(VENV)/.serve
+
+dev: $(VENV)/.dev
 
 run: $(VENV)/.serve
 	sh scripts/serve.sh start $(PY) $(HOST) $(PORT)

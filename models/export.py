@@ -6,7 +6,8 @@ random inputs through torch and onnxruntime and refuses to write a manifest when
 1e-3. The manifest is validated against `weights/model.schema.json` (generated from `server/manifest.py`) as
 data, so this module never imports `server`.
 
-CLI: `collage export runs/00001-spade-fast --out weights/landscape-spade [--checkpoint latest|PATH] [--name N]`.
+CLI: `collage export runs/00001-spade-fast --out weights/landscape-spade [--checkpoint latest|PATH] [--name N]
+[--size S] [--style-refs K]`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from models.version import REPO_ROOT, code_version
 
 OPSET = 18
 PARITY_TOL = 1e-3  # max abs difference allowed between torch and onnxruntime outputs in [-1, 1]
-MAX_FILE_BYTES = 30 * 2**20  # served ONNX files stay ≤ 30 MB (git weights budget, models.md §0.1)
+MAX_FILE_BYTES = 30 * 2**20  # served ONNX files stay ≤ 30 MB (the budget for weights in git history)
 MAX_BATCH = 1024
 SCHEMA_PATH = REPO_ROOT / "weights" / "model.schema.json"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

@@ -1,8 +1,8 @@
 """Losses of the SPADE family: hinge GAN, discriminator feature matching, KL, and a perceptual term.
 
 The perceptual term is VGG19 (pix2pixHD layer weights) when a local torchvision-format VGG19 state dict is given
-(`--vgg-weights PATH`); no ImageNet weights can be downloaded here, so otherwise it is the substitute of
-models.md §0.1: L1 between 4×- and 8×-average-pooled images (colour and layout), which together with
+(`--vgg-weights PATH`); no ImageNet weights can be downloaded here, so otherwise it is our substitute:
+L1 between 4×- and 8×-average-pooled images (colour and layout), which together with
 discriminator feature matching stands in for VGG. `PerceptualLoss.kind` names the one in use so the trainer can
 record it in checkpoints and manifests.
 

@@ -69,7 +69,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "share_shortcut_hidden": True,
         },
         "encoder": {
-            "image_size": 128,  # the model trains at 128², then fine-tunes at 256² (--init_from) with this E
+            "image_size": 128,  # one E for every stage: 128² (--size=128), then 256² (--init_from)
             "nef": 16,
             "max_mult": 8,
             "num_down": 6,  # 128² -> 2²

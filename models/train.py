@@ -6,7 +6,7 @@
     torchrun --nproc_per_node=2 -m models.train --arch spade …
 
 Config flow (nanoGPT/EDM): trainer defaults (BASE_CONFIG) ← the arch's preset ← `--key=value` overrides (typed
-like the value they replace; nested keys as `--G.ngf=32`). The resolved config is printed once, saved as
+like the value they replace; nested keys as `--generator.ngf=32`). The resolved config is printed once, saved as
 `config.json` in a numbered run folder (`runs/00001-spade-fast/`) and carried by every checkpoint, so resume
 and export need no flags. The loop knows nothing about any architecture: `models/archs/<name>.py` registers how
 to build its networks and take one step.
@@ -19,12 +19,12 @@ step, writes `checkpoint-latest.pt` and exits.
 
 `--init_from RUN|CHECKPOINT` starts a new run (its own folder and config, e.g. another `--size`) from another
 run's network weights: every network the arch defines and its EMA copy, loaded with strict names and shapes,
-then step 0 with fresh optimisers, RNG and data order. This is progressive-size training: the SPADE default
-trains at 128², then fine-tunes at 256² (G and D take any size; E has its own fixed input size). Optimiser
-states are not carried over: SPADE's Adam (betas 0, 0.9) has no momentum to keep and re-estimates its second
-moments within a few dozen steps, and a fresh start keeps the new run independent of how the source ended. The
-EMA warm-up restarts with the step count, so NAME_ema soon follows the fine-tuned network. The source is
-recorded as `config["init_from"]` = {path, step, size}.
+then step 0 with fresh optimisers, RNG and data order. This is progressive-size training: the shipped SPADE
+model trained at 128² (`--size=128`), then fine-tuned at 256² (G and D take any size; E has its own fixed input
+size). Optimiser states are not carried over: SPADE's Adam (betas 0, 0.9) has no momentum to keep and
+re-estimates its second moments within a few dozen steps, and a fresh start keeps the new run independent of how
+the source ended. The EMA warm-up restarts with the step count, so NAME_ema soon follows the fine-tuned network.
+The source is recorded as `config["init_from"]` = {path, step, size}.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class ConfigError(ValueError):
 
 
 def flat_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Every settable key, nested ones dotted (`G.ngf`)."""
+    """Every settable key, nested ones dotted (`generator.ngf`)."""
     keys = []
     for key, value in config.items():
         if isinstance(value, Mapping):

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        ws_per_message_deflate=False,  # deflating image frames costs ~40× on loopback (environment-notes.md)
+        ws_per_message_deflate=False,  # deflating image frames costs ~3.3 ms vs ~0.09 ms per 64 KiB frame
         ws_max_size=max(1 << 20, settings.max_pixels + 1024),  # one raw label map plus its header
     )
 

@@ -6,7 +6,7 @@ Networks (built by `models/presets.py`, which the exporter uses too): G the SPAD
 encoder, D the multi-scale PatchGAN. One step:
 1. G and E: z = μ + σ·ε from E(real), resized to E's own input size (presets.py); fake = G(label, instance, z).
    D, frozen, judges cat(fake, real) in one pass. Loss = hinge (G form) + D feature matching (λ=10) +
-   perceptual (VGG19 λ=10 with `--vgg_weights`, else the down-sampled L1 substitute, models.md §0.1) + KL
+   perceptual (VGG19 λ=10 with `--vgg_weights`, else the down-sampled L1 substitute of losses.py) + KL
    (0.05). E is trained by G's optimiser, as in the authors' code.
 2. D: hinge on cat(fake, real) with the step-1 fakes detached (one G forward per step instead of SPADE's two).
 TTUR Adam: G 1e-4, D 4e-4, betas (0, 0.9) as in the authors' code. G gets an EMA (the trainer keeps it).

@@ -2,7 +2,8 @@
 
     collage data preview --n 16 --size 256 --seed 1 --out grid.png   label colours beside renders
     collage data export  --n 1000 --size 256 --seed 0 --out DIR      images/, labels/, instances/, meta.json
-    collage data cache   --length 4096 --size 128 --seed 0 --dir D   render the training cache up front
+    collage data cache   --length 4096 --size 256 --seed 0 --dir D   render the training cache up front
+                                                                 (train with --data_cache=D, same size and seed)
 
 Sample i is always `render_sample(seed, i, size)`, the same pair that `ProceduralLandscapes(size, n, seed)[i]`
 yields, so what the preview shows is what training sees.
@@ -104,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--force", action="store_true", help="replace an earlier export in --out")
     c = commands.add_parser("cache", help=f"render the training shard cache ({SHARD_SIZE} pairs per shard)")
     c.add_argument("--length", type=int, required=True, help="number of samples")
-    c.add_argument("--size", type=int, default=128, help="side of each square sample in pixels")
+    c.add_argument("--size", type=int, default=256, help="side of each square sample (the run's --size)")
     c.add_argument("--seed", type=int, default=0, help="dataset seed")
-    c.add_argument("--dir", type=Path, required=True, help="cache folder (the trainer's cache_dir)")
+    c.add_argument("--dir", type=Path, required=True, help="cache folder (the trainer's --data_cache)")
     c.add_argument("--workers", type=int, default=1, help="rendering processes")
     args = parser.parse_args(argv)
     count = args.length if args.command == "cache" else args.n

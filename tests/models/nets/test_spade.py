@@ -187,5 +187,5 @@ def test_spade_fast_fits_the_frame_budget() -> None:
         generator = build_generator(get_preset("spade-fast"), LANDSCAPE_NC)
     gmacs = generator_gmacs(generator, (256, 256))
     assert 1.0 < gmacs <= 5.0
-    assert count_params(generator) < 4_000_000  # 2–4 M params per served network (models.md §0.1)
+    assert count_params(generator) < 4_000_000  # 2–4 M params per served network (the design budget)
     assert generator.z_dim == 64 and generator.use_edges
