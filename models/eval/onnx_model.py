@@ -20,8 +20,9 @@ THREADS = 2  # onnxruntime and torch threads (the serving budget: 2 cores)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-    """float [B,3,H,W] in [−1,1] → uint8 [B,H,W,3], rounded as the server encodes frames."""
-    return np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    """float [B,3,H,W] in [−1,1] → uint8 [B,H,W,3] with the server's arithmetic (server/codec.py
+    `to_uint8_rgb`, which this package may not import), so the judge scores the pixels the studio shows."""
+    return ((np.clip(images, -1.0, 1.0) + 1.0) * 127.5 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
 class ExportedModel:

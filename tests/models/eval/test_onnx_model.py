@@ -12,5 +12,10 @@ def test_seeded_z_follows_the_contract() -> None:
 
 
 def test_to_uint8_rounds_like_the_server() -> None:
-    x = np.array([-1.0, 0.0, 1.0, 2.0], np.float32).reshape(1, 1, 1, 4).repeat(3, 1)  # [1,3,1,4]
-    assert to_uint8(x)[0, 0, :, 0].tolist() == [0, 128, 255, 255]
+    from server.codec import to_uint8_rgb  # tests may import both sides of the contract
+
+    # 4,000,001 values across [-1, 1] (rint and +0.5 disagree on 16 of them) and out-of-range ones (clipping).
+    x = np.concatenate([np.linspace(-1, 1, 4_000_001, dtype=np.float32), np.float32([-2, -1.5, 1.5, 2])])
+    image = np.stack([x, -x, x])[:, None, :]  # [3,1,N]
+    assert np.array_equal(to_uint8(image[None])[0], to_uint8_rgb(image))
+    assert to_uint8(image[None])[0, 0, -4:, 0].tolist() == [0, 0, 255, 255]
