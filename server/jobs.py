@@ -38,7 +38,7 @@ from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 UNFINISHED = ("queued", "running")
 
 _SCHEMA = """
@@ -96,7 +96,7 @@ class JobStore:
             return self._db.execute(sql, args).fetchall()
 
     def job_dir(self, job_id: str) -> Path:
-        if not _JOB_ID.match(job_id):
+        if not _JOB_ID.fullmatch(job_id):
             raise BadInput("unknown_job", f"{job_id!r} is not a job id")
         return self.directory / job_id
 
@@ -216,7 +216,7 @@ class JobStore:
         adopted = 0
         known = {r[0] for r in self._query("SELECT id FROM jobs")}
         for folder in self.directory.iterdir():
-            if folder.is_dir() and _JOB_ID.match(folder.name) and folder.name not in known:
+            if folder.is_dir() and _JOB_ID.fullmatch(folder.name) and folder.name not in known:
                 shutil.rmtree(folder, ignore_errors=True)  # created, then crashed before the commit
         for job_id in self.unfinished():
             _, fmt, _, _ = self.job(job_id)
@@ -307,10 +307,10 @@ class JobRunner:
                 await self._run_job(unfinished[0])
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # keep serving other jobs whatever happens to this one
+            except Exception:  # keep serving other jobs whatever happens to this one
                 log.exception("batch job %s failed", unfinished[0])
                 await asyncio.to_thread(
-                    self.store.set_status, unfinished[0], "failed", f"internal error: {exc}"
+                    self.store.set_status, unfinished[0], "failed", "internal error; see the server log"
                 )
 
     async def _run_job(self, job_id: str) -> None:
@@ -326,9 +326,9 @@ class JobRunner:
             async with slots:
                 if job_id in self._cancelled:
                     return
-                labels = await asyncio.to_thread(self.store.load_input, job_id, idx)
-                request = RenderRequest(model, labels, z, fmt, quality, collage, source="job")
-                try:
+                try:  # a lost input file fails its item like a failed render
+                    labels = await asyncio.to_thread(self.store.load_input, job_id, idx)
+                    request = RenderRequest(model, labels, z, fmt, quality, collage, source="job")
                     result = await self.engine.render(request, priority="bulk")
                 except Exception as exc:  # one bad item must not sink the job
                     if not isinstance(exc, BadInput):
