@@ -74,15 +74,27 @@ def test_bad_label_frames_are_refused(data: bytes, code: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=64), st.integers(0, 2))
-def test_label_frame_parser_never_crashes(noise: bytes, header: int) -> None:
-    """Arbitrary bytes (optionally behind a plausible header) parse or raise BadInput, nothing else."""
-    data = (struct.pack("<BIHHB", 1, 1, 4, 4, header % 2) if header else b"") + noise
+@given(st.binary(max_size=64), st.integers(0, 3), st.integers(0, 2**32 - 1))
+def test_label_frame_parser_never_crashes(noise: bytes, mode: int, seq: int) -> None:
+    """Arbitrary bytes parse or raise BadInput, nothing else; a frame that parses matches its header.
+
+    Modes: bare noise; noise behind a raw or zlib 8×2 header; noise as the exact raw payload of a 1×len header,
+    so that parsing succeeds often enough for the checks after it to run (random noise almost never does).
+    """
+    if mode == 0:
+        data = noise
+    elif mode < 3:
+        data = struct.pack("<BIHHB", 1, seq, 8, 2, mode - 1) + noise
+    else:
+        data = struct.pack("<BIHHB", 1, seq, len(noise), 1, 0) + noise
     try:
         got = parse_label_frame(data, max_pixels=4096)
     except BadInput:
         return
-    assert got.ids.size == got.ids.shape[0] * got.ids.shape[1]
+    _, header_seq, width, height, encoding = struct.unpack_from("<BIHHB", data)  # a parsed frame has a header
+    assert (got.seq, got.ids.shape, got.ids.dtype) == (header_seq, (height, width), np.uint8)
+    if encoding == 0:
+        assert got.ids.tobytes() == data[10:]
 
 
 def test_inflate_caps_output() -> None:
