@@ -16,6 +16,9 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Model `tiny-spade`: landscape labels, 32² native size, any multiple of 8 up to 1024, style encoder, two
     presets (`winter`, `dusk`).
     """
+    # importorskip, not import: in a serving venv (no torch) with pytest added, the server tests that need this
+    # model skip instead of erroring. Only a missing torch skips (pytest ≥ 9 skips on ModuleNotFoundError alone);
+    # a broken install raising ImportError fails.
     torch = pytest.importorskip("torch")
     from models.export import export_modules
     from models.labels import LANDSCAPE

@@ -1,11 +1,14 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from models.data.layout import instances_from_labels, sample_layout
 from models.labels import LANDSCAPE
 
 L = {label.name: label.id for label in LANDSCAPE.labels}
 THINGS = np.array(LANDSCAPE.thing_ids)
+# What a shore may be made of: ground and what stands on it (mountain, sky and cloud are not).
+LAND = np.array([L[name] for name in "grass flowers sand dirt snow hill bush tree rock house".split()])
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +58,28 @@ def test_compositions_vary(layouts: list[tuple[np.ndarray, np.ndarray]]) -> None
 
 
 def test_water_lies_below_the_sky_and_has_shores(layouts: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    rows = np.arange(128)[:, None]
+    with_water = lower_shores = beaches = 0
     for label, _ in layouts:
-        water_rows = np.nonzero((label == L["water"]).any(axis=1))[0]
-        sky_rows = np.nonzero((label == L["sky"]).any(axis=1))[0]
-        if water_rows.size and sky_rows.size:
-            assert water_rows.min() > sky_rows.min()
+        water = label == L["water"]
+        if not water.any():
+            continue
+        with_water += 1
+        # In every column all sky and cloud lie above all water: no lake hangs in the sky.
+        lowest_sky = np.where(np.isin(label, (L["sky"], L["cloud"])), rows, -1).max(axis=0)
+        assert (lowest_sky < np.where(water, rows, 128).min(axis=0)).all()
+        # Where water ends inside the picture, land lies below it.
+        below = water[:-1] & ~water[1:]
+        assert np.isin(label[1:][below], LAND).all()
+        lower_shores += bool(below.any())
+        ring = ndimage.binary_dilation(water) & ~water  # the pixels touching the water
+        beaches += bool((label[ring] == L["sand"]).any())
+    assert with_water >= 10  # 25 of the 40
+    # Only a river running straight off the bottom edge has no lower shore (1 of 290 over 400 seeds; none here).
+    assert lower_shores >= 0.9 * with_water
+    # Seas always get a beach, lakes often a sand rim, rivers sometimes sandy banks: 20 of 25 here (75 % over 400
+    # seeds). Without sea beaches it would be 12 of 25, without lake rims 11 of 25.
+    assert beaches >= 0.6 * with_water
 
 
 def test_same_seed_same_layout_different_seeds_differ() -> None:

@@ -3,13 +3,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from models.data import FAMILIES, instances_from_labels, render, sample_layout, sample_style
+from models.data import FAMILIES, Style, instances_from_labels, render, sample_layout, sample_style
+from models.data.render import _check_inputs
+from models.data.style import RGB
 from models.labels import LANDSCAPE
 
 L = {label.name: label.id for label in LANDSCAPE.labels}
 
 
-def _style(family: str = "day", seed: int = 0, **changes: object) -> object:
+def _style(family: str = "day", seed: int = 0, **changes: object) -> Style:
     return dataclasses.replace(sample_style(np.random.default_rng(seed), family), **changes)
 
 
@@ -60,11 +62,22 @@ def test_hand_painted_maps_render_with_and_without_instances() -> None:
         assert derived.shape == (80, 120, 3)
         # No instance map ≡ the connected components of the thing classes.
         assert derived.tobytes() == render(label, instances_from_labels(label), style, seed=k).tobytes()
-        # Instance ids missing on some thing pixels are filled in; ids on stuff are ignored.
+        # Instance ids missing on some thing pixels are filled in with the connected components of those pixels,
+        # kept apart from the given instances (a clash of ids would merge a filled-in tree with a given one).
         partial = instances_from_labels(label)
         partial[:, :60] = 0
-        partial[label == L["sky"]] = 99
-        assert render(label, partial, style, seed=k).shape == (80, 120, 3)
+        thing = np.isin(label, LANDSCAPE.thing_ids)
+        missing, given = thing & (partial == 0), thing & (partial > 0)
+        assert missing.any() and given.any()
+        filled = _check_inputs(label, partial)[1]
+        assert (filled[thing] > 0).all() and (filled[~thing] == 0).all()
+        assert np.intersect1d(filled[missing], filled[given]).size == 0
+        components = instances_from_labels(np.where(missing, label, 0))[missing]
+        pairs = np.unique(np.stack([filled[missing], components]), axis=1)  # one-to-one: the same partition
+        assert pairs.shape[1] == np.unique(filled[missing]).size == np.unique(components).size
+        # Ids on stuff are ignored: the picture is byte-identical with or without them.
+        tagged = np.where(thing, partial, 99)
+        assert render(label, tagged, style, k).tobytes() == render(label, partial, style, k).tobytes()
 
 
 def test_odd_instance_ids_are_renumbered() -> None:
@@ -83,10 +96,39 @@ def test_odd_instance_ids_are_renumbered() -> None:
     assert _luma(img)[40:50, 10:30].min() > 20  # the rock part is painted, not left black
 
 
+def _recoloured(style: Style, fill: str, colour: RGB) -> Style:
+    """`style` with the colours a `fill` region is painted from set to `colour`: the sky its gradient, trees their
+    foliage, every other class its palette entry."""
+    if fill == "sky":
+        return dataclasses.replace(style, sky_zenith=colour, sky_horizon=colour)
+    if fill == "tree":
+        return dataclasses.replace(style, foliage=(colour,) * len(style.foliage), conifer=colour)
+    palette = list(style.palette)
+    palette[L[fill]] = (colour, colour)
+    return dataclasses.replace(style, palette=tuple(palette))
+
+
 @pytest.mark.parametrize("fill", ["sky", "grass", "water", "tree", "snow"])
 def test_single_class_maps_render(fill: str) -> None:
-    img = render(np.full((40, 40), L[fill], dtype=np.uint8), None, _style("dusk"), 0)
-    assert img.shape == (40, 40, 3) and np.isfinite(img).all()
+    """A one-class map renders as a textured picture painted from that class's colours and no other's."""
+    label = np.full((40, 40), L[fill], dtype=np.uint8)
+    style = _style("dusk")
+    img = render(label, None, style, 0)
+    assert img.shape == (40, 40, 3)
+    # Textured, not a flat fill: std 8.7 (tree) … 34 (water) here; a flat colour with vignette and grain gives < 3.
+    assert float(img.std()) > 5
+
+    # The class's own colours drive the picture: painting them red rather than blue makes it redder (by 29 for
+    # water, which mostly mirrors the sky, ≥ 98 for the others) ...
+    def redness(colour: RGB) -> float:
+        pic = render(label, None, _recoloured(style, fill, colour), 0).astype(np.float64)
+        return float((pic[..., 0] - pic[..., 2]).mean())
+
+    assert redness((0.9, 0.1, 0.1)) > redness((0.1, 0.1, 0.9)) + 15
+    # ... while no other class's palette entry plays a part.
+    grey = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    others_grey = tuple(pair if i == L[fill] else grey for i, pair in enumerate(style.palette))
+    assert render(label, None, dataclasses.replace(style, palette=others_grey), 0).tobytes() == img.tobytes()
 
 
 def _lake_scene() -> np.ndarray:

@@ -1,11 +1,13 @@
-"""Writing eval.json and merging the metrics into model.json."""
+"""The acceptance checks, the metrics merged into model.json, and writing eval.json and model.json."""
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
-from models.eval.report import merge_metrics, write_json
+from models.eval.report import acceptance, merge_metrics, metrics_for_manifest, write_json
 
 
 def test_merge_metrics_keeps_other_fields_and_old_metrics(tmp_path: Path) -> None:
@@ -24,3 +26,139 @@ def test_undefined_numbers_are_written_as_null(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text(json.dumps({"name": "m"}))
     merge_metrics(tmp_path, {"miou": float("nan"), "fd_seg": 2.0})
     assert json.loads((tmp_path / "model.json").read_text())["metrics"] == {"miou": None, "fd_seg": 2.0}
+
+
+# ----------------------------------------------------------------------------
+# Acceptance checks, each exactly at its threshold (passes: the comparisons are inclusive) and just past it.
+
+REF_MIOU, FLAT_FD = 0.8, 10.0
+EPS = 1e-6
+
+
+def _refs(ref_miou: float = REF_MIOU, flat_miou: float = 0.4) -> dict[str, Any]:
+    """The two reference sets as `reference_summary` reports them (only the fields acceptance reads)."""
+    return {"reference": {"miou": ref_miou}, "flat": {"miou": flat_miou, "fd_seg": FLAT_FD}}
+
+
+def _scores(miou: float = 0.9, fd_seg: float = 1.0, texture: float = 1.0) -> dict[str, Any]:
+    return {"miou": miou, "fd_seg": fd_seg, "texture": {"fraction_in_range": texture}}
+
+
+def _primary(
+    latency_ms: float = 10.0, style_accuracy: float = 1.0, families: int = 8, **scores: float
+) -> dict[str, Any]:
+    """An `evaluate_model` result for a model with an encoder, passing every check unless overridden."""
+    return {
+        "z_modes": ["encoded", "random"],
+        "encoded": _scores(**scores),
+        "random": _scores(),
+        "latency_ms": latency_ms,
+        "style": {"accuracy": style_accuracy, "families": families},
+    }
+
+
+def _failing(primary: dict[str, Any] | None, refs: dict[str, Any]) -> set[str]:
+    return {name for name, ok in acceptance(primary, refs).items() if not ok}
+
+
+# (check, keyword of _refs or _primary, value at the threshold, value just past it)
+THRESHOLDS = [
+    ("judge_reference_miou>=0.75", "ref_miou", 0.75, 0.75 - EPS),
+    ("flat_miou<=0.8*reference", "flat_miou", 0.8 * REF_MIOU, 0.8 * REF_MIOU + EPS),
+    ("generated_miou>=0.9*reference", "miou", 0.9 * REF_MIOU, 0.9 * REF_MIOU - EPS),
+    ("fd_seg<=0.5*flat", "fd_seg", 0.5 * FLAT_FD, 0.5 * FLAT_FD + EPS),
+    ("texture_in_range>=0.7", "texture", 0.7, 0.7 - EPS),
+    ("latency<=40ms", "latency_ms", 40.0, 40.0 + EPS),
+    ("style_accuracy>=0.8_with>=6_families", "style_accuracy", 0.8, 0.8 - EPS),
+    ("style_accuracy>=0.8_with>=6_families", "families", 6, 5),
+]
+
+
+@pytest.mark.parametrize(
+    ("check", "key", "at", "past"), THRESHOLDS, ids=[f"{t[0]}:{t[1]}" for t in THRESHOLDS]
+)
+def test_each_acceptance_check_flips_just_past_its_threshold(
+    check: str, key: str, at: float, past: float
+) -> None:
+    def failing(value: float) -> set[str]:
+        if key in ("ref_miou", "flat_miou"):
+            return _failing(_primary(), _refs(**{key: value}))
+        return _failing(_primary(**{key: value}), _refs())
+
+    assert failing(at) == set()
+    assert failing(past) == {check}  # that check alone: no other threshold reads this number
+
+
+def test_acceptance_lists_every_check() -> None:
+    assert list(acceptance(_primary(), _refs())) == list(dict.fromkeys(t[0] for t in THRESHOLDS))
+
+
+def test_without_a_model_only_the_judge_is_checked() -> None:
+    assert acceptance(None, _refs()) == {"judge_reference_miou>=0.75": True, "flat_miou<=0.8*reference": True}
+    assert _failing(None, _refs(ref_miou=0.7, flat_miou=0.6)) == {
+        "judge_reference_miou>=0.75",
+        "flat_miou<=0.8*reference",
+    }
+
+
+def test_generated_checks_read_the_first_z_mode() -> None:
+    """Encoded styles when the model has an encoder (first in z_modes), random latents otherwise."""
+    bad = _scores(miou=0.0, fd_seg=FLAT_FD, texture=0.0)
+    generated = {"generated_miou>=0.9*reference", "fd_seg<=0.5*flat", "texture_in_range>=0.7"}
+    assert _failing(_primary() | {"random": bad}, _refs()) == set()
+    assert _failing(_primary() | {"encoded": bad}, _refs()) == generated
+    assert _failing(_primary() | {"z_modes": ["random"], "encoded": bad}, _refs()) == set()
+    assert _failing(_primary() | {"z_modes": ["random"], "random": bad}, _refs()) == generated
+
+
+def test_a_model_without_style_scores_fails_the_style_check() -> None:
+    assert _failing(_primary() | {"style": None}, _refs()) == {"style_accuracy>=0.8_with>=6_families"}
+
+
+# ----------------------------------------------------------------------------
+# The numbers merged into model.json.
+
+
+def test_metrics_for_manifest_rounds_and_names_the_scored_mode() -> None:
+    refs = {
+        "reference": {"miou": 0.812345, "fd_seg": 1.234567},
+        "flat": {"miou": 0.412345, "fd_seg": 9.876543},
+    }
+    encoded = {
+        "miou": 0.723456,
+        "pixel_accuracy": 0.912345,
+        "fd_seg": 3.456789,
+        "crop_fd_seg": {"tree": 5.555555, "rock": None},
+        "texture": {"fraction_in_range": 0.666666},
+    }
+    random = encoded | {"miou": 0.611111, "fd_seg": 4.444444}
+    result = {
+        "z_modes": ["encoded", "random"],
+        "encoded": encoded,
+        "random": random,
+        "style": {"accuracy": 0.833333},
+        "latency_ms": 12.3456,
+    }
+    info = {"n": 4}
+    assert metrics_for_manifest(result, refs, info) == {
+        "eval_z": "encoded",
+        "miou": 0.7235,
+        "pixel_accuracy": 0.9123,
+        "miou_reference": 0.8123,
+        "miou_flat": 0.4123,
+        "fd_seg": 3.4568,
+        "fd_seg_floor": 1.2346,
+        "fd_seg_flat": 9.8765,
+        "crop_fd_seg": {"tree": 5.5556, "rock": None},
+        "texture_in_range": 0.6667,
+        "style_accuracy": 0.8333,
+        "latency_ms": 12.35,
+        "eval": info,
+        "miou_random_z": 0.6111,
+        "fd_seg_random_z": 4.4444,
+    }
+    # Without an encoder random latents are the scored mode: no separate random-z numbers, no style.
+    without_encoder = {"z_modes": ["random"], "random": random, "style": None, "latency_ms": 1.0}
+    metrics = metrics_for_manifest(without_encoder, refs, info)
+    assert metrics["eval_z"] == "random" and metrics["miou"] == 0.6111 and metrics["style_accuracy"] is None
+    assert "miou_random_z" not in metrics and "fd_seg_random_z" not in metrics
