@@ -1,8 +1,8 @@
 """Multiply-accumulate counts of a network, from `torch.utils.flop_counter` (convs and matmuls).
 
-Reported as GMACs (FLOPs / 2 / 1e9) because a generator's frame time on onnxruntime scales with it (15 ms per
-GMAC on the AMD EPYC and ~40 ms per GMAC on the Intel Xeon this project has trained on, 2 threads). Norms and
-activations are not counted.
+Reported as GMACs (FLOPs / 2 / 1e9) because a generator's frame time on onnxruntime scales with it (for the
+shipped 2.55-GMAC generator, 2 threads: ~15 ms per GMAC on an AMD EPYC, 27–42 ms per GMAC on an Intel Xeon).
+Norms and activations are not counted.
 """
 
 from __future__ import annotations

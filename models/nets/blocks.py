@@ -1,9 +1,9 @@
 """Shared building blocks of the SPADE family: label encoding, SPADE normalisation and the SPADE ResBlock.
 
 Reimplementation of the spatially-adaptive normalisation of Park et al., "Semantic Image Synthesis with
-Spatially-Adaptive Normalization" (CVPR 2019), written from the paper. OASIS, DP-GAN,
-SC-GAN and LGGAN reuse these blocks. Everything here must export to ONNX unchanged: one-hot encoding compares
-against an arange, edges use slicing and padding, tensors are split by slicing (never `torch.chunk`).
+Spatially-Adaptive Normalization" (CVPR 2019), written from the paper. OASIS, DP-GAN, SC-GAN and LGGAN reuse
+these blocks. Everything here must export to ONNX unchanged: one-hot encoding compares against an arange, edges
+use slicing and padding, tensors are split by slicing (never `torch.chunk`).
 """
 
 from __future__ import annotations
