@@ -63,6 +63,43 @@ def kl_loss(mu: torch.Tensor, logvar: torch.Tensor, weight: float = 0.05) -> tor
     return kl.mean() * weight
 
 
+# ----------------------------------------------------------------------------
+# OASIS's (N+1)-class segmentation-discriminator loss (`models/nets/seg_discriminator.py`).
+
+
+def class_balanced_weights(label: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-pixel weights [B,H,W] for label [B,H,W]: the inverse frequency of each pixel's class in the batch,
+    scaled so a batch whose present classes are equally frequent weighs 1 everywhere (OASIS).
+
+    Without it a 50-pixel house among 60,000 pixels of sky and grass would hardly count.
+    """
+    counts = torch.bincount(label.flatten(), minlength=num_classes).to(torch.float32)  # [N]
+    present = (counts > 0).sum()
+    per_class = label.numel() / (present * counts.clamp(min=1))  # [N]
+    return per_class[label]  # [B,H,W]
+
+
+def seg_ce_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted mean cross-entropy of logits [B,N+1,H,W] against target ids [B,H,W] with weights [B,H,W]."""
+    ce = F.cross_entropy(logits.float(), target, reduction="none")  # [B,H,W]
+    return (ce * weights).mean()
+
+
+def seg_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Segmentation D: real pixels as their class, fake pixels as class N (the last), both class-balanced by the
+    label map they were drawn for (OASIS)."""
+    fake_class = real_logits.shape[1] - 1
+    weights = class_balanced_weights(label, fake_class)
+    return seg_ce_loss(real_logits, label, weights) + seg_ce_loss(
+        fake_logits, torch.full_like(label, fake_class), weights
+    )
+
+
+def seg_g_loss(fake_logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """G: fake pixels should be segmented as the class painted there, class-balanced (OASIS)."""
+    return seg_ce_loss(fake_logits, label, class_balanced_weights(label, fake_logits.shape[1] - 1))
+
+
 def downsampled_l1_loss(
     fake: torch.Tensor, real: torch.Tensor, factors: tuple[int, ...] = (4, 8)
 ) -> torch.Tensor:

@@ -16,6 +16,11 @@ to the encoder (`fit_to_encoder`). Configs without it (checkpoints written befor
 - `spade-fast`: the landscape default, ≤ 5 GMACs per 256² frame: ngf 16, widths capped at 128, SPADE hidden
   widths shrinking with resolution, shortcut SPADEs reuse the first SPADE's hidden features, z 64.
 - `spade-tiny`: a few thousand parameters for tests (32² output).
+- `spade-fast-seg`, `spade-tiny-seg`: the same networks plus OASIS's segmentation discriminator S beside the
+  PatchGAN (`models/nets/seg_discriminator.py`): G also learns from S's class-balanced per-pixel cross-entropy
+  (`loss.seg`), the label-alignment signal OASIS and DP-GAN add over SPADE. S is training-only: the exported
+  generator is the plain `spade-fast` one, so a `spade-fast` checkpoint starts a `-seg` run (`--init_from`,
+  S from scratch) and latency is unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models.nets.discriminator import MultiscaleDiscriminator
+from models.nets.seg_discriminator import SegmentationDiscriminator
 from models.nets.spade import ConvEncoder, SPADEGenerator
 
 LOSS_WEIGHTS = {
@@ -97,6 +103,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
+SEG_DISCRIMINATORS = {  # S per base preset: channels after each down block (input sides divisible by 2^len)
+    "spade-fast": {"widths": [16, 32, 64, 128, 128], "spectral": True},  # 256² -> 8², 1.5 GMACs
+    "spade-tiny": {"widths": [8, 16, 16], "spectral": True},  # 32² -> 4²
+}
+PRESETS |= {
+    f"{base}-seg": {
+        **copy.deepcopy(PRESETS[base]),
+        "seg_discriminator": seg,
+        "loss": {**LOSS_WEIGHTS, "seg": 1.0},  # OASIS weighs its segmentation loss 1 for G
+    }
+    for base, seg in SEG_DISCRIMINATORS.items()
+}
+
 
 def get_preset(name: str) -> dict[str, Any]:
     """A deep copy of a preset, so callers may modify it."""
@@ -121,6 +140,10 @@ def build_encoder(config: Mapping[str, Any]) -> ConvEncoder:
     kwargs.setdefault("image_size", _size(config))
     kwargs.setdefault("z_dim", config["generator"]["z_dim"])
     return ConvEncoder(**kwargs)
+
+
+def build_seg_discriminator(config: Mapping[str, Any], label_nc: int) -> SegmentationDiscriminator:
+    return SegmentationDiscriminator(label_nc=label_nc, **config["seg_discriminator"])
 
 
 def build_discriminator(config: Mapping[str, Any], label_nc: int) -> MultiscaleDiscriminator:

@@ -532,9 +532,12 @@ def load_init_weights(recipe: Recipe, ema: Mapping[str, nn.Module], source: Mapp
     """Copy `source`'s weights (and buffers) into every network of `recipe` and every EMA copy (--init_from).
 
     Strict: each network must exist in the source under its checkpoint key with exactly the same names and
-    shapes, so a config change that alters a weight shape (widths, z_dim, E's input size) fails clearly.
+    shapes, so a config change that alters a weight shape (widths, z_dim, E's input size) fails clearly. Only
+    the recipe's `init_optional` networks may be absent (e.g. a segmentation discriminator added to a SPADE run).
     """
     targets = {**recipe.nets, **{f"{name}_ema": net for name, net in ema.items()}}
+    optional = set(recipe.init_optional) | {f"{name}_ema" for name in recipe.init_optional}
+    targets = {key: net for key, net in targets.items() if key in source or key not in optional}
     missing = [key for key in targets if key not in source]
     if missing:
         raise ConfigError(f"--init_from: the source checkpoint has no {', '.join(missing)}")

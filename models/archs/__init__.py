@@ -42,6 +42,7 @@ class Recipe:
     broadcast_buffers: bool = False  # DDP buffer sync from rank 0 before every forward: off for spectral-norm
     #                                   GANs (in-place buffer writes between forwards), on for BatchNorm nets
     meta: dict[str, Any]  # extra top-level checkpoint entries (e.g. {"perceptual": "vgg19"})
+    init_optional: tuple[str, ...] = ()  # networks an --init_from source may lack (they keep their init)
 
     def __init__(self) -> None:
         self.nets = {}

@@ -10,6 +10,11 @@ encoder, D the multi-scale PatchGAN. One step:
    (0.05). E is trained by G's optimiser, as in the authors' code.
 2. D: hinge on cat(fake, real) with the step-1 fakes detached (one G forward per step instead of SPADE's two).
 TTUR Adam: G 1e-4, D 4e-4, betas (0, 0.9) as in the authors' code. G gets an EMA (the trainer keeps it).
+
+The `-seg` presets add S, OASIS's segmentation discriminator: in step 1 G also pays `loss.seg` × S's
+class-balanced cross-entropy of its fakes against the painted labels; in step 2 S learns real pixels as their
+class and fake pixels as class N with D's optimiser settings. S may be missing from an `--init_from` source
+(a plain SPADE run): it then starts from scratch, and `--loss.seg=0` lets it learn before G listens to it.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from models.losses import (
     hinge_d_loss,
     hinge_g_loss,
     kl_loss,
+    seg_d_loss,
+    seg_g_loss,
 )
 from models.nets.spade import ConvEncoder, fit_to_encoder, reparameterize
 from models.presets import PRESETS as NET_PRESETS
-from models.presets import build_discriminator, build_encoder, build_generator
+from models.presets import build_discriminator, build_encoder, build_generator, build_seg_discriminator
 
 OPTIMISER = {
     "lr_g": 1e-4,  # Adam learning rate of G and E (TTUR, paper)
@@ -64,6 +71,11 @@ class SpadeRecipe(Recipe):
             "G": torch.optim.Adam([*g.parameters(), *e.parameters()], lr=config["lr_g"], betas=betas),
             "D": torch.optim.Adam(d.parameters(), lr=config["lr_d"], betas=betas),
         }
+        if "seg_discriminator" in config:
+            s = build_seg_discriminator(config, n).to(device)
+            self.nets["S"] = s
+            self.optimizers["S"] = torch.optim.Adam(s.parameters(), lr=config["lr_d"], betas=betas)
+            self.init_optional = ("S",)
         self.weights = dict(config["loss"])
         self.perceptual = PerceptualLoss(
             config["vgg_weights"] or None, self.weights["vgg"], self.weights["l1_down"]
@@ -85,8 +97,12 @@ class SpadeRecipe(Recipe):
         g_feat = feature_matching_loss(pred_fake, pred_real, self.weights["feat"])
         g_perc = self.perceptual(fake, real)
         g_kl = kl_loss(mu, logvar, self.weights["kl"])
+        losses = {"G_gan": g_gan, "G_feat": g_feat, "G_perc": g_perc, "G_kl": g_kl}
+        segmenter = unwrap(nets["S"]).requires_grad_(False) if "S" in nets else None
+        if segmenter is not None:
+            losses["G_seg"] = seg_g_loss(segmenter(fake), batch["label"]) * self.weights["seg"]
         self.optimizers["G"].zero_grad(set_to_none=True)
-        (g_gan + g_feat + g_perc + g_kl).backward()
+        torch.stack(list(losses.values())).sum().backward()
         self.optimizers["G"].step()
         critic.requires_grad_(True)
 
@@ -96,13 +112,18 @@ class SpadeRecipe(Recipe):
         self.optimizers["D"].zero_grad(set_to_none=True)
         d_loss.backward()
         self.optimizers["D"].step()
-        return {
-            "G_gan": g_gan.item(),
-            "G_feat": g_feat.item(),
-            "G_perc": g_perc.item(),
-            "G_kl": g_kl.item(),
-            "D": d_loss.item(),
-        }
+        losses["D"] = d_loss
+
+        # 3. Segmentation discriminator (the -seg presets) on the same fakes.
+        if segmenter is not None:
+            segmenter.requires_grad_(True)
+            real_logits, fake_logits = nets["S"](torch.cat([real, fake.detach()])).chunk(2)  # [B,N+1,H,W]
+            s_loss = seg_d_loss(real_logits, fake_logits, batch["label"])
+            self.optimizers["S"].zero_grad(set_to_none=True)
+            s_loss.backward()
+            self.optimizers["S"].step()
+            losses["S"] = s_loss
+        return {name: loss.item() for name, loss in losses.items()}
 
     def preview(self, nets: Mapping[str, nn.Module], batch: Batch) -> list[torch.Tensor]:
         """G_ema with z = E's μ of the real image (style transfer), and with a fixed random z."""
