@@ -1,4 +1,5 @@
-"""Losses: hinge values on known logits, feature matching, KL, VGG19 loading and the perceptual substitute."""
+"""Losses: hinge values on known logits, feature matching, KL, VGG19 loading, the perceptual substitute and
+OASIS's class-balanced segmentation loss."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import torch
 from models.losses import (
     PerceptualLoss,
     VGG19Features,
+    class_balanced_weights,
     downsampled_l1_loss,
     feature_matching_loss,
     hinge_d_loss,
     hinge_g_loss,
     kl_loss,
+    seg_d_loss,
+    seg_g_loss,
 )
 
 
@@ -124,3 +128,28 @@ def test_vgg_weights_errors_are_clear(tmp_path: Path) -> None:
     torch.save({"conv1.weight": torch.zeros(1)}, bad)
     with pytest.raises(ValueError, match="not a torchvision VGG19 state dict"):
         PerceptualLoss(vgg_weights=bad)
+
+
+def test_class_balanced_weights_undo_class_frequency() -> None:
+    label = torch.tensor([[[0, 0, 0, 1]], [[0, 0, 0, 2]]])  # [2,1,4]: class 0 six pixels, 1 and 2 one each
+    weights = class_balanced_weights(label, 5)
+    assert weights.shape == label.shape
+    # 8 pixels over 3 present classes: class 0 gets 8/(3·6), the single pixels 8/3; each class sums to 8/3
+    assert weights[label == 0].tolist() == pytest.approx([8 / 18] * 6)
+    assert weights[label == 1].item() == pytest.approx(8 / 3) == weights[label == 2].item()
+    assert class_balanced_weights(torch.tensor([[0, 1], [2, 3]]), 4).tolist() == [[1, 1], [1, 1]]
+
+
+def test_segmentation_losses_point_real_to_its_class_and_fake_to_the_last() -> None:
+    label = torch.tensor([[[0, 1], [1, 1]]])  # [1,2,2]
+    sure = 20 * torch.nn.functional.one_hot(label, 3).permute(0, 3, 1, 2).float()  # [1,3,2,2] logits
+    fake_class = 20 * torch.nn.functional.one_hot(torch.full_like(label, 2), 3).permute(0, 3, 1, 2).float()
+    assert seg_d_loss(sure, fake_class, label).item() < 1e-6  # D right on both
+    assert seg_d_loss(fake_class, sure, label).item() > 30  # D wrong on both
+    assert seg_g_loss(sure, label).item() < 1e-6 and seg_g_loss(fake_class, label).item() > 15
+    # the rare class 0 weighs as much as class 1's three pixels together: 4/(2·1) vs 4/(2·3) each
+    wrong_at_0 = sure.clone()
+    wrong_at_0[0, :, 0, 0] = torch.tensor([0.0, 20.0, 0.0])
+    wrong_at_1 = sure.clone()
+    wrong_at_1[0, :, 0, 1] = torch.tensor([20.0, 0.0, 0.0])
+    assert seg_g_loss(wrong_at_0, label).item() == pytest.approx(3 * seg_g_loss(wrong_at_1, label).item())

@@ -254,3 +254,47 @@ def test_two_processes_with_torchrun(
     # A single process can continue the 2-process run (same weights; RNG streams cannot match exactly).
     assert train.main(["--resume", str(run), "--steps=3"]) == 0
     assert load(run / "checkpoint-latest.pt")["step"] == 3
+
+
+def test_seg_preset_adds_a_segmentation_discriminator_that_g_listens_to(tiny_spade: list[str]) -> None:
+    """spade-tiny-seg: S learns (its loss falls over 40 steps on one batch), G pays loss.seg × G_seg, and a plain
+    spade-tiny run starts it with --init_from (S from scratch, the rest exactly the source's)."""
+    config = train.resolve_config("spade", "spade-tiny-seg", [])
+    config["label_set"] = "landscape"
+    dataset, _ = make_dataset("procedural", 32, length=4)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    torch.manual_seed(0)
+    recipe = get_arch("spade").build(config, LANDSCAPE, torch.device("cpu"))
+    assert set(recipe.optimizers) == {"G", "D", "S"} and recipe.init_optional == ("S",)
+    s_losses = []
+    for _ in range(40):
+        losses = recipe.step(recipe.nets, batch)
+        s_losses.append(losses["S"])
+    assert set(losses) == {"G_gan", "G_feat", "G_perc", "G_kl", "G_seg", "D", "S"}
+    assert s_losses[-1] < 0.8 * s_losses[0], s_losses  # seen: 5.6 -> 3.9
+    assert all(p.requires_grad for p in recipe.nets["S"].parameters())  # unfrozen after the G step
+
+    # G's gradient from S: zero with loss.seg = 0, present with 1.
+    def g_grad(weight: float) -> float:
+        recipe.weights["seg"] = weight
+        g = recipe.nets["G"]
+        for opt in recipe.optimizers.values():
+            opt.param_groups[0]["lr"] = 0.0  # look at gradients, keep the weights
+        torch.manual_seed(1)
+        recipe.step(recipe.nets, batch)
+        return sum(float(p.grad.abs().sum()) for p in g.parameters() if p.grad is not None)
+
+    assert g_grad(0.0) < g_grad(1.0)
+
+    assert train.main([*tiny_spade, "--data-length=2", "--batch=1", "--steps=1"]) == 0
+    source = torch.load("runs/00001-spade-tiny/checkpoint-latest.pt", weights_only=False)
+    argv = [*tiny_spade, "--preset=spade-tiny-seg", "--data-length=2", "--batch=1", "--steps=1"]
+    assert train.main([*argv, "--init-from=runs/00001-spade-tiny", "--dry-run"]) == 0
+    seg = train.build_recipe(
+        train.resolve_config("spade", "spade-tiny-seg", []), LANDSCAPE, torch.device("cpu")
+    )
+    train.load_init_weights(seg, {"G": make_ema(seg.nets["G"])}, source)
+    assert max_diff(seg.nets["G"].state_dict(), source["G"]) == 0.0
+    del source["D"]
+    with pytest.raises(train.ConfigError, match="has no D"):  # only S may be missing
+        train.load_init_weights(seg, {"G": make_ema(seg.nets["G"])}, source)
