@@ -18,7 +18,8 @@ to the encoder (`fit_to_encoder`). Configs without it (checkpoints written befor
 - `spade-tiny`: a few thousand parameters for tests (32² output).
 - `spade-fast-seg`, `spade-tiny-seg`: the same networks plus OASIS's segmentation discriminator S beside the
   PatchGAN (`models/nets/seg_discriminator.py`): G also learns from S's class-balanced per-pixel cross-entropy
-  (`loss.seg`), the label-alignment signal OASIS and DP-GAN add over SPADE. S is training-only: the exported
+  (`loss.seg`), the label-alignment signal OASIS and DP-GAN add over SPADE; S sees images recoloured at random
+  (`seg_augment`, the judge's augmentation strengths) so it must read texture. S is training-only: the exported
   generator is the plain `spade-fast` one, so a `spade-fast` checkpoint starts a `-seg` run (`--init_from`,
   S from scratch) and latency is unchanged.
 """
@@ -107,10 +108,21 @@ SEG_DISCRIMINATORS = {  # S per base preset: channels after each down block (inp
     "spade-fast": {"widths": [16, 32, 64, 128, 128], "spectral": True},  # 256² -> 8², 1.5 GMACs
     "spade-tiny": {"widths": [8, 16, 16], "spectral": True},  # 32² -> 4²
 }
+SEG_AUGMENT = {  # S's random recolouring of every image it sees (models/archs/segmenter.py recolour)
+    "hue": 0.25,  # hue rotation drawn from ±hue·180°
+    "saturation_min": 0.3,  # saturation factor drawn from [min, max]
+    "saturation_max": 1.5,
+    "grey_p": 0.15,  # probability of a fully grey image
+    "brightness": 0.2,  # additive shift drawn from ±brightness (images in [0,1])
+    "contrast_min": 0.6,  # contrast factor around the image mean drawn from [min, max]
+    "contrast_max": 1.4,
+    "cast": 0.1,  # per-channel gain drawn from 1 ± cast
+}
 PRESETS |= {
     f"{base}-seg": {
         **copy.deepcopy(PRESETS[base]),
         "seg_discriminator": seg,
+        "seg_augment": dict(SEG_AUGMENT),
         "loss": {**LOSS_WEIGHTS, "seg": 1.0},  # OASIS weighs its segmentation loss 1 for G
     }
     for base, seg in SEG_DISCRIMINATORS.items()

@@ -12,9 +12,13 @@ encoder, D the multi-scale PatchGAN. One step:
 TTUR Adam: G 1e-4, D 4e-4, betas (0, 0.9) as in the authors' code. G gets an EMA (the trainer keeps it).
 
 The `-seg` presets add S, OASIS's segmentation discriminator: in step 1 G also pays `loss.seg` × S's
-class-balanced cross-entropy of its fakes against the painted labels; in step 2 S learns real pixels as their
-class and fake pixels as class N with D's optimiser settings. S may be missing from an `--init_from` source
-(a plain SPADE run): it then starts from scratch, and `--loss.seg=0` lets it learn before G listens to it.
+class-balanced cross-entropy of its fakes against the painted labels; in step 3 S learns real pixels as their
+class and fake pixels as class N with D's optimiser settings. S sees every image, real or fake, through the
+judge's random recolouring (`seg_augment`, differentiable, as DiffAugment augments both sides): on procedural
+landscapes an S that may read class from colour says little to a G whose colours are already right, while
+one that must use texture and shape pushes each class's texture apart. S may be missing from an
+`--init_from` source (a plain SPADE run): it then starts from scratch, and `--loss.seg=0` lets it learn
+before G listens to it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from torch import nn
 
 from models.archs import Arch, Batch, Recipe, register, unwrap
+from models.archs.segmenter import recolour
 from models.labels import LabelSet
 from models.losses import (
     DOutputs,
@@ -76,6 +81,7 @@ class SpadeRecipe(Recipe):
             self.nets["S"] = s
             self.optimizers["S"] = torch.optim.Adam(s.parameters(), lr=config["lr_d"], betas=betas)
             self.init_optional = ("S",)
+            self.seg_augment = dict(config["seg_augment"])
         self.weights = dict(config["loss"])
         self.perceptual = PerceptualLoss(
             config["vgg_weights"] or None, self.weights["vgg"], self.weights["l1_down"]
@@ -100,7 +106,8 @@ class SpadeRecipe(Recipe):
         losses = {"G_gan": g_gan, "G_feat": g_feat, "G_perc": g_perc, "G_kl": g_kl}
         segmenter = unwrap(nets["S"]).requires_grad_(False) if "S" in nets else None
         if segmenter is not None:
-            losses["G_seg"] = seg_g_loss(segmenter(fake), batch["label"]) * self.weights["seg"]
+            fake_logits = segmenter(recolour(fake, self.seg_augment))  # [B,N+1,H,W]
+            losses["G_seg"] = seg_g_loss(fake_logits, batch["label"]) * self.weights["seg"]
         self.optimizers["G"].zero_grad(set_to_none=True)
         torch.stack(list(losses.values())).sum().backward()
         self.optimizers["G"].step()
@@ -117,7 +124,8 @@ class SpadeRecipe(Recipe):
         # 3. Segmentation discriminator (the -seg presets) on the same fakes.
         if segmenter is not None:
             segmenter.requires_grad_(True)
-            real_logits, fake_logits = nets["S"](torch.cat([real, fake.detach()])).chunk(2)  # [B,N+1,H,W]
+            both = recolour(torch.cat([real, fake.detach()]), self.seg_augment)  # [2B,3,H,W]
+            real_logits, fake_logits = nets["S"](both).chunk(2)  # [B,N+1,H,W] each
             s_loss = seg_d_loss(real_logits, fake_logits, batch["label"])
             self.optimizers["S"].zero_grad(set_to_none=True)
             s_loss.backward()
