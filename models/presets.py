@@ -30,6 +30,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from models.archs.segmenter import RECOLOUR
 from models.nets.discriminator import MultiscaleDiscriminator
 from models.nets.seg_discriminator import SegmentationDiscriminator
 from models.nets.spade import ConvEncoder, SPADEGenerator
@@ -105,24 +106,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 SEG_DISCRIMINATORS = {  # S per base preset: channels after each down block (input sides divisible by 2^len)
-    "spade-fast": {"widths": [16, 32, 64, 128, 128], "spectral": True},  # 256² -> 8², 1.5 GMACs
+    "spade-fast": {"widths": [16, 32, 64, 128, 128], "spectral": True},  # 256² -> 8², 1.6 GMACs per image
     "spade-tiny": {"widths": [8, 16, 16], "spectral": True},  # 32² -> 4²
-}
-SEG_AUGMENT = {  # S's random recolouring of every image it sees (models/archs/segmenter.py recolour)
-    "hue": 0.25,  # hue rotation drawn from ±hue·180°
-    "saturation_min": 0.3,  # saturation factor drawn from [min, max]
-    "saturation_max": 1.5,
-    "grey_p": 0.15,  # probability of a fully grey image
-    "brightness": 0.2,  # additive shift drawn from ±brightness (images in [0,1])
-    "contrast_min": 0.6,  # contrast factor around the image mean drawn from [min, max]
-    "contrast_max": 1.4,
-    "cast": 0.1,  # per-channel gain drawn from 1 ± cast
 }
 PRESETS |= {
     f"{base}-seg": {
         **copy.deepcopy(PRESETS[base]),
         "seg_discriminator": seg,
-        "seg_augment": dict(SEG_AUGMENT),
+        "seg_augment": dict(RECOLOUR),  # the judge's recolouring strengths
         "loss": {**LOSS_WEIGHTS, "seg": 1.0},  # OASIS weighs its segmentation loss 1 for G
     }
     for base, seg in SEG_DISCRIMINATORS.items()

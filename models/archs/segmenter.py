@@ -32,8 +32,8 @@ from models.nets.segmenter import SegNet
 # (hue 1.0, grey 25%) the judge reached only mIoU 0.56 after 2000 steps — flowers (a pink tint plus dots that
 # are sub-pixel at 128²) scored 0.01 — while the flat-colour baseline sat at 0.49× the reference, far below
 # the 0.8× the issue requires. A quarter turn of hue, narrower saturation and fewer grey images keep colour a
-# weak cue and leave texture the strong one.
-_AUGMENT = {
+# weak cue and leave texture the strong one. SPADE's segmentation discriminator recolours with the same strengths.
+RECOLOUR = {
     "hue": 0.25,  # hue rotation drawn from ±hue·180° (1.0 = any hue)
     "saturation_min": 0.3,  # saturation factor drawn from [min, max]
     "saturation_max": 1.5,
@@ -42,8 +42,8 @@ _AUGMENT = {
     "contrast_min": 0.6,  # contrast factor around the image mean drawn from [min, max]
     "contrast_max": 1.4,
     "cast": 0.1,  # per-channel gain drawn from 1 ± cast (a colour cast)
-    "flip_p": 0.5,  # probability of a left-right flip (image and labels)
 }
+_AUGMENT = {**RECOLOUR, "flip_p": 0.5}  # flip_p: probability of a left-right flip (image and labels)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The judge used by `collage eval`: ~1.5 M params, ~0.25 s per batch-8 step at 128² on 2 cores.
