@@ -30,7 +30,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from models.archs.segmenter import RECOLOUR
+from models.augment import RECOLOUR
 from models.nets.discriminator import MultiscaleDiscriminator
 from models.nets.seg_discriminator import SegmentationDiscriminator
 from models.nets.spade import ConvEncoder, SPADEGenerator

@@ -15,7 +15,6 @@ another size, e.g. segmenter-small → segmenter-256: both presets build the sam
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,24 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.archs import Arch, Batch, Recipe, register
+from models.augment import RECOLOUR, recolour
 from models.labels import LabelSet, get_label_set
 from models.nets.segmenter import SegNet
 
-# Strength chosen by measurement (judge-only `collage eval`, 256 held-out layouts at 256²): with any hue
-# (hue 1.0, grey 25%) the judge reached only mIoU 0.56 after 2000 steps — flowers (a pink tint plus dots that
-# are sub-pixel at 128²) scored 0.01 — while the flat-colour baseline sat at 0.49× the reference, far below
-# the 0.8× the issue requires. A quarter turn of hue, narrower saturation and fewer grey images keep colour a
-# weak cue and leave texture the strong one. SPADE's segmentation discriminator recolours with the same strengths.
-RECOLOUR = {
-    "hue": 0.25,  # hue rotation drawn from ±hue·180° (1.0 = any hue)
-    "saturation_min": 0.3,  # saturation factor drawn from [min, max]
-    "saturation_max": 1.5,
-    "grey_p": 0.15,  # probability of a fully grey image
-    "brightness": 0.2,  # additive shift drawn from ±brightness (images in [0,1])
-    "contrast_min": 0.6,  # contrast factor around the image mean drawn from [min, max]
-    "contrast_max": 1.4,
-    "cast": 0.1,  # per-channel gain drawn from 1 ± cast (a colour cast)
-}
 _AUGMENT = {**RECOLOUR, "flip_p": 0.5}  # flip_p: probability of a left-right flip (image and labels)
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -90,41 +75,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "augment": dict(_AUGMENT),
     },
 }
-
-# RGB <-> YIQ: hue is the angle in the (I, Q) chroma plane, saturation its radius.
-_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
-
-
-def recolour(
-    images: torch.Tensor, cfg: Mapping[str, float], generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Random colour augmentation per image: images [B,3,H,W] in [-1,1] -> same shape and range.
-
-    Draws from `generator` (or torch's global RNG, which the trainer seeds and checkpoints).
-    """
-    b, device = images.shape[0], images.device
-
-    def uniform(lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * torch.rand(b, generator=generator).to(device)  # [B]
-
-    x = (images + 1) / 2  # [B,3,H,W] in [0,1]
-    yiq = torch.einsum("ij,bjhw->bihw", _RGB_TO_YIQ.to(device), x)
-    theta = uniform(-math.pi, math.pi) * cfg["hue"]
-    sat = uniform(cfg["saturation_min"], cfg["saturation_max"])
-    sat = torch.where(
-        torch.rand(b, generator=generator).to(device) < cfg["grey_p"], torch.zeros_like(sat), sat
-    )
-    cos, sin = (sat * torch.cos(theta))[:, None, None], (sat * torch.sin(theta))[:, None, None]  # [B,1,1]
-    i, q = yiq[:, 1], yiq[:, 2]  # [B,H,W]
-    yiq = torch.stack([yiq[:, 0], cos * i - sin * q, sin * i + cos * q], dim=1)
-    x = torch.einsum("ij,bjhw->bihw", _YIQ_TO_RGB.to(device), yiq)
-    gain = 1 + cfg["cast"] * (2 * torch.rand(b, 3, generator=generator).to(device) - 1)  # [B,3]
-    x = x * gain[:, :, None, None]
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)  # [B,1,1,1]
-    contrast = uniform(cfg["contrast_min"], cfg["contrast_max"])[:, None, None, None]
-    x = (x - mean) * contrast + mean + uniform(-cfg["brightness"], cfg["brightness"])[:, None, None, None]
-    return x.clamp(0, 1) * 2 - 1
 
 
 def random_flip(image: torch.Tensor, label: torch.Tensor, p: float) -> tuple[torch.Tensor, torch.Tensor]:

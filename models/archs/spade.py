@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from models.archs import Arch, Batch, Recipe, register, unwrap
-from models.archs.segmenter import recolour
+from models.augment import recolour
 from models.labels import LabelSet
 from models.losses import (
     DOutputs,
@@ -104,10 +104,10 @@ class SpadeRecipe(Recipe):
         g_perc = self.perceptual(fake, real)
         g_kl = kl_loss(mu, logvar, self.weights["kl"])
         losses = {"G_gan": g_gan, "G_feat": g_feat, "G_perc": g_perc, "G_kl": g_kl}
-        segmenter = unwrap(nets["S"]).requires_grad_(False) if "S" in nets else None
-        if segmenter is not None:
-            fake_logits = segmenter(recolour(fake, self.seg_augment))  # [B,N+1,H,W]
-            losses["G_seg"] = seg_g_loss(fake_logits, batch["label"]) * self.weights["seg"]
+        seg_critic = unwrap(nets["S"]).requires_grad_(False) if "S" in nets else None
+        if seg_critic is not None:
+            fake_seg = seg_critic(recolour(fake, self.seg_augment))  # [B,N+1,H,W]
+            losses["G_seg"] = seg_g_loss(fake_seg, batch["label"]) * self.weights["seg"]
         self.optimizers["G"].zero_grad(set_to_none=True)
         torch.stack(list(losses.values())).sum().backward()
         self.optimizers["G"].step()
@@ -122,8 +122,8 @@ class SpadeRecipe(Recipe):
         losses["D"] = d_loss
 
         # 3. Segmentation discriminator (the -seg presets) on the same fakes.
-        if segmenter is not None:
-            segmenter.requires_grad_(True)
+        if seg_critic is not None:
+            seg_critic.requires_grad_(True)
             both = recolour(torch.cat([real, fake.detach()]), self.seg_augment)  # [2B,3,H,W]
             real_logits, fake_logits = nets["S"](both).chunk(2)  # [B,N+1,H,W] each
             s_loss = seg_d_loss(real_logits, fake_logits, batch["label"])
