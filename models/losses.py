@@ -86,8 +86,12 @@ def seg_ce_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
 
 
 def seg_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Segmentation D: real pixels as their class, fake pixels as class N (the last), both class-balanced by the
-    label map they were drawn for (OASIS)."""
+    """Segmentation D: real pixels as their class, fake pixels as class N (the last).
+
+    OASIS class-balances only the real term; here the fake term carries the same weights (the label map the fakes
+    were drawn for), so S also attends to fake houses and rocks as much as to fake sky. The served stage 4 was
+    trained with this form.
+    """
     fake_class = real_logits.shape[1] - 1
     weights = class_balanced_weights(label, fake_class)
     return seg_ce_loss(real_logits, label, weights) + seg_ce_loss(

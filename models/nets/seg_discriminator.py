@@ -69,7 +69,8 @@ class SegmentationDiscriminator(nn.Module):
         self.head = nn.Conv2d(fin, label_nc + 1, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """image [B,3,H,W] (H, W multiples of 2^len(widths)) -> logits [B,N+1,H,W]."""
+        """image [B,3,H,W] -> logits [B,N+1,H,W]; sides that are not multiples of 2^len(widths) lose their
+        odd rows in the pools and are restored by nearest/bilinear resizing."""
         skips = []
         x = image
         for block in self.down:

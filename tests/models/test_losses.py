@@ -153,3 +153,10 @@ def test_segmentation_losses_point_real_to_its_class_and_fake_to_the_last() -> N
     wrong_at_1 = sure.clone()
     wrong_at_1[0, :, 0, 1] = torch.tensor([20.0, 0.0, 0.0])
     assert seg_g_loss(wrong_at_0, label).item() == pytest.approx(3 * seg_g_loss(wrong_at_1, label).item())
+    # D's fake term carries the same weights (unlike OASIS): a fake read as real costs 3× more at the rare pixel
+    fake_wrong_at_0, fake_wrong_at_1 = fake_class.clone(), fake_class.clone()
+    fake_wrong_at_0[0, :, 0, 0] = torch.tensor([20.0, 0.0, 0.0])
+    fake_wrong_at_1[0, :, 0, 1] = torch.tensor([0.0, 20.0, 0.0])
+    assert seg_d_loss(sure, fake_wrong_at_0, label).item() == pytest.approx(
+        3 * seg_d_loss(sure, fake_wrong_at_1, label).item()
+    )

@@ -15,9 +15,12 @@ import torch
 
 from models import train
 from models.archs import get_arch
+from models.archs import spade as spade_arch
+from models.augment import recolour
 from models.data.datasets import make_dataset
 from models.ema import make_ema
 from models.labels import LANDSCAPE
+from models.losses import seg_g_loss
 from models.presets import build_encoder, build_generator
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
@@ -256,7 +259,9 @@ def test_two_processes_with_torchrun(
     assert load(run / "checkpoint-latest.pt")["step"] == 3
 
 
-def test_seg_preset_adds_a_segmentation_discriminator_that_g_listens_to(tiny_spade: list[str]) -> None:
+def test_seg_preset_adds_a_segmentation_discriminator_that_g_listens_to(
+    tiny_spade: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """spade-tiny-seg: S learns (its loss falls over 40 steps on one batch), G pays loss.seg × G_seg, and a plain
     spade-tiny run starts it with --init_from (S from scratch, the rest exactly the source's)."""
     config = train.resolve_config("spade", "spade-tiny-seg", [])
@@ -285,6 +290,25 @@ def test_seg_preset_adds_a_segmentation_discriminator_that_g_listens_to(tiny_spa
         return sum(float(p.grad.abs().sum()) for p in g.parameters() if p.grad is not None)
 
     assert g_grad(0.0) < g_grad(1.0)
+
+    # S sees recoloured images on both sides, and G is asked for the painted labels.
+    seen: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+
+    def recording_recolour(images: torch.Tensor, cfg: dict[str, float]) -> torch.Tensor:
+        seen.append(images.detach().clone())
+        return recolour(images, cfg)
+
+    def recording_g_loss(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        targets.append(label)
+        return seg_g_loss(logits, label)
+
+    monkeypatch.setattr(spade_arch, "recolour", recording_recolour)
+    monkeypatch.setattr(spade_arch, "seg_g_loss", recording_g_loss)
+    recipe.step(recipe.nets, batch)
+    assert [len(images) for images in seen] == [4, 8]  # G step: the fakes; S step: cat(real, fake)
+    assert torch.equal(seen[1][:4], batch["image"]) and torch.equal(seen[1][4:], seen[0])
+    assert len(targets) == 1 and torch.equal(targets[0], batch["label"])
 
     assert train.main([*tiny_spade, "--data-length=2", "--batch=1", "--steps=1"]) == 0
     source = torch.load("runs/00001-spade-tiny/checkpoint-latest.pt", weights_only=False)

@@ -22,13 +22,15 @@ def test_n_plus_one_logits_at_the_image_size_with_spectral_norm() -> None:
 
 
 def test_skips_carry_fine_detail_to_the_logits() -> None:
-    """A one-pixel change moves the logits at that pixel: the decoder sees the full-resolution encoder path."""
+    """One pixel's logit depends mostly on its own neighbourhood: the decoder sees the half-resolution encoder
+    features. Seen: 35% of the input gradient within 2 px; 12% with the skips zeroed (the 4² bottleneck alone)."""
     torch.manual_seed(0)
     disc = SegmentationDiscriminator(label_nc=3, widths=(8, 16, 16))
     image = torch.zeros(1, 3, 32, 32, requires_grad=True)
-    disc(image)[0, 0, 5, 7].backward()
+    disc(image)[0, 0, 13, 17].backward()
+    assert image.grad is not None
     grad = image.grad.abs().sum(dim=(0, 1))  # [32,32]
-    assert grad[5, 7] > 0 and grad[5, 7] >= 0.05 * grad.max()
+    assert grad[11:16, 15:20].sum() > 0.25 * grad.sum()
 
 
 def test_learns_to_segment_procedural_renders() -> None:
