@@ -105,7 +105,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-SEG_DISCRIMINATORS = {  # S per base preset: channels after each down block (input sides divisible by 2^len)
+SEG_DISCRIMINATORS = {  # S per base preset: channels after each down block
     "spade-fast": {"widths": [16, 32, 64, 128, 128], "spectral": True},  # 256² -> 8², 1.6 GMACs per image
     "spade-tiny": {"widths": [8, 16, 16], "spectral": True},  # 32² -> 4²
 }

@@ -51,7 +51,7 @@ class SegmentationDiscriminator(nn.Module):
     def __init__(
         self,
         label_nc: int,  # N semantic classes; the logits have N+1 channels (the last is "fake")
-        widths: tuple[int, ...] | list[int] = (32, 64, 128, 128, 128),  # channels after each down block
+        widths: tuple[int, ...] | list[int] = (16, 32, 64, 128, 128),  # per down block
         spectral: bool = True,  # spectral norm on every conv (OASIS)
     ) -> None:
         super().__init__()
