@@ -24,7 +24,8 @@ training colour):
   output's colour statistics lie nearest the reference family's centroid (accuracy over families); the same
   classifier on renders of those layouts in the reference's style is its ceiling;
 - latency: onnxruntime set up as the server runs it (2 threads, no spinning), batch 1, median over
-  LATENCY_RUNS frames at `--size`, on the CPU named in eval.json's `info`.
+  LATENCY_RUNS frames at `--size`, the evaluated folders taking turns frame by frame, on the CPU named in
+  eval.json's `info`.
 
 Where it lives: `metrics` (numpy scores), `judge` (the segmenter), `onnx_model` (an exported folder under
 onnxruntime), `meter` (scores gathered over one set of images), `data` (the evaluation sets, their seeds and

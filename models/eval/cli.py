@@ -31,7 +31,7 @@ from models.eval.data import (
     prepare,
 )
 from models.eval.judge import Judge
-from models.eval.onnx_model import THREADS, ExportedModel
+from models.eval.onnx_model import THREADS, ExportedModel, latencies_ms
 from models.eval.report import (
     acceptance,
     evaluate_model,
@@ -147,6 +147,10 @@ def _run(args: argparse.Namespace) -> int:
     names = distinct_names([model, *others] if model else [])
     primary = evaluate_model(model, judge, data, opts.batch, names[0]) if model else None
     compare = [evaluate_model(m, judge, data, opts.batch, n) for m, n in zip(others, names[1:], strict=True)]
+    if model is not None and primary is not None:
+        latencies = latencies_ms([model, *others], data.labels[0], data.instances[0])
+        for result, ms in zip([primary, *compare], latencies, strict=True):
+            result["latency_ms"] = ms
     info = {
         "n": opts.n,
         "size": opts.size,

@@ -88,16 +88,25 @@ class ExportedModel:
         mu = self.encoder.run([self.encoder_inputs["mu"]], {self.encoder_inputs["image"]: x})[0]
         return np.asarray(mu, np.float32)
 
-    def latency_ms(self, label: np.ndarray, instance: np.ndarray, runs: int = LATENCY_RUNS) -> float:
-        """Median wall time of one batch-1 frame (after 3 warm-up frames)."""
-        z = np.zeros((1, self.z_dim), np.float32)
-        times = []
-        for i in range(runs + 3):
+
+def latencies_ms(
+    models: list[ExportedModel], label: np.ndarray, instance: np.ndarray, runs: int = LATENCY_RUNS
+) -> list[float]:
+    """Median wall time of one batch-1 frame per model, the models taking turns frame by frame (after 3
+    warm-up frames each).
+
+    Measured one after another, the first model paid ~5 ms more on a 2-core machine than the same graph
+    measured later; taking turns gives every model the same machine state, so the medians compare.
+    """
+    zs = [np.zeros((1, m.z_dim), np.float32) for m in models]
+    times: list[list[float]] = [[] for _ in models]
+    for i in range(runs + 3):
+        for model, z, out in zip(models, zs, times, strict=True):
             start = time.perf_counter()
-            self.generate(label[None], instance[None], z)
+            model.generate(label[None], instance[None], z)
             if i >= 3:
-                times.append(time.perf_counter() - start)
-        return float(np.median(times) * 1000)
+                out.append(time.perf_counter() - start)
+    return [float(np.median(t) * 1000) for t in times]
 
 
 def seeded_z(seeds: Iterable[int], z_dim: int) -> np.ndarray:

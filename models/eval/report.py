@@ -114,7 +114,6 @@ def evaluate_model(
             "references_per_family": len(style.refs) // len(style.families),
             "render_ceiling": style.ceiling,
         }
-    result["latency_ms"] = model.latency_ms(data.labels[0], data.instances[0])
     return result
 
 

@@ -68,6 +68,7 @@ def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: P
     # The compared folder is the same model on the same data: identical numbers, under a label of its own.
     assert report["compare"][0]["encoded"]["fd_seg"] == pytest.approx(model["encoded"]["fd_seg"])
     assert model["name"] != report["compare"][0]["name"]
+    assert report["compare"][0]["latency_ms"] > 0  # measured taking turns with the model's
     assert list(report["fd_seg_compare"]) == [report["compare"][0]["name"]]
     assert report["info"]["n"] == 4
     # The latency is only meaningful beside the CPU and runtime that measured it.

@@ -2,12 +2,13 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import pytest
 
-from models.eval.onnx_model import ExportedModel, seeded_z, to_uint8
+from models.eval.onnx_model import ExportedModel, latencies_ms, seeded_z, to_uint8
 from models.export import sha256_file
 
 
@@ -69,3 +70,22 @@ def test_a_file_that_does_not_match_its_sha256_is_refused(model_folder: Path, ro
     _identity_onnx(model_folder / f"{role}.onnx", "edited after export")  # still a loadable graph
     with pytest.raises(ValueError, match=rf"{role}\.onnx does not match the sha256 in .*model\.json"):
         ExportedModel(model_folder)
+
+
+def test_latencies_take_turns_frame_by_frame() -> None:
+    """Each model runs one frame in turn (3 warm-up rounds, then `runs` timed ones), so no model is
+    measured on a machine state the others never saw; every frame gets the model's z width and batch 1."""
+    calls: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+
+    def model(name: str, z_dim: int) -> SimpleNamespace:
+        def generate(labels: np.ndarray, instances: np.ndarray, z: np.ndarray) -> None:
+            calls.append((name, labels.shape, z.shape))
+
+        return SimpleNamespace(z_dim=z_dim, generate=generate)
+
+    label = np.zeros((8, 8), np.int64)
+    result = latencies_ms([model("a", 4), model("b", 2)], label, label, runs=5)  # type: ignore[list-item]
+    assert [name for name, _, _ in calls] == ["a", "b"] * 8
+    assert {(shape, z) for name, shape, z in calls if name == "a"} == {((1, 8, 8), (1, 4))}
+    assert {(shape, z) for name, shape, z in calls if name == "b"} == {((1, 8, 8), (1, 2))}
+    assert len(result) == 2 and all(ms > 0 for ms in result)
