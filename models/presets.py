@@ -133,6 +133,7 @@ def _size(config: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def build_generator(config: Mapping[str, Any], label_nc: int) -> SPADEGenerator:
+    """The generator a preset (or a run's saved config) describes, for `label_nc` classes."""
     return SPADEGenerator(label_nc=label_nc, **config["generator"])
 
 
@@ -146,10 +147,13 @@ def build_encoder(config: Mapping[str, Any]) -> ConvEncoder:
 
 
 def build_seg_discriminator(config: Mapping[str, Any], label_nc: int) -> SegmentationDiscriminator:
+    """OASIS's segmentation discriminator of a `-seg` preset (its N+1 outputs: `label_nc` classes and fake)."""
     return SegmentationDiscriminator(label_nc=label_nc, **config["seg_discriminator"])
 
 
 def build_discriminator(config: Mapping[str, Any], label_nc: int) -> MultiscaleDiscriminator:
+    """The PatchGAN discriminator; it sees the instance-edge map exactly when the generator does, unless the
+    config says otherwise."""
     kwargs = dict(config["discriminator"])
     kwargs.setdefault("use_edges", config["generator"].get("use_edges", True))
     return MultiscaleDiscriminator(label_nc=label_nc, **kwargs)
