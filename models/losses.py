@@ -89,8 +89,8 @@ def seg_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, label: torc
     """Segmentation D: real pixels as their class, fake pixels as class N (the last).
 
     OASIS class-balances only the real term; here the fake term carries the same weights (the label map the fakes
-    were drawn for), so S also attends to fake houses and rocks as much as to fake sky. The served stage 4 was
-    trained with this form.
+    were drawn for), so S also attends to fake houses and rocks as much as to fake sky. The served stages 4 and 5
+    were trained with this form.
     """
     fake_class = real_logits.shape[1] - 1
     weights = class_balanced_weights(label, fake_class)
