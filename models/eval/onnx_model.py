@@ -96,7 +96,8 @@ def latencies_ms(
     warm-up frames each).
 
     Measured one after another, the first model paid ~5 ms more on a 2-core machine than the same graph
-    measured later; taking turns gives every model the same machine state, so the medians compare.
+    measured later; taking turns gives every model the same machine state, so no model pays for going first
+    (two generators of one graph still differed by ~4% in one such run: compare ratios, not milliseconds).
     """
     zs = [np.zeros((1, m.z_dim), np.float32) for m in models]
     times: list[list[float]] = [[] for _ in models]
