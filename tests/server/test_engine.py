@@ -146,8 +146,9 @@ def test_interactive_requests_overtake_bulk(registry: Registry, landscape) -> No
 
         engine.post_stages.append(record)
         bulk = [asyncio.create_task(submit(f"bulk{i}", "bulk")) for i in range(4)]
-        while not inferred:  # one bulk item is running (held), the other three wait in the queue
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):  # a broken engine fails here instead of hanging the suite
+            while not inferred:  # one bulk item is running (held), the other three wait in the queue
+                await asyncio.sleep(0.01)
         inter = asyncio.create_task(submit("paint", "interactive"))
         await asyncio.sleep(0.05)  # paint is queued behind them
         release.set()
