@@ -105,6 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory, or only its last part when it lies outside.
+
+    The labels and the judge's path end up in model.json's `metrics`, which the server hands to anyone who
+    asks for the model: they must not reveal where the author's machine keeps its files.
+    """
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.resolve().name
+
+
 def distinct_names(models: list[ExportedModel]) -> list[str]:
     """Report labels for the evaluated folders: the manifest name, plus the folder where names clash.
 
@@ -112,7 +124,10 @@ def distinct_names(models: list[ExportedModel]) -> list[str]:
     name; `fd_seg_compare` is keyed by label and the table headed by it, so clashing names would hide a result.
     """
     names = [m.name for m in models]
-    labels = [n if names.count(n) == 1 else f"{n} ({m.folder})" for n, m in zip(names, models, strict=True)]
+    labels = [
+        n if names.count(n) == 1 else f"{n} ({shown_path(m.folder)})"
+        for n, m in zip(names, models, strict=True)
+    ]
     return [lab if labels.count(lab) == 1 else f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
 
 
@@ -158,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
         "style_refs_per_family": opts.style_refs,
         "centroid_layouts": opts.centroid_layouts,
         "mean_samples": opts.mean_samples,
-        "segmenter": {"path": str(args.segmenter), **judge.info},
+        "segmenter": {"path": shown_path(args.segmenter), **judge.info},
         "wall_time_s": round(time.time() - started, 1),
         # The latency is this machine's: sessions here have landed on CPUs 4× apart.
         "cpu": cpu_model(),

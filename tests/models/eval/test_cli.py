@@ -103,6 +103,21 @@ def test_distinct_names_add_the_folder_only_where_names_clash() -> None:
     assert distinct_names([shipped, shipped]) == ["spade (weights/spade) #1", "spade (weights/spade) #2"]
 
 
+def test_shown_paths_name_no_folder_outside_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    from models.eval.cli import distinct_names, shown_path
+
+    (tmp_path / "repo" / "weights").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo")
+    assert shown_path(tmp_path / "repo" / "weights" / "judge.pt") == "weights/judge.pt"
+    assert shown_path(Path("weights/judge.pt")) == "weights/judge.pt"
+    assert shown_path(tmp_path / "elsewhere" / "served4") == "served4"
+    outside = SimpleNamespace(name="spade", folder=tmp_path / "elsewhere" / "served4")
+    assert distinct_names([SimpleNamespace(name="spade", folder=Path("weights/spade")), outside]) == [
+        "spade (weights/spade)",
+        "spade (served4)",
+    ]
+
+
 def test_collage_eval_refuses_bad_input(tiny_judge: Path, tmp_path: Path, capsys) -> None:
     from models.eval.cli import main
 
