@@ -16,8 +16,17 @@ const params = new URLSearchParams(location.search);
 const apiKey = params.get("api_key");
 const LIVE_INTERVAL_MS = 100; // label maps sent at most ~10 times a second while a stroke is in progress
 const AUTOSAVE_PREFIX = "collage-studio.map.";
+const KEY_HINT = "The server needs an API key: open the page with ?api_key=…";
 
-/** JSON from the REST API; throws an Error carrying the server's own message. */
+/** A REST error; `status` tells a refused key (401/403), which no retry can fix, from a passing failure. */
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** JSON from the REST API; throws an ApiError carrying the server's own message. */
 async function api(path, options = {}) {
   const headers = new Headers(options.headers);
   if (apiKey) headers.set("X-API-Key", apiKey);
@@ -29,7 +38,7 @@ async function api(path, options = {}) {
     } catch {
       // not JSON: keep the status line
     }
-    throw new Error(message);
+    throw new ApiError(res.status, message);
   }
   return res.json();
 }
@@ -258,7 +267,12 @@ stream.addEventListener("state", (event) => {
   const surface = $("output-surface");
   if (state !== "open") {
     surface.dataset.state = current.framesShown > 0 ? "stale" : "waiting";
-    $("output-badge").textContent = state === "connecting" ? "Connecting…" : "Offline · reconnecting";
+    // A stopped stream (the key was refused) no longer retries, so the badge must not promise a reconnect.
+    $("output-badge").textContent = {
+      connecting: "Connecting…",
+      closed: "Offline · reconnecting",
+      stopped: "Offline · not reconnecting",
+    }[state];
   }
   if (state === "open") setStatus("");
 });
@@ -270,7 +284,7 @@ stream.addEventListener("servererror", (event) => {
     return;
   }
   if (code === "unauthorized") {
-    setStatus("The server needs an API key: open the page with ?api_key=…", true);
+    setStatus(KEY_HINT, true);
     return;
   }
   setStatus(`${code}: ${message}`, code !== "overloaded", 8000);
@@ -336,11 +350,16 @@ async function selectModel(name) {
   $("model-select").value = name;
 }
 
+/** The served models, retrying while the server is unreachable; null once it refuses the key. */
 async function loadModels() {
   for (let attempt = 0; ; attempt++) {
     try {
       return await api("/models");
     } catch (err) {
+      if (err.status === 401 || err.status === 403) {
+        setStatus(KEY_HINT, true);
+        return null;
+      }
       setStatus(`Cannot reach the server (${err.message}); retrying…`, true);
       await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 500 * 2 ** attempt)));
     }
@@ -402,9 +421,11 @@ $("overlay-canvas").addEventListener("pointerdown", () => {
   // Give the keyboard back to the shortcuts after typing a seed.
   if (document.activeElement instanceof HTMLElement) document.activeElement.blur();
 });
-canvas.overlayCanvas.addEventListener("pointerup", (e) => {
-  // The eyedropper hands back to the brush once a label is picked.
-  if (canvas.tool === "eyedropper" && !e.altKey) setTool("brush");
+canvas.overlayCanvas.addEventListener("pointerdown", (e) => {
+  // The eyedropper hands back to the brush once a label is picked. The release is heard on the window, like the
+  // canvas's own gesture end, because a drag may finish outside the canvas.
+  if (canvas.tool !== "eyedropper" || e.altKey) return;
+  window.addEventListener("pointerup", () => setTool("brush"), { once: true });
 });
 
 palette.addEventListener("select", (e) => setLabel(e.detail.id));
@@ -499,24 +520,25 @@ window.collage = Object.freeze({
 // ------------------------------------------------------------------------------------------------------------
 // Start
 
-setTool("brush");
-setSize(16);
-const models = await loadModels();
-const select = $("model-select");
-select.replaceChildren(
-  ...models.map((m) => {
-    const option = document.createElement("option");
-    option.value = m.name;
-    option.textContent = `${m.name} (${m.architecture})`;
-    return option;
-  }),
-);
-$("model-picker").hidden = models.length < 2;
-const wanted = params.get("model");
-const initial = models.find((m) => m.name === wanted) ?? models.find((m) => m.default) ?? models[0];
-if (!initial) {
-  setStatus("The server has no models. Export one into the weights folder and restart it.", true);
-} else {
+/** Fill the model picker and open the wanted model; stops early when there is nothing to open. */
+async function start() {
+  const models = await loadModels();
+  if (!models) return; // the server refused the key; loadModels said so
+  $("model-select").replaceChildren(
+    ...models.map((m) => {
+      const option = document.createElement("option");
+      option.value = m.name;
+      option.textContent = `${m.name} (${m.architecture})`;
+      return option;
+    }),
+  );
+  $("model-picker").hidden = models.length < 2;
+  const wanted = params.get("model");
+  const initial = models.find((m) => m.name === wanted) ?? models.find((m) => m.default) ?? models[0];
+  if (!initial) {
+    setStatus("The server has no models. Export one into the weights folder and restart it.", true);
+    return;
+  }
   try {
     await selectModel(initial.name);
     stream.start();
@@ -524,3 +546,7 @@ if (!initial) {
     setStatus(`Cannot load model ${initial.name}: ${err.message}`, true);
   }
 }
+
+setTool("brush");
+setSize(16);
+await start();

@@ -9,6 +9,12 @@
 
 const STORAGE_KEY = "collage-studio.seed-lock";
 const MAX_SEED = 2 ** 31 - 1;
+// Photos the server takes as they are: its default pixel limit (COLLAGE_MAX_PIXELS), and a file size under its
+// 16 MB body limit with room for the rest of the form. Its encoder sees only 128², so a camera photo loses
+// nothing when the browser shrinks it to PHOTO_SIDE first.
+export const MAX_PHOTO_PIXELS = 1024 * 1024;
+export const MAX_PHOTO_BYTES = 15 * 1024 * 1024;
+const PHOTO_SIDE = 1024; // longest side of a shrunk photo, so it stays within MAX_PHOTO_PIXELS
 
 /** A fresh random seed in [0, 2³¹). */
 export function randomSeed() {
@@ -19,6 +25,37 @@ export function randomSeed() {
 export function parseSeed(text) {
   const value = Number(String(text).trim());
   return Number.isInteger(value) && value >= 0 && value <= MAX_SEED && String(text).trim() !== "" ? value : null;
+}
+
+/** The size to send a width×height photo of `bytes` at, keeping its aspect; null when it can go as it is. */
+export function shrunkSize(width, height, bytes) {
+  if (width * height <= MAX_PHOTO_PIXELS && bytes <= MAX_PHOTO_BYTES) return null;
+  const scale = Math.min(1, PHOTO_SIDE / Math.max(width, height));
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/** `file` as the server will take it: untouched when it fits, else redrawn smaller as a JPEG. */
+async function fitPhoto(file) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file); // applies the EXIF rotation, as the server would
+  } catch {
+    return file; // the browser cannot read it either: the server's answer says what is wrong
+  }
+  const size = shrunkSize(bitmap.width, bitmap.height, file.size);
+  if (!size) {
+    bitmap.close();
+    return file;
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = size.width;
+  canvas.height = size.height;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(bitmap, 0, 0, size.width, size.height);
+  bitmap.close();
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+  return blob ? new File([blob], file.name, { type: blob.type }) : file;
 }
 
 export class StylePanel extends EventTarget {
@@ -70,9 +107,10 @@ export class StylePanel extends EventTarget {
       ? "Compose trees, rocks and houses with the class generators"
       : "This model has no CollageGAN class generators";
     if (!collage) this.state.collage = false;
-    // A preset or uploaded style belongs to the previous model's latent space.
+    // A preset or uploaded style belongs to the previous model's latent space: fall back to the seed.
     if (this.state.mode === "preset" && !presets.includes(this.state.preset)) this.state.mode = "seed";
-    if (this.state.mode === "image") this._dropImage();
+    this._dropImage();
+    if (this.state.mode === "image") this.state.mode = "seed";
     this._render();
   }
 
@@ -159,22 +197,24 @@ export class StylePanel extends EventTarget {
       this._showMessage(`${file.name} is not an image.`, true);
       return;
     }
-    this._dropImage();
-    this.thumbUrl = URL.createObjectURL(file);
-    this.el.thumbImg.src = this.thumbUrl;
-    this.el.thumb.hidden = false;
+    // Preview the new photo while the server encodes it; the current style stays in use until that succeeds.
+    const url = URL.createObjectURL(file);
+    this._showThumb(url);
     this.el.dropZone.classList.add("busy");
     this._showMessage("Encoding the reference photo…");
     try {
-      const { style_id: styleId } = await this.uploadStyle(file);
+      const { style_id: styleId } = await this.uploadStyle(await fitPhoto(file));
+      this._dropImage();
+      this.thumbUrl = url;
+      this._showThumb(url);
       this.state.mode = "image";
       this.state.styleId = styleId;
       this._showMessage(`Style from ${file.name}`);
       this._render();
       this._emit();
     } catch (err) {
-      this._dropImage();
-      this._render();
+      URL.revokeObjectURL(url);
+      this._showThumb(this.thumbUrl); // the photo, preset or seed in use before
       this._showMessage(`Could not use ${file.name}: ${err.message}`, true);
     } finally {
       this.el.dropZone.classList.remove("busy");
@@ -185,14 +225,20 @@ export class StylePanel extends EventTarget {
     if (this.thumbUrl) URL.revokeObjectURL(this.thumbUrl);
     this.thumbUrl = null;
     this.state.styleId = null;
-    this.el.thumb.hidden = true;
-    this.el.thumbImg.removeAttribute("src");
+    this._showThumb(null);
+  }
+
+  _showThumb(url) {
+    this.el.thumb.hidden = url === null;
+    if (url) this.el.thumbImg.src = url;
+    else this.el.thumbImg.removeAttribute("src");
   }
 
   _setSeed(seed) {
     this.state.seed = seed;
     this.state.mode = "seed";
     this._saveLock();
+    this._showMessage(""); // a good seed answers an error about a bad one, and ends any photo's message
     this._render();
     this._emit();
   }

@@ -23,16 +23,20 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 REPO = Path(__file__).resolve().parents[2]
+API_KEY = "studio-test-key"
 
 
 class ServerProcess:
     """`python -m server` in a subprocess that can be stopped and started again on the same port."""
 
-    def __init__(self, weights_dir: Path, data_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(
+        self, weights_dir: Path, data_dir: Path, port: int, log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.weights_dir = weights_dir
         self.data_dir = data_dir
         self.port = port
         self.log_path = log_path
+        self.env = env or {}  # more COLLAGE_* settings, e.g. an API key
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,6 +49,7 @@ class ServerProcess:
             "COLLAGE_WEIGHTS_DIR": str(self.weights_dir),
             "COLLAGE_DATA_DIR": str(self.data_dir),
             "COLLAGE_THREADS": "1",
+            **self.env,
         }
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -115,9 +120,11 @@ def browser_weights(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory
     return weights
 
 
-def _server(weights: Path, tmp_path_factory: pytest.TempPathFactory, port: int) -> ServerProcess:
+def _server(
+    weights: Path, tmp_path_factory: pytest.TempPathFactory, port: int, env: dict[str, str] | None = None
+) -> ServerProcess:
     root = tmp_path_factory.mktemp("server")
-    server = ServerProcess(weights, root / "data", port, root / "server.log")
+    server = ServerProcess(weights, root / "data", port, root / "server.log", env)
     server.start()
     return server
 
@@ -138,6 +145,16 @@ def own_server(
 ) -> Iterator[ServerProcess]:
     """A server only this test uses, free to be stopped and restarted."""
     server = _server(browser_weights, tmp_path_factory, free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def keyed_server(
+    browser_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
+) -> Iterator[ServerProcess]:
+    """A server that wants the API key `API_KEY` on /api/v1, as an operator would run a shared one."""
+    server = _server(browser_weights, tmp_path_factory, free_port(), {"COLLAGE_API_KEY": API_KEY})
     yield server
     server.stop()
 

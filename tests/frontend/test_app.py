@@ -7,6 +7,7 @@ output canvas. Pointer input goes through Playwright's mouse, which fires real p
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import ConsoleMessage, Page, expect
+from playwright.sync_api import ConsoleMessage, Page, WebSocketRoute, expect
 from scipy import ndimage
 
 pytestmark = pytest.mark.browser
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.browser
 MODEL = "tiny-spade"
 # Chromium itself logs a refused websocket connection as a console error; only the restart test expects those.
 SOCKET_REFUSED = re.compile(r"WebSocket connection to .* failed")
+KEY_HINT = "The server needs an API key: open the page with ?api_key=…"
 
 
 class Studio:
@@ -231,6 +233,21 @@ def test_fill_fills_one_connected_region(studio: Studio) -> None:
     assert int((studio.ids() == grass).sum()) == 12 * 32
 
 
+def test_an_eyedropper_drag_released_outside_the_canvas_returns_to_the_brush(studio: Studio) -> None:
+    ids = studio.ids()
+    studio.page.keyboard.press("i")
+    assert studio.page.evaluate("collage.tool()") == "eyedropper"
+    box = studio.page.locator("#overlay-canvas").bounding_box()
+    assert box is not None
+    mouse = studio.page.mouse
+    mouse.move(*studio.to_client(5.5, 5.5))
+    mouse.down()
+    mouse.move(box["x"] - 12, box["y"] + box["height"] / 2)  # one move: nothing else is picked on the way
+    mouse.up()
+    assert studio.page.evaluate("collage.tool()") == "brush"
+    assert studio.page.evaluate("collage.currentLabel()") == ids[5, 5]
+
+
 def test_uploading_a_style_image_changes_the_output(studio: Studio, tmp_path: Path) -> None:
     seq = studio.wait_fresh_frame(0)
     before = studio.picture()
@@ -246,6 +263,79 @@ def test_uploading_a_style_image_changes_the_output(studio: Studio, tmp_path: Pa
     styled = studio.picture()
     assert mean_abs_diff(before, styled) > 3.0, mean_abs_diff(before, styled)
     expect(studio.page.locator("#style-message")).to_have_text(re.compile("sunset.png"))
+
+
+def test_a_camera_photo_over_the_pixel_limit_is_shrunk_before_upload(studio: Studio, tmp_path: Path) -> None:
+    # 4000×3000 is 12 megapixels, over the server's 1,048,576-pixel limit; its encoder only needs 128².
+    sky = np.linspace([90, 160, 230], [40, 120, 40], 30).astype(np.uint8)  # top to bottom, 30×3
+    path = tmp_path / "camera.jpg"
+    Image.fromarray(np.repeat(sky[:, None], 40, axis=1)).resize((4000, 3000)).save(path, quality=90)
+    # Chromium does not show file bodies to Playwright, so the page's fetch notes what it sends.
+    studio.page.evaluate(
+        """() => {
+            const send = window.fetch;
+            window.sentPhotos = [];
+            window.fetch = async (url, options) => {
+                const photo = options?.body instanceof FormData ? options.body.get("image") : null;
+                if (photo) {
+                    const bitmap = await createImageBitmap(photo);
+                    window.sentPhotos.push([bitmap.width, bitmap.height, photo.type]);
+                }
+                return send(url, options);
+            };
+        }"""
+    )
+    studio.page.locator("#style-file").set_input_files(path)
+    studio.page.wait_for_function("'style_id' in collage.getStyle()")
+    expect(studio.page.locator("#style-message")).to_have_text("Style from camera.jpg")
+    assert studio.page.evaluate("window.sentPhotos") == [[1024, 768, "image/jpeg"]]
+
+
+def test_a_failed_upload_or_another_model_leaves_a_usable_style(studio: Studio, tmp_path: Path) -> None:
+    page = studio.page
+    photo = tmp_path / "sunset.png"
+    Image.fromarray(np.full((48, 64, 3), (250, 120, 40), np.uint8)).save(photo)
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (tmp_path / "broken-again.jpg").write_bytes(b"still not a jpeg")
+    file_input = page.locator("#style-file")
+    message = page.locator("#style-message")
+    thumb = page.locator("#style-thumb")
+    file_input.set_input_files(photo)
+    page.wait_for_function("'style_id' in collage.getStyle()")
+    style = page.evaluate("collage.getStyle()")
+    src = page.locator("#style-thumb-img").get_attribute("src")
+
+    # Neither the browser nor the server can read it: the error shows and the photo stays in use, as it was.
+    file_input.set_input_files(tmp_path / "broken.jpg")
+    expect(message).to_have_text(re.compile(r"^Could not use broken\.jpg: image is not a readable"))
+    assert page.evaluate("collage.getStyle()") == style
+    expect(thumb).to_be_visible()
+    expect(thumb).to_have_class(re.compile(r"\bcurrent\b"))
+    expect(page.locator("#style-thumb-img")).to_have_attribute("src", src or "")
+    expect(page.locator("[data-section=seed]")).to_have_class(re.compile(r"\binactive\b"))
+
+    # A preset in use stays in use too.
+    page.locator("[data-preset=winter]").click()
+    file_input.set_input_files(tmp_path / "broken-again.jpg")
+    expect(message).to_have_text(re.compile(r"^Could not use broken-again\.jpg"))
+    assert page.evaluate("collage.getStyle()") == {"preset": "winter"}
+    expect(page.locator("[data-preset=winter]")).to_have_class(re.compile(r"\bcurrent\b"))
+
+    # A photo's latent means nothing to another model: switching falls back to the seed, which renders.
+    file_input.set_input_files(photo)
+    page.wait_for_function("'style_id' in collage.getStyle()")
+    seq = studio.seq()
+    page.locator("#model-select").select_option("tiny-spade-wide")
+    page.wait_for_function("collage.getModel() === 'tiny-spade-wide'")
+    assert page.evaluate("collage.getStyle()") == {"seed": page.evaluate("collage.getSeed()")}
+    expect(thumb).to_be_hidden()
+    expect(page.locator("[data-section=seed]")).not_to_have_class(re.compile(r"\binactive\b"))
+    studio.wait_fresh_frame(seq)
+    expect(page.locator("#status-message")).to_have_text("")
+    # Chromium logs the two refused uploads; nothing else may go wrong.
+    refused = [e for e in studio.console_errors if "status of 400 (Bad Request)" in e]
+    assert len(refused) == 2, studio.console_errors
+    studio.console_errors[:] = [e for e in studio.console_errors if e not in refused]
 
 
 def test_dice_changes_the_picture_and_a_locked_seed_keeps_it(studio: Studio) -> None:
@@ -283,6 +373,18 @@ def test_dice_changes_the_picture_and_a_locked_seed_keeps_it(studio: Studio) -> 
     studio.page.locator("#seed-input").fill("1234")
     studio.page.locator("#seed-input").press("Enter")
     assert studio.page.evaluate("collage.getSeed()") == 1234
+
+
+def test_the_seed_error_goes_once_a_good_seed_is_typed(studio: Studio) -> None:
+    seed = studio.page.locator("#seed-input")
+    message = studio.page.locator("#style-message")
+    seed.fill("12.5")
+    seed.press("Enter")
+    expect(message).to_have_text(re.compile(r"^A seed is a whole number"))
+    seed.fill("42")
+    seed.press("Enter")
+    assert studio.page.evaluate("collage.getSeed()") == 42
+    expect(message).to_have_text("")
 
 
 def test_label_map_saves_and_loads_as_png_of_ids(studio: Studio, tmp_path: Path) -> None:
@@ -338,6 +440,23 @@ def test_views_and_model_selector(studio: Studio) -> None:
     expect(studio.page.locator("#collage-toggle")).to_be_disabled()
 
 
+def test_a_phone_sized_screen_gives_the_canvases_the_width(page: Page, live_server, tmp_path: Path) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    studio = Studio(page, live_server.url)
+    studio.open()
+    page.screenshot(path=tmp_path / "phone.png", full_page=True)
+    for canvas in ("#overlay-canvas", "#output-canvas"):
+        box = page.locator(canvas).bounding_box()
+        assert box is not None and box["width"] >= 300 and box["height"] >= 300, (canvas, box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    before = studio.ids()
+    studio.pick_label("water")
+    page.locator("#overlay-canvas").scroll_into_view_if_needed()
+    studio.stroke((4, 16), (28, 16))
+    assert int((studio.ids() != before).sum()) > 0
+    assert studio.console_errors == []
+
+
 def test_reconnects_after_a_server_restart(page: Page, own_server) -> None:
     studio = Studio(page, own_server.url)
     studio.open()
@@ -356,3 +475,31 @@ def test_reconnects_after_a_server_restart(page: Page, own_server) -> None:
     np.testing.assert_array_equal(studio.ids(), ids)  # nothing lost
     unexpected = [e for e in studio.console_errors if not SOCKET_REFUSED.search(e)]
     assert unexpected == []
+
+
+def test_a_refused_api_key_stops_the_retries_and_says_how_to_give_one(page: Page, keyed_server) -> None:
+    asked = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/api/v1/models") else None)
+    page.goto(f"{keyed_server.url}/")
+    expect(page.locator("#status-message")).to_have_text(KEY_HINT)
+    page.wait_for_timeout(2_000)  # a client that retried would have asked twice more by now
+    assert len(asked) == 1
+    # With the key in the address, the REST calls and the paint socket get in.
+    studio = Studio(page, keyed_server.url)
+    studio.open(f"?api_key={keyed_server.env['COLLAGE_API_KEY']}")
+    assert studio.console_errors == []
+
+
+def test_a_refused_paint_socket_says_the_client_stopped(page: Page, live_server) -> None:
+    def refuse(ws: WebSocketRoute) -> None:
+        # What the server does with a wrong key: an error message, then close code 4401.
+        error = {"type": "error", "code": "unauthorized", "message": "wrong API key", "seq": None}
+        ws.send(json.dumps(error))
+        ws.close(code=4401, reason="unauthorized")
+
+    page.route_web_socket(re.compile(r"/api/v1/paint"), refuse)
+    page.goto(f"{live_server.url}/")
+    page.wait_for_function("collage.connectionState() === 'stopped'")
+    expect(page.locator("#output-badge")).to_have_text("Offline · not reconnecting")
+    expect(page.locator("#conn-text")).to_have_text("disconnected")
+    expect(page.locator("#status-message")).to_have_text(KEY_HINT)
