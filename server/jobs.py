@@ -4,6 +4,11 @@ Layout under `<data_dir>/jobs/`: `jobs.sqlite` and one folder per job with `inpu
 and `results/<index>.<ext>`. Every input and the resolved style latent of every item are stored when the job
 is created, so a resumed job renders exactly what was asked.
 
+Job states: queued → running → done | failed, or → cancelled from either unfinished state. Each transition is one
+UPDATE conditional on the job being unfinished, so when a cancel races the runner's final write exactly one wins and
+the other sees it. Items are marked done or failed only while their job is unfinished, so a finished or cancelled
+job's counts (and its results.zip) never change afterwards.
+
 Crash safety (SIGKILL at any instant): a result is written to a temporary name and renamed into place (atomic),
 then its item is marked done in one transaction. On start, `recover()` adopts any renamed result whose item is
 not yet marked done, so an item whose file exists is never rendered again and nothing is lost.
@@ -40,6 +45,8 @@ log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 UNFINISHED = ("queued", "running")
+# SQL condition on an items row: its job is still unfinished (two parameters: UNFINISHED).
+_JOB_UNFINISHED = "(SELECT status FROM jobs WHERE id=items.job_id) IN (?,?)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -174,41 +181,54 @@ class JobStore:
 
     # ------------------------------------------------------------------ progress
 
-    def set_status(self, job_id: str, status: str, error: str | None = None) -> None:
+    def set_status(self, job_id: str, status: str, error: str | None = None) -> bool:
+        """Move an unfinished job to `status`; False (and no change) when it has already finished."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE jobs SET status=?, error=?, updated=? WHERE id=?",
-                (status, error, time.time(), job_id),
-            )
+            changed = db.execute(
+                "UPDATE jobs SET status=?, error=?, updated=? WHERE id=? AND status IN (?,?)",
+                (status, error, time.time(), job_id, *UNFINISHED),
+            ).rowcount
+        return changed == 1
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel an unfinished job (idempotent on a cancelled one); finished jobs are refused."""
-        status = self.status(job_id)["status"]
-        if status in ("done", "failed"):
-            raise BadInput("job_finished", f"batch job {job_id} already finished ({status})")
-        self.set_status(job_id, "cancelled")
+        if not self.set_status(job_id, "cancelled"):
+            status = self.status(job_id)["status"]  # final now: finished jobs never change again
+            if status != "cancelled":
+                raise BadInput("job_finished", f"batch job {job_id} already finished ({status})")
         return self.status(job_id)
 
     def result_path(self, job_id: str, idx: int, fmt: str) -> Path:
         return self.job_dir(job_id) / "results" / f"{idx:05d}.{EXTENSIONS[fmt]}"
 
-    def complete(self, job_id: str, idx: int, fmt: str, data: bytes, render_ms: float) -> None:
-        """Write the result atomically, then mark the item done: never half a file, never a lost result."""
+    def complete(self, job_id: str, idx: int, fmt: str, data: bytes, render_ms: float) -> bool:
+        """Write the result atomically, then mark the item done: never half a file, never a lost result.
+
+        False when the job was cancelled meanwhile: the result is dropped, so the cancel answer's counts stay final.
+        """
         path = self.result_path(job_id, idx, fmt)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
         with self._tx() as db:
-            db.execute(
-                "UPDATE items SET status='done', render_ms=? WHERE job_id=? AND idx=?",
-                (render_ms, job_id, idx),
-            )
-            db.execute("UPDATE jobs SET updated=? WHERE id=?", (time.time(), job_id))
+            marked = db.execute(
+                f"UPDATE items SET status='done', render_ms=? WHERE job_id=? AND idx=? AND {_JOB_UNFINISHED}",
+                (render_ms, job_id, idx, *UNFINISHED),
+            ).rowcount
+            if marked:
+                db.execute("UPDATE jobs SET updated=? WHERE id=?", (time.time(), job_id))
+        if not marked:
+            path.unlink()
+        return bool(marked)
 
-    def fail_item(self, job_id: str, idx: int, error: str) -> None:
+    def fail_item(self, job_id: str, idx: int, error: str) -> bool:
+        """Mark the item failed; False when the job was cancelled meanwhile (the item stays pending)."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE items SET status='failed', error=? WHERE job_id=? AND idx=?", (error, job_id, idx)
+            return bool(
+                db.execute(
+                    f"UPDATE items SET status='failed', error=? WHERE job_id=? AND idx=? AND {_JOB_UNFINISHED}",
+                    (error, job_id, idx, *UNFINISHED),
+                ).rowcount
             )
 
     def recover(self) -> int:
@@ -230,7 +250,7 @@ class JobStore:
         return adopted
 
     def results_zip(self, job_id: str) -> Path:
-        """The finished job's results plus results.json, zipped once and kept."""
+        """The finished job's results plus results.json, zipped once and kept (a finished job never changes)."""
         status = self.status(job_id)
         if status["status"] in UNFINISHED:
             raise BadInput(
@@ -246,7 +266,7 @@ class JobStore:
             (job_id,),
         )
         index = []
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"results.{uuid.uuid4().hex}.tmp")  # two first downloads may zip at once
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # images are compressed already
             for idx, seed, style, item_status, error, render_ms in rows:
                 entry = {"index": idx, "seed": seed, "style": style, "status": item_status}
@@ -274,7 +294,8 @@ class JobRunner:
         self.metrics = metrics
         self.concurrency = concurrency
         self._wake = asyncio.Event()
-        self._cancelled: set[str] = set()
+        self._running: str | None = None  # the job `_run_job` is working on
+        self._stop_running = False  # set by cancel(): its items not yet in the engine are skipped
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -293,7 +314,8 @@ class JobRunner:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         status = self.store.cancel(job_id)
-        self._cancelled.add(job_id)
+        if job_id == self._running:
+            self._stop_running = True
         return status
 
     async def _run(self) -> None:
@@ -303,6 +325,7 @@ class JobRunner:
             if not unfinished:
                 await self._wake.wait()
                 continue
+            self._running, self._stop_running = unfinished[0], False
             try:
                 await self._run_job(unfinished[0])
             except asyncio.CancelledError:
@@ -318,13 +341,14 @@ class JobRunner:
         if model not in self.engine.registry.models:
             await asyncio.to_thread(self.store.set_status, job_id, "failed", f"model {model} is not loaded")
             return
-        await asyncio.to_thread(self.store.set_status, job_id, "running")
+        if not await asyncio.to_thread(self.store.set_status, job_id, "running"):
+            return  # cancelled since it was picked
         pending = await asyncio.to_thread(self.store.pending_items, job_id)
         slots = asyncio.Semaphore(self.concurrency)
 
         async def render_one(idx: int, z: np.ndarray) -> None:
             async with slots:
-                if job_id in self._cancelled:
+                if self._stop_running:
                     return
                 try:  # a lost input file fails its item like a failed render
                     labels = await asyncio.to_thread(self.store.load_input, job_id, idx)
@@ -334,15 +358,14 @@ class JobRunner:
                     if not isinstance(exc, BadInput):
                         log.exception("batch job %s item %d failed", job_id, idx)
                     message = exc.message if isinstance(exc, BadInput) else "internal error while rendering"
-                    await asyncio.to_thread(self.store.fail_item, job_id, idx, message)
-                    self.metrics.job_items.labels("failed").inc()
+                    if await asyncio.to_thread(self.store.fail_item, job_id, idx, message):
+                        self.metrics.job_items.labels("failed").inc()
                     return
-                await asyncio.to_thread(self.store.complete, job_id, idx, fmt, result.data, result.infer_ms)
-                self.metrics.job_items.labels("done").inc()
+                data, ms = result.data, result.infer_ms
+                if await asyncio.to_thread(self.store.complete, job_id, idx, fmt, data, ms):
+                    self.metrics.job_items.labels("done").inc()
 
         await asyncio.gather(*(render_one(idx, z) for idx, z in pending))
-        if job_id in self._cancelled:
-            return
         status = await asyncio.to_thread(self.store.status, job_id)
         final = "failed" if status["failed"] == status["total"] else "done"
-        await asyncio.to_thread(self.store.set_status, job_id, final, None)
+        await asyncio.to_thread(self.store.set_status, job_id, final, None)  # a no-op if it was cancelled

@@ -26,14 +26,16 @@ from server.styles import MAX_SEED, StyleStore, resolve_style
 router = APIRouter(prefix="/batches", tags=["batches"])
 
 JobId = Annotated[str, Path(max_length=64, description="id returned by POST /batches")]
+# Strict: `true`, `1.0` and `"1"` are not ids, and the range check keeps huge ints away from numpy (OverflowError).
+LabelId = Annotated[int, Field(strict=True, ge=0, le=255)]
 
 
 class BatchItemIn(BaseModel):
     """One label map: a base64 PNG or a nested list of ids; style: at most one of seed / style_id / preset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as sent: `"7"` is not a seed
     labels_png_b64: str | None = None
-    labels: list[list[int]] | None = None
+    labels: list[list[LabelId]] | None = None
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     style_id: str | None = Field(None, max_length=64)
     preset: str | None = Field(None, max_length=100)
@@ -42,7 +44,7 @@ class BatchItemIn(BaseModel):
 class BatchCreate(BaseModel):
     """A batch job as JSON. Items without a style get seed = `seed` + their index (random `seed` if omitted)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     model: str | None = Field(None, max_length=100)
     items: list[BatchItemIn] = Field(min_length=1)
     format: Literal["jpeg", "webp", "png"] = "png"
@@ -117,6 +119,15 @@ def _validation_message(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else first["msg"]
 
 
+def _json_body_error(exc: ValidationError) -> Exception:
+    """A refused JSON body. A bad cell of `labels` is `bad_label_id`, like an id out of range in a PNG."""
+    match exc.errors()[0]["loc"]:
+        case ("items", int(idx), "labels", int(y), int(x)):
+            message = f"item {idx}: label id at (x={x}, y={y}) is not an integer in 0..255"
+            return BadInput("bad_label_id", message)
+    return ApiError(422, "bad_request", _validation_message(exc))
+
+
 def _ids_from_json(item: BatchItemIn, model: LoadedModel, max_pixels: int) -> np.ndarray:
     if (item.labels_png_b64 is None) == (item.labels is None):
         raise BadInput("bad_request", "give exactly one of labels_png_b64 and labels")
@@ -132,10 +143,7 @@ def _ids_from_json(item: BatchItemIn, model: LoadedModel, max_pixels: int) -> np
         raise BadInput("bad_size", "labels must be a non-empty rectangular list of rows")
     if height * width > max_pixels:
         raise BadInput("too_many_pixels", f"label map {width}×{height} exceeds the {max_pixels}-pixel limit")
-    ids = np.asarray(rows, dtype=np.int64)
-    if ids.min() < 0 or ids.max() > 255:
-        raise BadInput("bad_label_id", "label ids must be in 0..255")
-    return ids.astype(np.uint8)
+    return np.asarray(rows, dtype=np.uint8)  # every id is an int in 0..255 (LabelId)
 
 
 def _archive_entries(data: bytes, max_items: int, max_bytes: int) -> list[bytes]:
@@ -175,7 +183,7 @@ async def _read_request(request: Request, max_items: int, max_bytes: int) -> tup
         try:
             body = BatchCreate.model_validate_json(await request.body())
         except ValidationError as exc:
-            raise ApiError(422, "bad_request", _validation_message(exc)) from None
+            raise _json_body_error(exc) from None
         if len(body.items) > max_items:
             raise BadInput("too_many_items", f"{len(body.items)} items; the limit is {max_items} per job")
         return body, list(body.items)
@@ -189,6 +197,9 @@ async def _read_request(request: Request, max_items: int, max_bytes: int) -> tup
                 options = BatchArchiveForm.model_validate(fields)
             except ValidationError as exc:
                 raise ApiError(422, "bad_request", _validation_message(exc)) from None
+            styles = [name for name in ("seed", "style_id", "preset") if getattr(options, name) is not None]
+            if len(styles) > 1:  # refused as on /render: the seed would otherwise be silently ignored
+                raise BadInput("bad_style", f"give at most one of seed, style_id, preset (got {styles})")
             data = await archive.read()
         return options, await asyncio.to_thread(_archive_entries, data, max_items, max_bytes)
     raise ApiError(415, "unsupported_media_type", "send application/json or multipart/form-data with a zip")

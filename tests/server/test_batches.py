@@ -102,6 +102,29 @@ def test_cancel_a_running_job(client: TestClient, slow_engine, landscape) -> Non
     assert len(files) == status["done"] == sum(it["status"] == "done" for it in index["items"])
 
 
+def test_a_cancel_answer_is_final_and_results_hold_every_finished_item(
+    client: TestClient, slow_engine, landscape
+) -> None:  # noqa: ANN001
+    """Renders already in the engine when the job is cancelled are dropped, not finished after the answer, so
+    the zip built at once (and kept) holds every result the job will ever have."""
+    client.app.state.jobs.engine = slow_engine(client, 0.2)  # type: ignore[attr-defined]
+    items = [{"labels": landscape().tolist()} for _ in range(30)]
+    job_id = client.post("/api/v1/batches", json={"items": items}).json()["job_id"]
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/v1/batches/{job_id}").json()["done"] < 2:  # the next items are in flight
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    answer = client.delete(f"/api/v1/batches/{job_id}").json()
+    _, at_once = results(client, job_id)
+    time.sleep(0.6)  # the renders in flight at the cancel end meanwhile
+    status = client.get(f"/api/v1/batches/{job_id}").json()
+    index, later = results(client, job_id)
+    assert (status["status"], status["done"]) == ("cancelled", answer["done"])
+    assert (
+        len(at_once) == len(later) == status["done"] == [it["status"] for it in index["items"]].count("done")
+    )
+
+
 def test_too_many_unfinished_jobs_is_429(
     make_client: Callable[..., TestClient], slow_engine, landscape
 ) -> None:  # noqa: ANN001
@@ -129,6 +152,15 @@ def good_map() -> list[list[int]]:
     return np.full((32, 32), 6, np.uint8).tolist()
 
 
+def png_bytes(ids: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(ids).save(buf, "PNG")
+    return buf.getvalue()
+
+
+GOOD_PNG = png_bytes(np.full((32, 32), 6, np.uint8))
+
+
 BAD_BATCHES = [
     ("too many items", {"json": {"items": [{"labels": good_map()}] * 4}}, 413, "too_many_items"),
     ("no items", {"json": {"items": []}}, 422, "bad_request"),
@@ -147,6 +179,11 @@ BAD_BATCHES = [
     ),
     ("ragged rows", {"json": {"items": [{"labels": [[1, 2], [3]]}]}}, 422, "bad_size"),
     ("ids over 255", {"json": {"items": [{"labels": [[300] * 8] * 8}]}}, 422, "bad_label_id"),
+    ("id of 2^70", {"json": {"items": [{"labels": [[2**70] * 32] * 32}]}}, 422, "bad_label_id"),  # no int64
+    ("boolean ids", {"json": {"items": [{"labels": [[True] * 32] * 32}]}}, 422, "bad_label_id"),
+    ("float ids", {"json": {"items": [{"labels": [[6.0] * 32] * 32}]}}, 422, "bad_label_id"),
+    ("string seed", {"json": {"seed": "7", "items": [{"labels": good_map()}]}}, 422, "bad_request"),
+    ("boolean item seed", {"json": {"items": [{"labels": good_map(), "seed": True}]}}, 422, "bad_request"),
     ("wrong size", {"json": {"items": [{"labels": [[1] * 30] * 32}]}}, 422, "bad_size"),
     ("bad base64", {"json": {"items": [{"labels_png_b64": "@@@"}]}}, 400, "bad_image"),
     (
@@ -182,6 +219,15 @@ BAD_BATCHES = [
         "too_large",
     ),
     ("zip without field", {"files": {"other": ("a.zip", b"x", "application/zip")}}, 422, "bad_request"),
+    (
+        "zip with seed and preset",  # refused like /render, not the seed silently ignored
+        {
+            "files": {"archive": ("a.zip", zip_of({"a.png": GOOD_PNG}), "application/zip")},
+            "data": {"seed": "1", "preset": "winter"},
+        },
+        422,
+        "bad_style",
+    ),
 ]
 
 
@@ -195,6 +241,8 @@ def test_bad_batches_are_refused(
     assert resp.json()["error"]["code"] == code
     if case == "label id >= N":
         assert resp.json()["error"]["message"].startswith("item 1:")
+    if case == "id of 2^70":
+        assert resp.json()["error"]["message"].startswith("item 0: label id at (x=0, y=0)")
     assert client.post("/api/v1/batches", json={"items": [{"labels": good_map()}]}).status_code == 202
 
 

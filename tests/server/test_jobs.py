@@ -150,15 +150,36 @@ def test_a_job_that_breaks_outside_its_items_fails_and_the_next_job_runs(
     following = add_job(store, [OK])
     set_status = store.set_status
 
-    def disk_full(job_id: str, status: str, error: str | None = None) -> None:
+    def disk_full(job_id: str, status: str, error: str | None = None) -> bool:
         if job_id == broken and status == "running":
             raise OSError(SECRET)
-        set_status(job_id, status, error)
+        return set_status(job_id, status, error)
 
     monkeypatch.setattr(store, "set_status", disk_full)
     first, second = run_jobs(store, Metrics(), [broken, following])
     assert (first["status"], first["error"]) == ("failed", "internal error; see the server log")
     assert (second["status"], second["done"]) == ("done", 1)
+
+
+def test_a_cancel_and_the_runners_last_writes_agree(store: JobStore) -> None:
+    """Whichever comes first wins for good: the runner's writes after a cancel change nothing the answer said,
+    and a cancel after the final write is refused with the job left done."""
+    job_id = add_job(store, [OK, OK, OK])
+    store.set_status(job_id, "running")
+    assert store.complete(job_id, 0, "png", b"image", 1.0)
+    answer = store.cancel(job_id)
+    assert not store.complete(job_id, 1, "png", b"image", 1.0)  # a render in flight when the cancel came
+    assert not store.fail_item(job_id, 2, REFUSAL)
+    assert not store.set_status(job_id, "done")
+    assert store.status(job_id) == answer and (answer["status"], answer["done"]) == ("cancelled", 1)
+    assert not store.result_path(job_id, 1, "png").exists()
+    assert store.cancel(job_id) == answer  # idempotent
+
+    finished = add_job(store, [OK])
+    store.set_status(finished, "done")
+    with pytest.raises(BadInput) as info:
+        store.cancel(finished)
+    assert info.value.code == "job_finished" and store.status(finished)["status"] == "done"
 
 
 @pytest.mark.parametrize("job_id", ["../x", "../" + "0" * 29, "0" * 32 + "\n"])
