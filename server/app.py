@@ -50,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
         queue_limit=settings.queue_limit,
+        max_batch_pixels=settings.max_batch_pixels,
     )
     await engine.start()
     store = JobStore(settings.data_dir / "jobs")
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    install_error_handlers(app)
+    install_error_handlers(app, app.state.metrics)
 
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
     keyed = [Depends(require_api_key)]
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes, metrics=app.state.metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -201,6 +201,10 @@ def decode_image_rgb(data: bytes, max_pixels: int) -> np.ndarray:
     """A reference photo (PNG, JPEG or WebP) → H×W×3 uint8, EXIF rotation applied."""
     image = _open_image(data, max_pixels, ["PNG", "JPEG", "WEBP"], "image")
     image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I;16"):  # 16-bit grey PNG, the only wide mode these formats decode to
+        # convert("RGB") clips 0..65535 at 255 (nearly all white); keep the high byte, as Pillow does for 16-bit RGB
+        grey = (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB"))
 
 

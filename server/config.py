@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         default=0, ge=0, description="onnxruntime intra-op threads; 0 = onnxruntime's default"
     )
     max_batch: int = Field(default=8, ge=1, description="most requests the engine runs in one generator call")
+    max_batch_pixels: int = Field(
+        default=8 * 512 * 512,
+        ge=1,
+        description="most label-map pixels in one generator call (memory); a larger single map runs alone",
+    )
     max_wait_ms: float = Field(
         default=2.0, ge=0, description="how long a batch waits for more requests of its kind"
     )

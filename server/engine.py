@@ -1,7 +1,8 @@
 """The render pipeline shared by the paint socket, REST renders and batch jobs.
 
-validate → queue → base generator (micro-batched: up to `max_batch` requests of the same model and size, waiting at
-most `max_wait_ms` for company) → post stages (the CollageGAN stage plugs in here) → encode.
+validate → queue → base generator (micro-batched: up to `max_batch` requests of the same model and size and at most
+`max_batch_pixels` pixels in all, waiting at most `max_wait_ms` for company) → post stages (the CollageGAN stage
+plugs in here) → encode.
 
 The generator runs on one dedicated thread, so the event loop never blocks and onnxruntime's own intra-op threads
 have the cores to themselves; encoding runs on the loop's default executor so it overlaps the next batch.
@@ -105,10 +106,12 @@ class Engine:
         max_batch: int = 8,  # most requests in one generator call
         max_wait_ms: float = 2.0,  # longest a request waits for others of its model and size
         queue_limit: int = 64,  # interactive requests waiting before `Overloaded`
+        max_batch_pixels: int = 2_097_152,  # most map pixels per generator call (8 × 512²); one item always runs
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.max_batch = max_batch
+        self.max_batch_pixels = max_batch_pixels
         self.max_wait = max_wait_ms / 1000.0
         self.queue_limit = queue_limit
         self.post_stages: list[PostStage] = []
@@ -158,7 +161,7 @@ class Engine:
         model = self.validate(request)
         queue = self._queues[priority]
         if priority == "interactive" and len(queue) >= self.queue_limit:
-            self.metrics.rejected.labels("overloaded").inc()
+            # counted as rejected where it is answered (503 or a socket error), once
             raise Overloaded(self._retry_after(len(queue)))
         h, w = request.labels.shape
         pending = _Pending(request, (model.name, h, w), asyncio.get_running_loop().create_future())
@@ -198,6 +201,13 @@ class Engine:
             return bulk[0]
         return inter[0] if inter else None
 
+    def _batch_limit(self, model: LoadedModel, key: tuple[str, int, int]) -> int:
+        """Most requests of this key in one call: activations grow with B·H·W, so large maps batch less."""
+        if not model.batchable:
+            return 1
+        _, h, w = key
+        return max(1, min(self.max_batch, self.max_batch_pixels // (h * w)))
+
     def _count(self, key: tuple[str, int, int]) -> int:
         return sum(1 for q in self._queues.values() for p in q if p.key == key and not p.future.done())
 
@@ -223,7 +233,7 @@ class Engine:
                 await self._arrived.wait()
                 continue
             model = self.registry.models[head.key[0]]  # validated at enqueue; the registry never shrinks
-            limit = self.max_batch if model.batchable else 1
+            limit = self._batch_limit(model, head.key)
             deadline = head.enqueued + self.max_wait
             while self._count(head.key) < limit and (remaining := deadline - time.perf_counter()) > 0:
                 self._arrived.clear()

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -103,17 +105,21 @@ _HTTP_CODES = {
 }
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every exception the app can raise onto the one error shape."""
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    """Map every exception the app can raise onto the one error shape; each answer counts once by its code."""
+
+    def answer(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+        metrics.rejected.labels(code).inc()
+        return JSONResponse(error_body(code, message), status, headers=headers)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+        return answer(exc.code, exc.message, exc.status, exc.headers)
 
     @app.exception_handler(BadInput)
     async def _bad_input(_: Request, exc: BadInput) -> JSONResponse:
         err = bad_input_error(exc)
-        return JSONResponse(error_body(err.code, err.message), err.status)
+        return answer(err.code, err.message, err.status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -121,15 +127,15 @@ def install_error_handlers(app: FastAPI) -> None:
         for err in exc.errors()[:5]:
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
             parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
-        return JSONResponse(error_body("bad_request", "; ".join(parts) or "invalid request"), 422)
+        return answer("bad_request", "; ".join(parts) or "invalid request", 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal")
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
-        return JSONResponse(error_body(code, detail), exc.status_code, headers=getattr(exc, "headers", None))
+        return answer(code, detail, exc.status_code, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal", "internal server error; see the server log"), 500)
+        return answer("internal", "internal server error; see the server log", 500)

@@ -49,7 +49,12 @@ class Metrics:
             registry=r,
         )
         self.paint_connections = Gauge("collage_paint_connections", "open paint websockets", registry=r)
-        self.rejected = Counter("collage_rejected", "refused requests by error code", ["code"], registry=r)
+        self.rejected = Counter(
+            "collage_rejected",
+            "requests answered with an error (REST error body or paint error message), once each, by code",
+            ["code"],
+            registry=r,
+        )
         self.job_items = Counter(
             "collage_job_items", "batch-job items finished, by outcome", ["outcome"], registry=r
         )

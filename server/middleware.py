@@ -17,9 +17,10 @@ from server.metrics import Metrics
 class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413: at once from Content-Length, else while streaming."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Metrics) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.metrics = metrics  # the up-front refusal bypasses the error handlers, so it counts itself
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -28,6 +29,7 @@ class BodyLimit:
         message = f"request body is over the {self.max_bytes}-byte limit"
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            self.metrics.rejected.labels("too_large").inc()
             body = json.dumps(error_body("too_large", message)).encode()
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
             await send({"type": "http.response.start", "status": 413, "headers": headers})

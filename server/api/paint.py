@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, WebSocket
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import from_json
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from server.api.deps import EngineDep, MetricsDep, RegistryDep, SettingsDep, StylesDep, key_matches
@@ -33,10 +34,13 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["paint"])
 
 CLOSE_UNAUTHORIZED = 4401
+# Messages are validated strictly from the JSON text: a number must be a JSON number ("7" is no seed), and
+# pydantic's parser bounds nesting depth where json.loads raises RecursionError.
+_STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class StyleSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     style_id: str | None = Field(None, max_length=64)
     preset: str | None = Field(None, max_length=100)
@@ -49,7 +53,7 @@ class StyleSpec(BaseModel):
 
 
 class Configure(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     type: Literal["configure"]
     model: str | None = Field(None, max_length=100)
     size: tuple[Annotated[int, Field(ge=1, le=65535)], Annotated[int, Field(ge=1, le=65535)]] | None = None
@@ -61,19 +65,21 @@ class Configure(BaseModel):
 
 
 class Ping(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     type: Literal["ping"]
-    t: float | None = None
+    t: float | None = Field(None, allow_inf_nan=False)  # echoed back: NaN would make the pong invalid JSON
     api_key: str | None = None
 
 
 class Auth(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     type: Literal["auth"]
     api_key: str
 
 
-_MESSAGES: dict[str, type[BaseModel]] = {"configure": Configure, "ping": Ping, "auth": Auth}
+_MESSAGE: TypeAdapter[Configure | Ping | Auth] = TypeAdapter(
+    Annotated[Configure | Ping | Auth, Field(discriminator="type")]
+)
 
 
 @dataclass(frozen=True)
@@ -186,22 +192,11 @@ class PaintSession:
 
     async def _on_text(self, text: str) -> None:
         try:
-            payload = json.loads(text)
-            kind = payload.get("type") if isinstance(payload, dict) else None
-            schema = _MESSAGES.get(kind) if isinstance(kind, str) else None
-            if schema is None:
-                raise BadInput("bad_message", f"unknown message type {kind!r} (configure, ping or auth)")
-            message = schema.model_validate(payload)
-        except json.JSONDecodeError:
-            await self.send_error("bad_message", "text messages must be JSON objects")
-            return
+            message = _MESSAGE.validate_json(text)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             await self.send_error("bad_message", f"{where}: {first['msg']}" if where else first["msg"])
-            return
-        except BadInput as exc:
-            await self.send_error(exc.code, exc.message)
             return
         if isinstance(message, Ping):
             await self.send_json({"type": "pong", "t": message.t})
@@ -306,8 +301,8 @@ class PaintSession:
 
 def _api_key_of(text: str) -> str | None:
     try:
-        payload = json.loads(text)
-    except json.JSONDecodeError:
+        payload = from_json(text)  # any message may carry the key; depth-bounded like _MESSAGE
+    except ValueError:
         return None
     key = payload.get("api_key") if isinstance(payload, dict) else None
     return key if isinstance(key, str) else None

@@ -107,6 +107,19 @@ def test_metrics_count_requests_and_renders(client: TestClient) -> None:
     assert "collage_frames_dropped_total 0.0" in text
 
 
+def test_every_rest_refusal_is_counted_once_by_its_code(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(max_upload_bytes=2048)
+    raw = {"labels": ("l", bytes(32 * 32), "application/octet-stream")}
+    assert client.get("/api/v1/models/nope").status_code == 404  # BadInput
+    assert client.post("/api/v1/render", files=raw).status_code == 400  # raw ids without a size: bad_image
+    assert client.post("/api/v1/render", data={"seed": "1"}).status_code == 422  # no file: validation
+    assert client.post("/api/v1/batches", content=bytes(4096)).status_code == 413  # BodyLimit, up front
+    assert client.get("/nowhere").status_code == 404  # Starlette's HTTPException
+    counted = client.app.state.metrics.registry.get_sample_value  # type: ignore[attr-defined]
+    codes = ("unknown_model", "bad_image", "bad_request", "too_large", "not_found")
+    assert [counted("collage_rejected_total", {"code": code}) for code in codes] == [1, 1, 1, 1, 1]
+
+
 def test_cors_allow_list(make_client: Callable[..., TestClient]) -> None:
     client = make_client(cors_origins="http://paint.example, http://other.example")
     preflight = {"Origin": "http://paint.example", "Access-Control-Request-Method": "POST"}

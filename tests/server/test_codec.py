@@ -144,6 +144,13 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     assert code_of(decode_image_rgb, bomb, 1_000_000) == "too_many_pixels"
 
 
+def test_16_bit_grey_references_are_scaled_not_clipped() -> None:
+    grey = np.array([[0, 256, 32768, 65535]], np.uint16)
+    rgb = decode_image_rgb(png(Image.fromarray(grey)), 100)
+    assert rgb.shape == (1, 4, 3) and rgb.dtype == np.uint8
+    assert rgb[0].tolist() == [[0, 0, 0], [1, 1, 1], [128, 128, 128], [255, 255, 255]]
+
+
 def test_raw_ids_and_label_checks() -> None:
     ids = decode_raw_ids(bytes([0, 1, 2, 3, 4, 5]), 3, 2, 100)
     assert ids.shape == (2, 3) and ids[1, 2] == 5

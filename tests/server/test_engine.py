@@ -54,6 +54,18 @@ def test_concurrent_requests_are_batched_by_size(registry: Registry) -> None:
     assert all(r.media_type == "image/png" and r.infer_ms > 0 for r in results)
 
 
+def test_batches_are_bounded_by_pixels(registry: Registry) -> None:
+    """Memory grows with batch × pixels: a 2048-pixel budget takes two 32² maps, eight 16² ones, one 48² alone."""
+    sizes = [(32, 32)] * 6 + [(16, 16)] * 8 + [(48, 48)] * 2
+
+    async def body(engine: Engine):  # noqa: ANN202
+        maps = [np.full(size, 6, np.uint8) for size in sizes]
+        return await asyncio.gather(*[engine.render(request(ids, i)) for i, ids in enumerate(maps)])
+
+    results = asyncio.run(with_engine(registry, body, max_batch=8, max_batch_pixels=2048, max_wait_ms=50))
+    assert [r.batch_size for r in results] == [2] * 6 + [8] * 8 + [1] * 2
+
+
 def test_batched_and_single_renders_agree(registry: Registry, landscape) -> None:  # noqa: ANN001
     ids = landscape(32, 32)
 

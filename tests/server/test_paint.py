@@ -6,6 +6,8 @@ import io
 import json
 import re
 import struct
+import threading
+import time
 import zlib
 from collections.abc import Callable
 
@@ -103,6 +105,11 @@ BAD_TEXT = [
     ('{"type": "configure", "style": {"style_id": "0123456789abcdef0123"}}', "unknown_style"),
     ('{"type": "configure", "size": [30, 32]}', "bad_size"),
     ('{"type": "configure", "size": [2048, 2048]}', "bad_size"),
+    ("[" * 1000 + "]" * 1000, "bad_message"),  # json.loads would raise RecursionError
+    ('{"type": "ping", "t": NaN}', "bad_message"),  # the pong would not be JSON
+    ('{"type": "ping", "t": "123"}', "bad_message"),
+    ('{"type": "configure", "style": {"seed": "7"}}', "bad_message"),  # seeds are JSON integers
+    ('{"type": "configure", "style": {"seed": true}}', "bad_message"),
 ]
 
 
@@ -153,7 +160,9 @@ def test_api_key_accepted(make_client: Callable[..., TestClient], landscape, lab
         assert parse_image_frame(ws.receive_bytes())[0] == 1
 
 
-@pytest.mark.parametrize("how", ["no key", "wrong query key", "wrong first message"])
+@pytest.mark.parametrize(
+    "how", ["no key", "wrong query key", "wrong first message", "unparsable first message"]
+)
 def test_api_key_refused_with_4401(
     make_client: Callable[..., TestClient], landscape, label_frame, how: str
 ) -> None:  # noqa: ANN001
@@ -164,12 +173,48 @@ def test_api_key_refused_with_4401(
             ws.send_bytes(label_frame(1, landscape()))
         elif how == "wrong first message":
             ws.send_text(json.dumps({"type": "auth", "api_key": "guess"}))
+        elif how == "unparsable first message":
+            ws.send_text("[" * 1000 + "]" * 1000)
         reply = ws.receive_json()
         assert (reply["type"], reply["code"]) == ("error", "unauthorized")
         with pytest.raises(WebSocketDisconnect) as info:
             ws.receive_bytes()
         assert info.value.code == 4401
     assert client.get("/healthz").status_code == 200
+
+
+def test_an_overloaded_frame_is_refused_and_counted_once(
+    make_client: Callable[..., TestClient], landscape, label_frame
+) -> None:  # noqa: ANN001
+    client = make_client(queue_limit=1, max_batch=1, max_wait_ms=0)
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    started, release = threading.Event(), threading.Event()
+
+    def hold(model: object, request: object, image: np.ndarray) -> np.ndarray:
+        started.set()
+        release.wait(10)
+        return image
+
+    engine.post_stages.append(hold)
+    with (
+        client.websocket_connect("/api/v1/paint") as a,
+        client.websocket_connect("/api/v1/paint") as b,
+        client.websocket_connect("/api/v1/paint") as c,
+    ):
+        a.send_bytes(label_frame(1, landscape()))
+        assert started.wait(10)  # a's frame holds the inference thread
+        b.send_bytes(label_frame(1, landscape()))
+        deadline = time.monotonic() + 10
+        while engine.queue_depth() < 1:  # b's frame fills the queue of one
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        c.send_bytes(label_frame(1, landscape()))
+        reply = c.receive_json()
+        assert (reply["code"], reply["seq"]) == ("overloaded", 1)
+        release.set()
+        assert parse_image_frame(a.receive_bytes())[0] == parse_image_frame(b.receive_bytes())[0] == 1
+    rejected = client.app.state.metrics.registry.get_sample_value  # type: ignore[attr-defined]
+    assert rejected("collage_rejected_total", {"code": "overloaded"}) == 1
 
 
 def test_no_model_loaded(make_client: Callable[..., TestClient], tmp_path, landscape, label_frame) -> None:  # noqa: ANN001
