@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from server.api import batches, health, models, paint, render, styles
 from server.api.deps import require_api_key
@@ -34,6 +36,23 @@ def no_model_help(settings: Settings) -> str:
         "or copy an exported model folder there, or point COLLAGE_WEIGHTS_DIR at a folder of exported models. "
         "Serving /healthz, /docs and the frontend meanwhile; /readyz answers 503 until a model is loaded."
     )
+
+
+class FrontendMount(Mount):
+    """The frontend at `/`, except under the top-level paths the app's own routes own (`/api`, `/healthz`…).
+
+    A mount at `/` matches every path, so it used to answer `GET /api/v1/render` (a POST route) with the static
+    files' 404; leaving those paths to the router gives the API's 405 and JSON 404s there.
+    """
+
+    def __init__(self, app: StaticFiles, reserved: set[str]) -> None:
+        super().__init__("/", app=app, name="frontend")
+        self.reserved = reserved  # first path segments of the app's routes, e.g. {"api", "healthz"}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"].split("/")[1] in self.reserved:
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 @asynccontextmanager
@@ -103,7 +122,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
 
     if settings.frontend_dir.is_dir():
-        app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
+        # Included routers carry no path of their own here, so the API's prefix and health paths are named.
+        owned = [API_PREFIX, *(r.path for r in [*health.router.routes, *app.routes] if hasattr(r, "path"))]
+        reserved = {path.split("/")[1] for path in owned if path.startswith("/")}
+        app.router.routes.append(
+            FrontendMount(StaticFiles(directory=settings.frontend_dir, html=True), reserved)
+        )
     else:
         log.warning("frontend folder %s is missing; serving the API only", settings.frontend_dir)
     return app

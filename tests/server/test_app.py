@@ -107,6 +107,20 @@ def test_metrics_count_requests_and_renders(client: TestClient) -> None:
     assert "collage_frames_dropped_total 0.0" in text
 
 
+def test_api_paths_are_not_the_frontends(make_client: Callable[..., TestClient]) -> None:
+    """The frontend is mounted at `/`; under the API's paths a wrong method is a 405, an unknown path a JSON 404."""
+    client = make_client(frontend_dir=Path(__file__).resolve().parents[2] / "frontend")
+    wrong = client.get("/api/v1/render")
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (405, "method_not_allowed")
+    assert "POST" in wrong.headers["allow"]
+    unknown = client.get("/api/v1/nowhere")
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
+    assert client.post("/healthz").status_code == 405
+    page = client.get("/")
+    assert page.status_code == 200 and "<html" in page.text.lower()  # the frontend itself is still served
+    assert client.get("/main.js").status_code == 200
+
+
 def test_every_rest_refusal_is_counted_once_by_its_code(make_client: Callable[..., TestClient]) -> None:
     client = make_client(max_upload_bytes=2048)
     raw = {"labels": ("l", bytes(32 * 32), "application/octet-stream")}
