@@ -102,6 +102,7 @@ const style = new StylePanel(
       if (current.name) body.append("model", current.name);
       return api("/styles", { method: "POST", body });
     },
+    readStyle: (styleId) => api(`/styles/${encodeURIComponent(styleId)}`),
   },
 );
 const stream = new PaintStream({ url: socketUrl(), getMap: () => canvas.map });
@@ -193,20 +194,47 @@ function mapChanged(final) {
   autosaveTimer = setTimeout(autosave, 400);
 }
 
+// Every autosave goes to two stores: sessionStorage is this tab's own copy (it survives a reload, and no other
+// tab writes it), localStorage the latest drawing of any tab, which a new tab opens. A reload prefers the first,
+// so two tabs painting different things no longer overwrite each other's work.
 function autosave() {
   autosaveTimer = null;
   const { width, height, ids } = canvas.map;
+  const key = AUTOSAVE_PREFIX + current.name;
+  const text = JSON.stringify({ width, height, ids: toBase64(ids) });
+  const shared = setItem("localStorage", key, text);
+  // A tab copy that could not be updated must not hide the newer shared one from a reload.
+  if (!setItem("sessionStorage", key, text) && shared) removeItem("sessionStorage", key);
+}
+
+/** Whether `store` took the item; when storage is full or disabled that copy is simply not kept. */
+function setItem(store, key, text) {
   try {
-    localStorage.setItem(AUTOSAVE_PREFIX + current.name, JSON.stringify({ width, height, ids: toBase64(ids) }));
+    window[store].setItem(key, text);
+    return true;
   } catch {
-    // storage full or disabled: the drawing simply is not kept across reloads
+    return false;
   }
 }
 
-/** The drawing left in this browser for `name` at this size, or null. */
-function restoreAutosave(name, width, height, labels) {
+function removeItem(store, key) {
   try {
-    const saved = JSON.parse(localStorage.getItem(AUTOSAVE_PREFIX + name) ?? "null");
+    window[store].removeItem(key);
+  } catch {
+    // storage disabled: there is no copy to remove
+  }
+}
+
+/** The drawing this tab, else any tab, left for `name` at this size, or null. */
+function restoreAutosave(name, width, height, labels) {
+  const key = AUTOSAVE_PREFIX + name;
+  return savedMap("sessionStorage", key, width, height, labels) ?? savedMap("localStorage", key, width, height, labels);
+}
+
+/** The label map under `key` in `store` if it fits this canvas and its labels, else null. */
+function savedMap(store, key, width, height, labels) {
+  try {
+    const saved = JSON.parse(window[store].getItem(key) ?? "null");
     if (!saved || saved.width !== width || saved.height !== height) return null;
     const ids = fromBase64(saved.ids);
     const known = new Set(labels.map((l) => l.id));
@@ -337,7 +365,7 @@ async function selectModel(name) {
 
   const caps = manifest.capabilities ?? {};
   const presets = (manifest.styles ?? []).map((s) => (typeof s === "string" ? s : s.name));
-  style.setModel({ presets, styleImage: Boolean(caps.style_image), collage: Boolean(caps.collage) });
+  await style.setModel({ name, presets, styleImage: Boolean(caps.style_image), collage: Boolean(caps.collage) });
   stream.configure({
     model: name,
     size: [width, height], // the server reads [width, height], like the binary frame header

@@ -4,10 +4,13 @@
 // from the model's manifest, or a reference photo the server encoded into a latent (its style_id).
 // The dice rolls a new seed; the lock freezes the seed (dice and seed field disabled) and remembers it across
 // page loads, so an artist can come back to the same look. CollageGAN is a separate on/off switch.
+// Each tab also keeps the style in use per model in sessionStorage, so a reload takes it up again; a photo's
+// style only if the server still has it.
 //
 // Event: `change` {style: {seed}|{preset}|{style_id}, collage} whenever the effective style changes.
 
 const STORAGE_KEY = "collage-studio.seed-lock";
+const STYLE_PREFIX = "collage-studio.style."; // + model name: presets and photo styles belong to one model
 const MAX_SEED = 2 ** 31 - 1;
 // Photos the server takes as they are: its default pixel limit (COLLAGE_MAX_PIXELS), and a file size under its
 // 16 MB body limit with room for the rest of the form. Its encoder sees only 128², so a camera photo loses
@@ -15,6 +18,7 @@ const MAX_SEED = 2 ** 31 - 1;
 export const MAX_PHOTO_PIXELS = 1024 * 1024;
 export const MAX_PHOTO_BYTES = 15 * 1024 * 1024;
 const PHOTO_SIDE = 1024; // longest side of a shrunk photo, so it stays within MAX_PHOTO_PIXELS
+const THUMB_SIDE = 160; // longest side of the photo kept for a reload: a few kB, enough for the drop zone
 
 /** A fresh random seed in [0, 2³¹). */
 export function randomSeed() {
@@ -30,8 +34,41 @@ export function parseSeed(text) {
 /** The size to send a width×height photo of `bytes` at, keeping its aspect; null when it can go as it is. */
 export function shrunkSize(width, height, bytes) {
   if (width * height <= MAX_PHOTO_PIXELS && bytes <= MAX_PHOTO_BYTES) return null;
-  const scale = Math.min(1, PHOTO_SIDE / Math.max(width, height));
+  return fitSide(width, height, PHOTO_SIDE);
+}
+
+/** width×height scaled down to at most `side` on its longest side, keeping its aspect and never 0 px. */
+function fitSide(width, height, side) {
+  const scale = Math.min(1, side / Math.max(width, height));
   return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/** What of a tab's `saved` style (parsed from storage, so possibly anything) a model offering `caps` can use. */
+export function restorable(saved, { presets, styleImage, collage }) {
+  if (typeof saved !== "object" || saved === null) return null;
+  const preset = saved.mode === "preset" && presets.includes(saved.preset) ? saved.preset : null;
+  const image = saved.mode === "image" && styleImage && typeof saved.styleId === "string";
+  const thumb = typeof saved.thumb === "string" && saved.thumb.startsWith("data:image/") ? saved.thumb : null;
+  return {
+    mode: preset !== null ? "preset" : image ? "image" : "seed",
+    seed: parseSeed(saved.seed),
+    preset,
+    styleId: image ? saved.styleId : null,
+    thumb: image ? thumb : null,
+    collage: collage && saved.collage === true,
+  };
+}
+
+/** `bitmap` drawn smoothly at `size` on a new canvas; the bitmap is closed. */
+function redraw(bitmap, size) {
+  const canvas = document.createElement("canvas");
+  canvas.width = size.width;
+  canvas.height = size.height;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(bitmap, 0, 0, size.width, size.height);
+  bitmap.close();
+  return canvas;
 }
 
 /** `file` as the server will take it: untouched when it fits, else redrawn smaller as a JPEG. */
@@ -47,22 +84,28 @@ async function fitPhoto(file) {
     bitmap.close();
     return file;
   }
-  const canvas = document.createElement("canvas");
-  canvas.width = size.width;
-  canvas.height = size.height;
-  const ctx = canvas.getContext("2d");
-  ctx.imageSmoothingQuality = "high";
-  ctx.drawImage(bitmap, 0, 0, size.width, size.height);
-  bitmap.close();
+  const canvas = redraw(bitmap, size);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
   return blob ? new File([blob], file.name, { type: blob.type }) : file;
 }
 
+/** A small JPEG data URL of `file`, kept with the tab's style so a reload can show the photo; null if unreadable. */
+async function thumbnail(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    return redraw(bitmap, fitSide(bitmap.width, bitmap.height, THUMB_SIDE)).toDataURL("image/jpeg", 0.85);
+  } catch {
+    return null;
+  }
+}
+
 export class StylePanel extends EventTarget {
-  constructor(elements, { uploadStyle }) {
+  constructor(elements, { uploadStyle, readStyle }) {
     super();
     this.el = elements; // {fileInput, dropZone, thumb, thumbImg, clearImage, presets, seedInput, dice, lock, collage, message}
     this.uploadStyle = uploadStyle; // async (File) => {style_id}
+    this.readStyle = readStyle; // async (style_id) => the stored style; throws when the server does not have it
+    this.model = null; // the model whose presets are shown, and under whose name the tab's style is kept
     const saved = this._loadLock();
     this.state = {
       mode: "seed", // "seed" | "preset" | "image"
@@ -70,6 +113,7 @@ export class StylePanel extends EventTarget {
       locked: saved !== null,
       preset: null,
       styleId: null,
+      thumb: null, // a small data URL of the photo, kept so that a reload can show it again
       collage: false,
     };
     this.thumbUrl = null;
@@ -85,8 +129,13 @@ export class StylePanel extends EventTarget {
     return { seed: s.seed };
   }
 
-  /** Show the model's presets and enable what it can do. */
-  setModel({ presets, styleImage, collage }) {
+  /** Show the model's presets and enable what it can do; on a page load, take up the tab's style for it. */
+  async setModel({ name, presets, styleImage, collage }) {
+    const first = this.model === null;
+    this.model = name;
+    // A model switch keeps the style in use where it can (below); only a reload goes back to the saved one.
+    const saved = first ? await this._savedStyle({ presets, styleImage, collage }) : null;
+    if (this.model !== name) return; // another model was chosen while a photo style was checked
     const { el } = this;
     el.presets.replaceChildren(
       ...presets.map((name) => {
@@ -111,7 +160,9 @@ export class StylePanel extends EventTarget {
     if (this.state.mode === "preset" && !presets.includes(this.state.preset)) this.state.mode = "seed";
     this._dropImage();
     if (this.state.mode === "image") this.state.mode = "seed";
+    if (saved) this._takeUp(saved);
     this._render();
+    this._saveStyle();
   }
 
   /** Roll a new random seed (ignored while the seed is locked). */
@@ -203,12 +254,14 @@ export class StylePanel extends EventTarget {
     this.el.dropZone.classList.add("busy");
     this._showMessage("Encoding the reference photo…");
     try {
-      const { style_id: styleId } = await this.uploadStyle(await fitPhoto(file));
+      const photo = await fitPhoto(file);
+      const [{ style_id: styleId }, thumb] = await Promise.all([this.uploadStyle(photo), thumbnail(photo)]);
       this._dropImage();
       this.thumbUrl = url;
       this._showThumb(url);
       this.state.mode = "image";
       this.state.styleId = styleId;
+      this.state.thumb = thumb;
       this._showMessage(`Style from ${file.name}`);
       this._render();
       this._emit();
@@ -225,6 +278,7 @@ export class StylePanel extends EventTarget {
     if (this.thumbUrl) URL.revokeObjectURL(this.thumbUrl);
     this.thumbUrl = null;
     this.state.styleId = null;
+    this.state.thumb = null;
     this._showThumb(null);
   }
 
@@ -282,7 +336,51 @@ export class StylePanel extends EventTarget {
     }
   }
 
+  /** This tab's saved style for the model, once the server confirmed it still has a saved photo style. */
+  async _savedStyle(caps) {
+    let saved;
+    try {
+      saved = restorable(JSON.parse(sessionStorage.getItem(STYLE_PREFIX + this.model) ?? "null"), caps);
+    } catch {
+      return null; // storage disabled or garbled: start from the seed, as a new tab does
+    }
+    if (saved?.mode !== "image") return saved;
+    try {
+      await this.readStyle(saved.styleId); // the server keeps styles, but may have restarted on other data
+      return saved;
+    } catch {
+      this._showMessage("The photo style from before the reload is unavailable; using the seed instead.", true);
+      return { ...saved, mode: "seed", styleId: null, thumb: null };
+    }
+  }
+
+  _takeUp(saved) {
+    const s = this.state;
+    if (!s.locked && saved.seed !== null) s.seed = saved.seed; // a locked seed is the one every load starts from
+    s.mode = saved.mode;
+    s.preset = saved.preset;
+    s.styleId = saved.styleId;
+    s.thumb = saved.thumb;
+    s.collage = saved.collage;
+    if (saved.mode === "image") {
+      this.thumbUrl = saved.thumb; // a data URL: revoking it when the photo goes is a harmless no-op
+      this._showThumb(saved.thumb);
+    }
+  }
+
+  _saveStyle() {
+    if (this.model === null) return; // a dice roll before the models load: the first model's saved style wins
+    const { mode, seed, preset, styleId, thumb, collage } = this.state;
+    const text = JSON.stringify({ mode, seed, preset, styleId, thumb, collage });
+    try {
+      sessionStorage.setItem(STYLE_PREFIX + this.model, text);
+    } catch {
+      // storage full or disabled: a reload starts from the seed, as it did before styles were kept
+    }
+  }
+
   _emit() {
+    this._saveStyle(); // every effective change, so a reload takes up the style last in use
     this.dispatchEvent(new CustomEvent("change", { detail: { style: this.style, collage: this.state.collage } }));
   }
 }

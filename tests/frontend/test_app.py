@@ -42,7 +42,24 @@ class Studio:
 
     def open(self, query: str = "") -> None:
         self.page.goto(f"{self.base_url}/{query}")
+        self._wait_ready()
+
+    def reload(self) -> None:
+        self.page.reload()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
         self.page.wait_for_function("window.collage && window.collage.framesShown() > 0", timeout=20_000)
+
+    def wait_autosaved(self) -> None:
+        """Wait until the drawing every tab shares (localStorage) is this page's current label map."""
+        self.page.wait_for_function(
+            """model => {
+                const saved = JSON.parse(localStorage.getItem(`collage-studio.map.${model}`) ?? "null");
+                return saved !== null && atob(saved.ids) === String.fromCharCode(...collage.getLabelIds());
+            }""",
+            arg=MODEL,
+        )
 
     def ids(self) -> np.ndarray:
         size = self.page.evaluate("collage.getSize()")
@@ -385,6 +402,92 @@ def test_the_seed_error_goes_once_a_good_seed_is_typed(studio: Studio) -> None:
     seed.press("Enter")
     assert studio.page.evaluate("collage.getSeed()") == 42
     expect(message).to_have_text("")
+
+
+def test_each_tab_reloads_its_own_drawing_and_a_new_tab_opens_the_latest(page: Page, live_server) -> None:
+    first = Studio(page, live_server.url)
+    second = Studio(page.context.new_page(), live_server.url)
+    first.open()
+    second.open()
+    first.pick_label("water")
+    first.set_brush(4)
+    first.stroke((4, 16), (28, 16))
+    first.wait_autosaved()
+    second.pick_label("house")
+    second.set_brush(4)
+    second.stroke((16, 4), (16, 28))
+    second.wait_autosaved()  # the second tab saved last, over the first tab's drawing
+    mine, theirs = first.ids(), second.ids()
+    assert int((mine != theirs).sum()) > 20
+
+    first.reload()
+    np.testing.assert_array_equal(first.ids(), mine)
+    second.reload()
+    np.testing.assert_array_equal(second.ids(), theirs)
+    fresh = Studio(page.context.new_page(), live_server.url)
+    fresh.open()
+    np.testing.assert_array_equal(fresh.ids(), theirs)
+    assert first.console_errors == second.console_errors == fresh.console_errors == []
+
+
+def test_a_reload_keeps_the_preset_or_seed_in_use(studio: Studio) -> None:
+    page = studio.page
+    winter = page.locator("[data-preset=winter]")
+    seq = studio.wait_fresh_frame(0)
+    winter.click()
+    studio.wait_fresh_frame(seq)
+    before = studio.picture()
+    studio.reload()
+    assert page.evaluate("collage.getStyle()") == {"preset": "winter"}
+    expect(winter).to_have_class(re.compile(r"\bcurrent\b"))
+    studio.wait_fresh_frame(0)
+    assert mean_abs_diff(before, studio.picture()) < 0.5
+
+    seq = studio.seq()
+    page.locator("#seed-input").fill("4321")
+    page.locator("#seed-input").press("Enter")
+    studio.wait_fresh_frame(seq)
+    before = studio.picture()
+    studio.reload()
+    assert page.evaluate("collage.getStyle()") == {"seed": 4321}
+    expect(page.locator("#seed-input")).to_have_value("4321")
+    expect(page.locator("#seed-lock")).to_have_attribute("aria-pressed", "false")  # kept, but not locked
+    studio.wait_fresh_frame(0)
+    assert mean_abs_diff(before, studio.picture()) < 0.5
+
+
+def test_a_reload_keeps_a_photo_style_while_the_server_has_it(studio: Studio, tmp_path: Path) -> None:
+    page = studio.page
+    path = tmp_path / "sunset.png"
+    Image.fromarray(np.full((48, 64, 3), (250, 120, 40), np.uint8)).save(path)
+    seq = studio.wait_fresh_frame(0)
+    page.locator("#style-file").set_input_files(path)
+    page.wait_for_function("'style_id' in collage.getStyle()")
+    style = page.evaluate("collage.getStyle()")
+    studio.wait_fresh_frame(seq)
+    before = studio.picture()
+    studio.reload()
+    assert page.evaluate("collage.getStyle()") == style
+    expect(page.locator("#style-thumb")).to_be_visible()
+    expect(page.locator("#style-thumb-img")).to_have_attribute("src", re.compile(r"^data:image/jpeg"))
+    studio.wait_fresh_frame(0)
+    assert mean_abs_diff(before, studio.picture()) < 0.5
+
+    # A server started on another data folder no longer knows the id: the seed takes over, and says so.
+    page.evaluate(
+        """() => {
+            const key = "collage-studio.style.tiny-spade";
+            const saved = JSON.parse(sessionStorage.getItem(key));
+            sessionStorage.setItem(key, JSON.stringify({ ...saved, styleId: "0".repeat(20) }));
+        }"""
+    )
+    studio.reload()
+    assert page.evaluate("collage.getStyle()") == {"seed": page.evaluate("collage.getSeed()")}
+    expect(page.locator("#style-thumb")).to_be_hidden()
+    expect(page.locator("#style-message")).to_have_text(re.compile(r"unavailable; using the seed"))
+    missing = [e for e in studio.console_errors if "status of 404 (Not Found)" in e]
+    assert len(missing) == 1, studio.console_errors
+    studio.console_errors.remove(missing[0])
 
 
 def test_label_map_saves_and_loads_as_png_of_ids(studio: Studio, tmp_path: Path) -> None:
