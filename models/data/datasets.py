@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from models.labels import (
     COCO_STUFF_UNLABELED_VALUE,
     LANDSCAPE,
     LabelSet,
+    UnknownColorError,
     get_label_set,
 )
 
@@ -41,6 +42,9 @@ VAL_SEED_OFFSET = 1_000_003  # procedural "val" split: the same generator, seeds
 SHARD_SIZE = 256  # samples per cache shard
 META_FILE = "meta.json"  # pairs-folder metadata written by `collage data export`: label set and styles
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+ID_MODES = ("L", "P", "I;16", "I")  # PIL modes of label maps whose pixel values are ids
+COLOUR_MODES = ("RGB", "RGBA")  # PIL modes of colour-coded label maps (pairs folders only)
+CHECK_DECODED = 8  # pairs PairsDataset.check decodes in full, spread over the dataset
 
 
 def _hw(size: Size) -> tuple[int, int]:
@@ -228,6 +232,43 @@ class ProceduralLandscapes(Dataset[Sample]):
 # ---------------------------------------------------------------------------------------------------------
 
 
+class BadSampleError(ValueError):
+    """A pair on disk that cannot become a sample: a file PIL cannot read, a map of another size than its image,
+    a colour or id outside the label set, transparent pixels. The message names the file."""
+
+
+T = TypeVar("T")
+
+
+def _read_file(path: Path, read: Callable[[Path], T]) -> T:
+    """read(path), with a decoding error or a reader's refusal turned into a BadSampleError naming the file."""
+    try:
+        return read(path)
+    except (OSError, ValueError) as e:  # PIL: not an image, truncated; readers: unknown colour, bad mode
+        raise BadSampleError(f"{path}: {e}") from None
+
+
+def _header(path: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, (width, height)) from the file's header alone: PIL decodes no pixels until asked."""
+    with Image.open(path) as im:
+        return im.mode, im.size
+
+
+def _read_rgb(path: Path) -> Image.Image:
+    """A picture as RGB; transparent pixels are refused: the colour under them is arbitrary (often black)."""
+    with Image.open(path) as im:
+        if im.has_transparency_data and np.asarray(im.convert("RGBA"))[..., 3].min() < 255:
+            raise ValueError("has transparent pixels; flatten the picture onto a background first")
+        return im.convert("RGB")
+
+
+def _size_mismatch(
+    path: Path, size: tuple[int, int], image: Path, image_size: tuple[int, int]
+) -> BadSampleError:
+    """A map whose (width, height) differs from its picture's."""
+    return BadSampleError(f"{path} is {size[0]}×{size[1]} but {image} is {image_size[0]}×{image_size[1]}")
+
+
 @dataclass(frozen=True)
 class Pair:
     """One image with its label map (and optionally an instance map) on disk."""
@@ -259,36 +300,62 @@ class PairsDataset(Dataset[Sample]):
         read_label: Callable[[Path], np.ndarray],  # label file → H×W integer ids
         read_instance: Callable[[Path], np.ndarray] | None = None,  # instance file → H×W ids, 0 = stuff
         augment: bool = False,  # random crop position and horizontal flips
+        label_modes: Sequence[str] = ID_MODES,  # PIL modes read_label accepts (checked from headers)
     ) -> None:
         if not pairs:
             raise ValueError("no image/label pairs")
         self.pairs, self.size, self.label_set = list(pairs), _hw(size), label_set
         self.read_label, self.read_instance, self.augment = read_label, read_instance, augment
+        self.label_modes = tuple(label_modes)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def check(self, decoded: int = CHECK_DECODED) -> None:
+        """Raise BadSampleError for the first pair found that training would fail on, cheaply enough for large
+        folders: every file's header (mode and size; PIL reads no pixels), then `decoded` pairs spread over the
+        dataset in full (colours, ids, transparency, truncated files)."""
+        for pair in self.pairs:
+            _, size = _read_file(pair.image, _header)
+            mode, label_size = _read_file(pair.label, _header)
+            if mode not in self.label_modes:
+                raise BadSampleError(
+                    f"{pair.label}: label map mode {mode!r}; want {', '.join(self.label_modes)}"
+                )
+            maps = [(pair.label, label_size)]
+            if pair.instance is not None:
+                maps.append((pair.instance, _read_file(pair.instance, _header)[1]))
+            for path, map_size in maps:
+                if map_size != size:
+                    raise _size_mismatch(path, map_size, pair.image, size)
+        with torch.random.fork_rng(devices=[]):  # augmentation must not move the caller's RNG
+            for index in range(0, len(self), -(-len(self) // decoded)):
+                self[index]
+
     def __getitem__(self, index: int) -> Sample:
         pair = self.pairs[index]
-        with Image.open(pair.image) as im:
-            image = im.convert("RGB")
-        label = self.read_label(pair.label)
-        if label.shape != (image.height, image.width):
-            raise ValueError(
-                f"{pair.label} is {label.shape[1]}×{label.shape[0]} but {pair.image} is {image.width}×{image.height}"
+        image = _read_file(pair.image, _read_rgb)
+        label = _read_file(pair.label, self.read_label)
+        if label.ndim != 2:
+            raise BadSampleError(
+                f"{pair.label}: a label map holds one id per pixel, not {label.shape[2]} values"
             )
+        if label.shape != (image.height, image.width):
+            raise _size_mismatch(pair.label, (label.shape[1], label.shape[0]), pair.image, image.size)
         bad = (label < 0) | (label >= len(self.label_set))
         if bad.any():
             y, x = (int(v) for v in np.argwhere(bad)[0])
-            raise ValueError(
+            raise BadSampleError(
                 f"{pair.label}: id {int(label[y, x])} at (x={x}, y={y}) is not a {self.label_set.name} label "
                 f"(0..{len(self.label_set) - 1})"
             )
         instance = None
         if pair.instance is not None and self.read_instance is not None:
-            instance = self.read_instance(pair.instance)
+            instance = _read_file(pair.instance, self.read_instance)
             if instance.shape != label.shape:
-                raise ValueError(f"{pair.instance} does not have the size of {pair.label}")
+                raise _size_mismatch(
+                    pair.instance, (instance.shape[1], instance.shape[0]), pair.image, image.size
+                )
 
         h, w = self.size
         h0, w0 = label.shape
@@ -330,17 +397,21 @@ def _read_png(path: Path) -> np.ndarray:
 
 
 def read_label_image(path: Path, label_set: LabelSet) -> np.ndarray:
-    """Label PNG → ids: single-channel (L, P, I;16, I) files hold ids; RGB files hold colours of label_set."""
+    """Label PNG → ids: single-channel (L, P, I;16, I) files hold ids; RGB files hold colours of label_set
+    (RGBA only when opaque: a transparent pixel's colour means nothing)."""
     with Image.open(path) as im:
-        if im.mode in ("L", "P", "I;16", "I"):
+        if im.mode in ID_MODES:
             return np.asarray(im).astype(np.int64)
-        if im.mode not in ("RGB", "RGBA"):
-            raise ValueError(f"{path}: unsupported label image mode {im.mode!r} (want L, P or RGB)")
+        if im.mode not in COLOUR_MODES:
+            raise ValueError(f"unsupported label image mode {im.mode!r} (want L, P or RGB)")
+        if im.mode == "RGBA" and np.asarray(im)[..., 3].min() < 255:
+            raise ValueError("has transparent pixels; a label map must be opaque")
         rgb = np.asarray(im.convert("RGB"))
     try:
         return label_set.colors_to_ids(rgb).astype(np.int64)
-    except ValueError as error:
-        raise type(error)(f"{path}: {error}") from None
+    except UnknownColorError as error:
+        hint = "smoothing (a resize that is not nearest-neighbour, JPEG) blends label colours"
+        raise UnknownColorError(f"{error}; {hint}") from None
 
 
 def _find_pairs(
@@ -387,9 +458,15 @@ def folder_dataset(
     ({"styles": {"00000": "dusk"}}); `label_set` overrides it, landscape is the default.
     """
     root = Path(root)
-    meta = json.loads((root / META_FILE).read_text()) if (root / META_FILE).is_file() else {}
-    label_set = label_set or get_label_set(meta.get("label_set", LANDSCAPE.name))
-    styles: dict[str, str] = meta.get("styles", {})
+    meta = _read_meta(root / META_FILE)
+    if label_set is None:
+        try:
+            label_set = get_label_set(str(meta.get("label_set", LANDSCAPE.name)))
+        except KeyError as e:
+            raise ValueError(f"{root / META_FILE}: {e.args[0]}") from None
+    styles = meta.get("styles", {})
+    if not isinstance(styles, dict):
+        raise ValueError(f"{root / META_FILE}: styles must map image stems to family names")
     has_instances = (root / "instances").is_dir()
     pairs = _find_pairs(
         _images_in(root / "images"),
@@ -405,7 +482,21 @@ def folder_dataset(
         lambda path: read_label_image(path, label_set),
         _read_png if has_instances else None,
         augment,
+        ID_MODES + COLOUR_MODES,
     )
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    """A pairs folder's meta.json ({} when absent); a malformed one is a ValueError naming the file."""
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f'{path}: expected a JSON object such as {{"label_set": "landscape"}}')
+    return meta
 
 
 def ade20k_dataset(

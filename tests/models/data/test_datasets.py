@@ -127,6 +127,7 @@ def test_folder_loader_augment_flips_and_crops_consistently(tmp_path: Path) -> N
 
 
 def test_folder_loader_errors(tmp_path: Path) -> None:
+    """Each bad pair is a BadSampleError naming its file, which the trainer reports as one line."""
     _write(tmp_path / "images" / "a.png", _photo(8, 8))
     with pytest.raises(FileNotFoundError, match=r"labels/a\.png for image"):
         ds.make_dataset(f"folder:{tmp_path}", 8)
@@ -134,14 +135,75 @@ def test_folder_loader_errors(tmp_path: Path) -> None:
     bad[5, 2] = (1, 2, 3)
     _write(tmp_path / "labels" / "a.png", bad)
     data, _ = ds.make_dataset(f"folder:{tmp_path}", 8)
-    with pytest.raises(ValueError, match=r"a\.png: unknown label colour \(1, 2, 3\) at \(x=2, y=5\)"):
+    with pytest.raises(ds.BadSampleError, match=r"a\.png: unknown label colour \(1, 2, 3\) at \(x=2, y=5\)"):
         data[0]
     _write(tmp_path / "labels" / "a.png", np.full((8, 8), 14, np.uint8), "L")
-    with pytest.raises(ValueError, match=r"id 14 at \(x=0, y=0\) is not a landscape label"):
+    with pytest.raises(ds.BadSampleError, match=r"id 14 at \(x=0, y=0\) is not a landscape label"):
         data[0]
     _write(tmp_path / "labels" / "a.png", np.zeros((8, 9), np.uint8), "L")
-    with pytest.raises(ValueError, match="is 9×8 but"):
+    with pytest.raises(ds.BadSampleError, match="is 9×8 but"):
         data[0]
+    # Transparent pixels hide an arbitrary colour, in a label map or a picture.
+    rgba = np.dstack([LANDSCAPE.ids_to_colors(np.zeros((8, 8), np.uint8)), np.full((8, 8), 255, np.uint8)])
+    rgba[0, 0, 3] = 0
+    _write(tmp_path / "labels" / "a.png", rgba)
+    with pytest.raises(ds.BadSampleError, match=r"labels/a\.png: has transparent pixels"):
+        data[0]
+    _write(tmp_path / "labels" / "a.png", np.zeros((8, 8), np.uint8), "L")
+    _write(tmp_path / "images" / "a.png", rgba)
+    with pytest.raises(ds.BadSampleError, match=r"images/a\.png: has transparent pixels"):
+        data[0]
+    (tmp_path / "images" / "a.png").write_bytes(b"not a picture")
+    with pytest.raises(ds.BadSampleError, match=r"images/a\.png: cannot identify image file"):
+        data[0]
+
+
+def test_check_reads_every_header_and_decodes_a_few(tmp_path: Path) -> None:
+    """check() finds a size or mode mismatch in any pair from headers alone, and a bad colour in a decoded one."""
+    label = LANDSCAPE.ids_to_colors(_stripes(8, 8, [0, 6]))
+    for i in range(6):
+        _write(tmp_path / "images" / f"{i}.png", _photo(8, 8, i))
+        _write(tmp_path / "labels" / f"{i}.png", label)
+    data, _ = ds.make_dataset(f"folder:{tmp_path}", 8)
+    data.check()
+    _write(tmp_path / "labels" / "4.png", LANDSCAPE.ids_to_colors(_stripes(8, 9, [0, 6])))
+    with pytest.raises(ds.BadSampleError, match=r"labels/4\.png is 9×8 but .*images/4\.png is 8×8"):
+        data.check(decoded=1)  # pair 4 is never decoded: its header tells
+    _write(tmp_path / "labels" / "4.png", np.zeros((8, 8, 2), np.uint8), "LA")
+    with pytest.raises(
+        ds.BadSampleError, match=r"labels/4\.png: label map mode 'LA'; want L, P, I;16, I, RGB"
+    ):
+        data.check(decoded=1)
+    _write(tmp_path / "labels" / "4.png", label)
+    blurred = label.copy()
+    blurred[3, 3] = (118, 181, 203)  # a resize that blends colours
+    _write(tmp_path / "labels" / "3.png", blurred)
+    data.check(decoded=1)  # headers cannot tell, pair 3 is not decoded
+    with pytest.raises(
+        ds.BadSampleError, match=r"labels/3\.png: unknown label colour .* not nearest-neighbour"
+    ):
+        data.check(decoded=2)  # pairs 0 and 3
+
+
+def test_meta_json_errors_name_the_file(tmp_path: Path) -> None:
+    _write(tmp_path / "images" / "a.png", _photo(8, 8))
+    _write(tmp_path / "labels" / "a.png", np.zeros((8, 8), np.uint8), "L")
+    meta = tmp_path / "meta.json"
+    for text, error in [
+        (
+            '{"label_set": "landscapes"}',
+            r"meta\.json: unknown label set 'landscapes'; known: landscape, ade20k",
+        ),
+        ('{"label_set":\n', r"meta\.json: not valid JSON \(Expecting value: line 2 column 1"),
+        ('["landscape"]', r"meta\.json: expected a JSON object"),
+        ('{"styles": ["dusk"]}', r"meta\.json: styles must map image stems to family names"),
+    ]:
+        meta.write_text(text)
+        with pytest.raises(ValueError, match=error):
+            ds.make_dataset(f"folder:{tmp_path}", 8)
+    meta.write_text('{"label_set": "COCO-Stuff", "styles": {"a": "dusk"}}')
+    data, label_set = ds.make_dataset(f"folder:{tmp_path}", 8)
+    assert label_set is COCO_STUFF and data[0]["style"] == FAMILIES.index("dusk")
 
 
 def test_ade20k_loader(tmp_path: Path) -> None:
