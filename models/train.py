@@ -236,8 +236,16 @@ def resolve_config(arch: str, preset: str | None, overrides: list[tuple[str, str
     config.update(copy.deepcopy(dict(spec.presets[preset])))
     config.update(arch=arch, preset=preset)
     config = apply_overrides(config, overrides)
+    config["data"] = absolute_data(config["data"])
     check_config(config)
     return config
+
+
+def absolute_data(spec: str) -> str:
+    """`kind:PATH` with PATH made absolute, so `--resume` finds the data from any working directory (the data
+    cannot change on resume); `procedural` unchanged."""
+    kind, colon, path = spec.partition(":")
+    return f"{kind}:{os.path.abspath(path)}" if colon and path else spec
 
 
 def check_config(config: Mapping[str, Any]) -> None:
@@ -256,6 +264,12 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"device must be auto, cpu or cuda, got {config['device']!r}")
     if config["precision"] not in ("fp32", "bf16"):
         raise ConfigError(f"precision must be fp32 or bf16, got {config['precision']!r}")
+    check = get_arch(config["arch"]).check
+    if check is not None:
+        try:
+            check(config)
+        except ValueError as e:
+            raise ConfigError(f"arch {config['arch']!r}: {e}") from None
 
 
 # ----------------------------------------------------------------------------
@@ -332,6 +346,17 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples - self.start
+
+
+def check_batches(batch: int, samples: int, world: int) -> None:
+    """Refuse a batch the processes cannot share, or one the dataset cannot fill (each process draws
+    ceil(samples / world) samples per epoch), before any run folder exists."""
+    if batch % world:
+        raise ConfigError(f"batch {batch} is not divisible by the {world} processes")
+    if -(-samples // world) < batch // world:
+        raise ConfigError(
+            f"dataset has {samples} samples: fewer than the {batch // world} each process needs"
+        )
 
 
 def dataset_len(dataset: Dataset) -> int:
@@ -414,12 +439,25 @@ def checkpoint_file(path: str | Path) -> Path:
     return path if path.suffix == ".pt" else path / LATEST
 
 
+def read_checkpoint(file: Path) -> dict[str, Any]:
+    """torch.load of a checkpoint file; a truncated or foreign file is a ConfigError naming it."""
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # its zip reader and unpickler raise many kinds: RuntimeError, OSError, KeyError…
+        first = str(e).strip().partition("\n")[0]
+        reason = f"{type(e).__name__}: {first}" if first else type(e).__name__
+        raise ConfigError(f"{file} is not a readable collage checkpoint ({reason})") from None
+    if not isinstance(ckpt, dict):
+        raise ConfigError(f"{file} is not a readable collage checkpoint (it holds a {type(ckpt).__name__})")
+    return ckpt
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], Path]:
     """(checkpoint, run folder) from a run folder (its checkpoint-latest.pt) or a checkpoint file."""
     file = checkpoint_file(path)
     if not file.is_file():
         raise ConfigError(f"no checkpoint at {file}")
-    ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(file)
     if ckpt.get("format_version") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{file}: not a collage checkpoint of format {CHECKPOINT_FORMAT}")
     return ckpt, file.parent
@@ -542,11 +580,35 @@ def load_init_weights(recipe: Recipe, ema: Mapping[str, nn.Module], source: Mapp
     if missing:
         raise ConfigError(f"--init_from: the source checkpoint has no {', '.join(missing)}")
     for key, net in targets.items():
-        try:
-            net.load_state_dict(source[key])
-        except RuntimeError as e:  # size mismatch / missing or unexpected keys, one per line
-            details = "; ".join(line.strip().rstrip(".") for line in str(e).splitlines()[1:4])
-            raise ConfigError(f"--init_from: {key} does not fit this config's network: {details}") from None
+        misfit = state_misfit(net.state_dict(), source[key])
+        if misfit:
+            raise ConfigError(f"--init_from: {key} does not fit this config's network: {misfit}")
+        net.load_state_dict(source[key])
+
+
+def state_misfit(
+    expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], shown: int = 3
+) -> str:
+    """'' when `given` has exactly the names and shapes of `expected`; else how many names are missing,
+    unexpected or of another shape, with the first `shown` of each (a width change touches every layer, and
+    torch's own message lists them all: thousands of characters)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    reshaped = [
+        f"{k} (source {tuple(given[k].shape)}, here {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in given and given[k].shape != v.shape
+    ]
+    groups = (
+        ("missing from the source", missing),
+        ("only in the source", unexpected),
+        ("reshaped", reshaped),
+    )
+    return "; ".join(
+        f"{len(names)} {what}: {', '.join(names[:shown])}{', …' if len(names) > shown else ''}"
+        for what, names in groups
+        if names
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -562,15 +624,19 @@ def training_loop(
     env: DistEnv | None = None,  # process group membership; single process when None
     init: Mapping[str, Any] | None = None,  # --init_from: take this checkpoint's network weights
 ) -> dict[str, Any]:
-    """Train until config['steps']; returns a summary (step, wall_time, last logged losses, stopped early)."""
+    """Train until config['steps']; returns a summary (step, wall_time, last logged losses, stopped early).
+
+    A pair that cannot be loaded (models.data.datasets.BadSampleError) ends the run with a ConfigError naming
+    its file, after writing checkpoint-latest.pt in a single-process run, so fixing the pair and resuming loses
+    nothing."""
+    from models.data.datasets import BadSampleError
+
     env = env or DistEnv()
     device = env.device
     threads = config["threads"] or max(1, (os.cpu_count() or 1) // env.local_world)
     torch.set_num_threads(threads)
     batch, world = config["batch"], env.world
-    if batch % world:
-        raise ConfigError(f"batch {batch} is not divisible by the {world} processes")
-    per_rank = batch // world
+    per_rank = batch // world  # check_batches made sure it divides and the dataset fills it
 
     # Networks: built identically on every rank from the seed, then each rank gets its own noise stream.
     seed_all(config["seed"])
@@ -609,10 +675,6 @@ def training_loop(
     # Data: a fixed order per (seed, epoch); the position is derived from the step.
     sampler = ResumableSampler(dataset, world, env.rank, config["seed"])
     batches_per_epoch = sampler.num_samples // per_rank
-    if batches_per_epoch == 0:
-        raise ConfigError(
-            f"dataset has {dataset_len(dataset)} samples: fewer than the {per_rank} each process needs"
-        )
     items = SeededItems(dataset, config["seed"])
     loader = DataLoader(
         items,
@@ -633,7 +695,10 @@ def training_loop(
     fixed: Batch | None = None
     if env.is_main:
         n = min(config["sample_count"], dataset_len(dataset))
-        fixed = {k: v.to(device) for k, v in default_collate([items[0, i] for i in range(n)]).items()}
+        try:
+            fixed = {k: v.to(device) for k, v in default_collate([items[0, i] for i in range(n)]).items()}
+        except BadSampleError as e:
+            raise ConfigError(str(e)) from None
         sizes = ", ".join(f"{k} {v / 1e6:.3f} M" for k, v in count_params(recipe.nets).items())
         say(
             f"{run_dir}: {sizes} params; {world} process(es) × batch {per_rank} on {device}, {threads} threads"
@@ -707,11 +772,28 @@ def training_loop(
     log_file = run_dir / "log.jsonl"
     stopped = False
     bar = tqdm(total=steps, initial=step, unit="step", disable=not env.is_main, dynamic_ncols=True)
+
+    def bad_sample(error: BadSampleError) -> ConfigError:
+        """The error's own line (a DataLoader worker's arrives behind the worker's traceback), after saving the
+        steps done. One process only: under torchrun the other ranks wait in a collective, which saving would
+        join too, so there the last periodic checkpoint stands and torchrun stops them."""
+        line = str(error).strip().rpartition("\n")[2]
+        line = line.partition(f"{BadSampleError.__name__}: ")[2] or line
+        saved = ""
+        if world == 1:
+            save(step, epoch, position, numbered=False)
+            saved = f"; step {step} saved in {run_dir / LATEST}"
+        bar.close()
+        return ConfigError(f"{line}{saved}; fix or remove that pair, then: collage train --resume {run_dir}")
+
     with StopSignal() as stop:
         while step < steps and not stopped:
             if batches is None:
                 batches = epoch_batches(epoch, position)
-            data = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+            try:
+                data = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+            except BadSampleError as e:
+                raise bad_sample(e) from None
             set_learning_rates(recipe.optimizers, step, config["lr_decay_start"], config["lr_decay_steps"])
             with step_precision(device, config["precision"]):
                 losses = recipe.step(nets, data)
@@ -808,7 +890,9 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str | None], list[tuple[str, 
 
 
 def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
-    from models.data.datasets import make_dataset
+    """The run's dataset and label set. Pairs on disk are checked first (every header, a few decoded), so a
+    bad file fails here, in --dry-run too, rather than in a DataLoader worker hours into the run."""
+    from models.data.datasets import PairsDataset, make_dataset
 
     procedural = config["data"].partition(":")[0].lower() == "procedural"
     extra: dict[str, Any] = (
@@ -821,7 +905,10 @@ def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
         else {"augment": config["data_augment"]}
     )
     try:
-        return make_dataset(config["data"], config["size"], **extra)
+        dataset, label_set = make_dataset(config["data"], config["size"], **extra)
+        if isinstance(dataset, PairsDataset):
+            dataset.check()
+        return dataset, label_set
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"--data={config['data']}: {e}") from e
 
@@ -856,6 +943,8 @@ def _main(argv: list[str]) -> int:
     if resume is not None:
         if "arch" in flags or "preset" in flags:
             raise ConfigError("--resume continues the run's own config; drop --arch/--preset")
+        if "runs_dir" in flags:
+            raise ConfigError("--resume continues the run in its own folder; drop --runs-dir")
         checkpoint, run_dir = load_checkpoint(resume)
         # `collage slim` marks its files; a file without optimiser state was slimmed before the mark existed.
         if checkpoint.get("slim") or "optimizers" not in checkpoint:
@@ -870,6 +959,10 @@ def _main(argv: list[str]) -> int:
         # behaviour (e.g. precision fp32).
         config = apply_overrides({**BASE_CONFIG, **checkpoint["config"]}, overrides)
         check_config(config)
+        if config["steps"] < checkpoint["step"]:
+            raise ConfigError(
+                f"--steps={config['steps']}: the run is at step {checkpoint['step']} already and cannot go back"
+            )
     elif "resume" in flags:
         raise ConfigError("--resume needs a run folder or checkpoint")
     else:
@@ -896,8 +989,12 @@ def _main(argv: list[str]) -> int:
             "size": source["size"],
         }
 
-    # A dry run joins no process group; under torchrun only RANK 0 of it prints.
-    env = DistEnv(rank=int(os.environ.get("RANK", "0"))) if dry_run else init_distributed(config["device"])
+    # A dry run joins no process group (under torchrun only RANK 0 of it prints) but checks the batch split
+    # that WORLD_SIZE asks for.
+    if dry_run:
+        env = DistEnv(rank=int(os.environ.get("RANK", "0")), world=int(os.environ.get("WORLD_SIZE", "1")))
+    else:
+        env = init_distributed(config["device"])
     try:
         if env.world > 1 and not env.is_main:
             dist.barrier()  # let rank 0 fill a procedural cache alone, then read it
@@ -918,6 +1015,7 @@ def _main(argv: list[str]) -> int:
             probe = build_recipe(config, label_set, torch.device("cpu"))
             load_init_weights(probe, {name: make_ema(probe.nets[name]) for name in probe.ema}, init)
             del probe
+        check_batches(config["batch"], dataset_len(dataset), env.world)
         if env.is_main:
             print(json.dumps(config, indent=2))  # noqa: T201
         if dry_run and env.is_main:
@@ -939,7 +1037,12 @@ def _main(argv: list[str]) -> int:
             (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
             if checkpoint is not None:
                 truncate_log(run_dir / "log.jsonl", int(checkpoint["step"]))
-        summary = training_loop(config, run_dir, dataset, label_set, checkpoint, env, init)
+        try:
+            summary = training_loop(config, run_dir, dataset, label_set, checkpoint, env, init)
+        except ConfigError:  # refused before its first checkpoint (e.g. nets the config cannot build)
+            if checkpoint is None and env.is_main and not (run_dir / LATEST).exists():
+                shutil.rmtree(run_dir)  # a new run that never saved: leave no folder of only config.json
+            raise
         return 130 if summary["stopped"] else 0
     finally:
         if env.world > 1 and dist.is_initialized():

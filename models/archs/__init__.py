@@ -7,7 +7,8 @@ architecture means adding one file here. An architecture gives:
   `size` or `batch` it wants to change); the trainer merges one into its base config, then applies overrides;
 - `build(config, label_set, device) -> Recipe`: its networks, optimisers and training step, bound to the
   resolved config. A GAN has G, D and maybe an encoder E with two optimisers; a segmenter has one network
-  and one optimiser. The names in `Recipe.nets` are the checkpoint keys.
+  and one optimiser. The names in `Recipe.nets` are the checkpoint keys;
+- optionally `check(config)`: the constraints its networks put on the config (sizes), checked up front.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class Arch:
     ]  # preset name -> config fragment merged over the trainer's defaults
     default_preset: str  # used when `--preset` is not given
     build: Callable[[dict[str, Any], LabelSet, torch.device], Recipe]  # resolved config -> recipe on device
+    # Raises ValueError for a resolved config its networks cannot train on (e.g. a size G cannot produce), so the
+    # trainer refuses it before any run folder exists rather than failing inside the first forward pass.
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
 
 ARCHS: dict[str, Arch] = {}

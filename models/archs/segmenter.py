@@ -97,6 +97,14 @@ def build_segnet(config: Mapping[str, Any], num_classes: int) -> SegNet:
     return SegNet(num_classes=num_classes, **config["S"])
 
 
+def check_config(config: Mapping[str, Any]) -> None:
+    """SegNet takes sides of at least 2^levels: it halves them `levels` times, and below that its BatchNorm
+    layers see a single pixel per image (an error at batch 1)."""
+    levels = config["S"]["levels"]
+    if config["size"] < 2**levels:
+        raise ValueError(f"size {config['size']} must be at least 2^levels = {2**levels} (S.levels={levels})")
+
+
 class SegmenterRecipe(Recipe):
     ema = ("S",)
     broadcast_buffers = True  # BatchNorm running statistics
@@ -159,4 +167,4 @@ def load_segmenter(path: str | Path) -> tuple[SegNet, int, dict[str, Any]]:
     return net.eval(), int(config["size"]), info
 
 
-register(Arch(name="segmenter", presets=PRESETS, default_preset="segmenter-small", build=SegmenterRecipe))
+register(Arch("segmenter", PRESETS, "segmenter-small", SegmenterRecipe, check=check_config))

@@ -63,6 +63,18 @@ def split_halves(outputs: DOutputs) -> tuple[DOutputs, DOutputs]:
     return fake, real
 
 
+def check_config(config: Mapping[str, Any]) -> None:
+    """G up-samples num_up times from a (size/2^num_up)² grid, so any other size breaks its first skip sum."""
+    size, num_up = config["size"], config["generator"]["num_up"]
+    multiple = 2**num_up
+    if size % multiple:
+        near = [n for n in (size // multiple * multiple, (size // multiple + 1) * multiple) if n >= multiple]
+        raise ValueError(
+            f"size {size} must be a multiple of 2^num_up = {multiple} (generator.num_up={num_up}); "
+            f"e.g. {' or '.join(f'--size={n}' for n in near)}"
+        )
+
+
 class SpadeRecipe(Recipe):
     ema = ("G",)
 
@@ -142,4 +154,4 @@ class SpadeRecipe(Recipe):
         return [nets["G"](label, instance, mu), nets["G"](label, instance, z)]
 
 
-register(Arch(name="spade", presets=PRESETS, default_preset="spade-fast", build=SpadeRecipe))
+register(Arch("spade", PRESETS, "spade-fast", SpadeRecipe, check=check_config))

@@ -25,6 +25,7 @@ from models.archs import ARCHS, Arch, Batch, Recipe, get_arch, unwrap
 from models.labels import LANDSCAPE, LabelSet
 
 N = len(LANDSCAPE)
+BUILD_DATASET = train.build_dataset  # the real one, which the autouse fixture swaps for ToyPairs
 
 
 class ToyPairs(torch.utils.data.Dataset):
@@ -55,6 +56,8 @@ class ToyGAN(Recipe):
     def __init__(self, config: dict[str, Any], label_set: LabelSet, device: torch.device) -> None:
         super().__init__()
         width = config["width"]
+        if width < 1:
+            raise ValueError(f"width must be ≥ 1, got {width}")  # as a real network refuses its kwargs
         g = nn.Sequential(
             nn.Conv2d(N + 1, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 3, 3, padding=1), nn.Tanh()
         )
@@ -132,11 +135,27 @@ TOY_PRESET = {
 
 @pytest.fixture(autouse=True)
 def toy_archs(monkeypatch: pytest.MonkeyPatch, in_tmp: None) -> None:
-    monkeypatch.setitem(ARCHS, "toy", Arch("toy", {"small": TOY_PRESET}, "small", ToyGAN))
+    monkeypatch.setitem(ARCHS, "toy", Arch("toy", {"small": TOY_PRESET}, "small", ToyGAN, check=toy_check))
     monkeypatch.setitem(
         ARCHS, "single", Arch("single", {"one": {**TOY_PRESET, "lr": 0.03}}, "one", SingleNet)
     )
     monkeypatch.setattr(train, "build_dataset", lambda config: (ToyPairs(7, config["size"]), LANDSCAPE))
+
+
+def toy_check(config: Mapping[str, Any]) -> None:
+    if config["size"] % 4:  # ToyPairs draws 4×4 cells
+        raise ValueError(f"size {config['size']} must be a multiple of 4")
+
+
+def write_pairs(root: Path, n: int, size: int = 16) -> None:
+    """A pairs folder of n pictures with colour-coded label maps (sky above grass), stems 000, 001, …"""
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    label = np.zeros((size, size), np.uint8)
+    label[size // 2 :] = LANDSCAPE["grass"].id
+    for i in range(n):
+        Image.fromarray(LANDSCAPE.ids_to_colors(label)).save(root / "images" / f"{i:03d}.png")
+        Image.fromarray(LANDSCAPE.ids_to_colors(label)).save(root / "labels" / f"{i:03d}.png")
 
 
 def assert_same_tensors(a: Any, b: Any, where: str = "") -> None:
@@ -209,7 +228,20 @@ def test_cli_errors_are_clear(capsys: pytest.CaptureFixture[str]) -> None:
     assert "precision must be fp32 or bf16, got 'fp16'" in capsys.readouterr().err
     assert train.main(["--arch", "toy", "--lr-decay-steps=-5"]) == 2
     assert "lr_decay_steps must be ≥ 0, got -5" in capsys.readouterr().err
+    assert train.main(["--arch", "toy", "--size=18"]) == 2  # the arch's own check
+    assert "arch 'toy': size 18 must be a multiple of 4" in capsys.readouterr().err
     assert not Path("runs").exists()
+
+
+def test_refused_runs_leave_no_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    """Refusals found once the run has started (nets the config cannot build) remove its folder again; a
+    dataset too small for the batch is refused up front, by --dry-run too."""
+    assert train.main(["--arch", "toy", "--width=0"]) == 2
+    assert "arch 'toy' cannot be built from this config: width must be ≥ 1" in capsys.readouterr().err
+    for dry in ([], ["--dry-run"]):
+        assert train.main(["--arch", "toy", "--batch=8", *dry]) == 2
+        assert "dataset has 7 samples: fewer than the 8 each process needs" in capsys.readouterr().err
+    assert not any(Path("runs").iterdir())  # the first refusal created the parent, and only that
 
 
 def test_dry_run_prints_config_and_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -361,6 +393,103 @@ def test_resume_refuses_config_changes(capsys: pytest.CaptureFixture[str]) -> No
     assert train.main(["--resume", "runs/00001-toy-small", "--arch", "toy"]) == 2
     assert train.main(["--resume", "runs/nothing"]) == 2
     assert "no checkpoint at runs/nothing/checkpoint-latest.pt" in capsys.readouterr().err
+    assert train.main(["--resume", "runs/00001-toy-small", "--runs-dir", "elsewhere"]) == 2
+    assert "--resume continues the run in its own folder; drop --runs-dir" in capsys.readouterr().err
+    assert train.main(["--resume", "runs/00001-toy-small", "--steps=2"]) == 0
+    assert train.main(["--resume", "runs/00001-toy-small", "--steps=1"]) == 2
+    assert "--steps=1: the run is at step 2 already and cannot go back" in capsys.readouterr().err
+    assert json.loads(Path("runs/00001-toy-small/config.json").read_text())["steps"] == 2
+
+
+def test_unreadable_checkpoints_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert train.main(["--arch", "toy", "--steps=1"]) == 0
+    whole = Path("runs/00001-toy-small/checkpoint-latest.pt").read_bytes()
+    Path("truncated.pt").write_bytes(whole[: len(whole) // 2])
+    Path("junk.pt").write_bytes(b"junk junk")
+    torch.save(torch.zeros(2), "tensor.pt")
+    capsys.readouterr()
+    for name, reason in [
+        ("truncated", ""),  # RuntimeError or OSError, depending on where the zip directory was cut
+        ("junk", "KeyError: "),
+        ("tensor", "it holds a Tensor"),
+    ]:
+        for flag in ("--resume", "--init_from"):
+            argv = [flag, f"{name}.pt"] if flag == "--resume" else ["--arch", "toy", flag, f"{name}.pt"]
+            assert train.main(argv) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"collage train: {name}.pt is not a readable collage checkpoint ({reason}")
+            assert err.count("\n") == 1
+
+
+def test_init_from_mismatch_is_summarised(capsys: pytest.CaptureFixture[str]) -> None:
+    assert train.main(["--arch", "toy", "--steps=1"]) == 0
+    capsys.readouterr()
+    assert train.main(["--arch", "toy", "--width=16", "--init_from", "runs/00001-toy-small"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "collage train: --init_from: G does not fit this config's network: 3 reshaped: "
+        "0.weight (source (8, 15, 3, 3), here (16, 15, 3, 3)), 0.bias (source (8,), here (16,)), "
+        "2.weight (source (3, 8, 3, 3), here (3, 16, 3, 3))\n"
+    )
+    source = {f"w{i}": torch.zeros(1) for i in range(5)}  # a wider or deeper net: thousands of names
+    assert train.state_misfit({"w0": torch.zeros(2), "x": torch.zeros(1)}, source) == (
+        "1 missing from the source: x; 4 only in the source: w1, w2, w3, …; 1 reshaped: w0 (source (1,), here (2,))"
+    )
+
+
+def test_folder_data_is_stored_absolute_so_resume_works_from_anywhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(train, "build_dataset", BUILD_DATASET)
+    write_pairs(tmp_path / "pairs", 4)
+    assert train.main(["--arch", "toy", "--data=folder:pairs", "--steps=1"]) == 0
+    run = tmp_path / "runs/00001-toy-small"
+    assert json.loads((run / "config.json").read_text())["data"] == f"folder:{tmp_path / 'pairs'}"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert train.main(["--resume", str(run), "--steps=2"]) == 0
+
+
+def test_dry_run_checks_the_pairs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(train, "build_dataset", BUILD_DATASET)
+    write_pairs(Path("pairs"), 4)
+    Image.fromarray(np.zeros((16, 15), np.uint8), "L").save("pairs/labels/002.png")
+    assert train.main(["--arch", "toy", "--data=folder:pairs", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"pairs/labels/002.png is 15×16 but {Path.cwd()}/pairs/images/002.png is 16×16\n")
+    assert not Path("runs").exists()
+
+
+def test_a_bad_pair_mid_run_is_one_line_after_a_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    load: Callable[[Path], dict[str, Any]],
+) -> None:
+    """A label map the start-up check does not decode (pair 5 of 20) fails in a DataLoader worker: one line
+    naming it, checkpoint-latest.pt at the last finished step, exit 2; fixed, the run resumes."""
+    monkeypatch.setattr(train, "build_dataset", BUILD_DATASET)
+    write_pairs(Path("pairs"), 20)
+    good = Path("pairs/labels/005.png").read_bytes()
+    blurred = np.asarray(Image.open("pairs/labels/005.png")).copy()
+    blurred[8] = (118, 181, 203)  # the seam between sky and grass after a smoothing resize
+    Image.fromarray(blurred).save("pairs/labels/005.png")
+    argv = ["--arch", "toy", "--data=folder:pairs", "--num-workers=2", "--checkpoint-every=100"]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    run = "runs/00001-toy-small"
+    last = err.rstrip("\n").rpartition("\n")[2]
+    prefix = f"collage train: {Path.cwd()}/pairs/labels/005.png: unknown label colour (118, 181, 203) at (x=0, y=8)"
+    assert last.startswith(prefix) and last.endswith(
+        f"; fix or remove that pair, then: collage train --resume {run}"
+    )
+    step = load(Path(run) / "checkpoint-latest.pt")["step"]
+    assert f"; step {step} saved in {run}/checkpoint-latest.pt;" in last and step < 10
+    Path("pairs/labels/005.png").write_bytes(good)
+    assert train.main(["--resume", run]) == 0
+    assert load(Path(run) / "checkpoint-latest.pt")["step"] == 10
 
 
 def test_signal_finishes_the_step_and_checkpoints(

@@ -27,6 +27,21 @@ def test_class_weights_follow_inverse_sqrt_frequency() -> None:
     assert class_weights(label, 3, power=0.0).tolist() == pytest.approx([1.0, 1.0, 0.0])
 
 
+def test_sizes_below_two_to_the_levels_are_refused(
+    tiny_segmenter: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.train import main as train_main
+
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    assert train_main([*tiny_segmenter, *runs, "--size=3", "--dry-run"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "collage train: arch 'segmenter': size 3 must be at least 2^levels = 4 (S.levels=2)\n"
+    )
+    assert train_main([*tiny_segmenter, *runs, "--size=6", "--data-length=4", "--dry-run"]) == 0
+    assert not (tmp_path / "runs").exists()
+
+
 def _tiny_config() -> dict:
     from models.train import resolve_config
 

@@ -198,6 +198,20 @@ def test_init_from_starts_a_new_run_at_another_size_with_the_weights(
         assert moved < 2e-3 < 0.05 < unrelated, (name, moved, unrelated)  # seen: ≤ 9.5e-4 vs ≥ 0.17
 
 
+def test_sizes_g_cannot_produce_are_refused_before_a_run_folder(
+    tiny_spade: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """spade-tiny's G up-samples 3 times, so 60 would fail in its first forward pass; 40 is fine."""
+    for dry in (["--dry-run"], []):
+        assert train.main([*tiny_spade, "--size=60", "--steps=1", *dry]) == 2
+        assert capsys.readouterr().err == (
+            "collage train: arch 'spade': size 60 must be a multiple of 2^num_up = 8 (generator.num_up=3); "
+            "e.g. --size=56 or --size=64\n"
+        )
+    assert not Path("runs").exists()
+    assert train.main([*tiny_spade, "--size=40", "--data-length=4", "--dry-run"]) == 0
+
+
 def test_init_from_refuses_what_does_not_fit(
     tiny_spade: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
