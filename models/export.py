@@ -31,7 +31,8 @@ from torch.nn.utils import parametrize
 from models.flops import count_params, encoder_gmacs, generator_gmacs
 from models.labels import LabelSet, get_label_set
 from models.nets.spade import ConvEncoder, SPADEGenerator
-from models.version import REPO_ROOT, code_version
+from models.train import LATEST, read_checkpoint
+from models.version import REPO_ROOT, code_version, shown_path
 
 OPSET = 18
 PARITY_TOL = 1e-3  # max abs difference allowed between torch and onnxruntime outputs in [-1, 1]
@@ -294,6 +295,10 @@ def export_modules(
     (out / "model.json").unlink(
         missing_ok=True
     )  # a failed export must not leave an old manifest over new files
+    stale = out / "eval.json"  # `collage eval`'s numbers judge the networks this export replaces
+    if stale.exists():
+        stale.unlink()
+        print(f"removed {stale}: it judged the previous model; run collage eval again", file=sys.stderr)  # noqa: T201
 
     gen = prepare_for_export(generator)
     gen_report = export_generator(gen, out / "generator.onnx", image_size)
@@ -355,8 +360,6 @@ def export_modules(
 
 # ----------------------------------------------------------------------------
 # CLI: checkpoint -> model folder.
-
-LATEST = "checkpoint-latest.pt"  # what `collage train` keeps up to date in its run folder
 
 
 def find_checkpoint(run: Path, which: str = "latest") -> Path:
@@ -447,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         "--style-refs",
         type=int,
         default=4,
-        help="reference renders per style family for preset latents (0 = none)",
+        help="reference renders per style family for preset latents (procedural-data runs; 0 = none)",
     )
     parser.add_argument(
         "--size",
@@ -472,7 +475,7 @@ def export_run(
 ) -> dict[str, Any]:
     """Checkpoint of a `collage train` run -> model folder `out`; returns the manifest."""
     ckpt_path = find_checkpoint(run, which)
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(ckpt_path)
     generator, encoder, config = load_for_export(checkpoint)
     if serve_size is not None:
         multiple = generator.size_multiple  # 2^num_up: the generator up-samples from an (H/multiple)² grid
@@ -483,10 +486,21 @@ def export_run(
     size = config.get("size", 256) if serve_size is None else serve_size
     image_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     styles = None
-    if encoder is not None and config["label_set"] == "landscape" and style_refs > 0:
+    # Presets are encoded from procedural renders: they fit only a model trained on them, not one trained on
+    # photos that merely use the landscape label set.
+    procedural = str(config.get("data", "")).partition(":")[0].lower() == "procedural"
+    if encoder is not None and procedural and style_refs > 0:
         styles = encode_family_styles(encoder, style_refs, seed=int(config.get("seed", 0)), size=image_size)
+    elif encoder is not None and style_refs > 0:
+        note = (
+            f"no style presets: they come from procedural renders, this run trained on {config.get('data')}"
+        )
+        print(note, file=sys.stderr)  # noqa: T201
+    kind, colon, data_path = str(config.get("data", "")).partition(":")
+    if colon:  # a folder of the author's pictures, stored absolute so --resume works from anywhere
+        config["data"] = f"{kind}:{shown_path(Path(data_path))}"
     training = {
-        "run": str(ckpt_path.parent),
+        "run": shown_path(ckpt_path.parent),
         "checkpoint": ckpt_path.name,
         "step": checkpoint.get("step"),
         "images_seen": checkpoint.get("images_seen"),

@@ -1,5 +1,6 @@
 """Which code made a checkpoint or an exported model, and on which CPU a figure was measured, so weights/README
-can say how to reproduce it (a latency means little without the machine: sessions here land on different CPUs)."""
+can say how to reproduce it (a latency means little without the machine: sessions here land on different CPUs);
+and how a provenance path is shown in a manifest."""
 
 from __future__ import annotations
 
@@ -24,6 +25,18 @@ def code_version(root: Path = REPO_ROOT) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory, or only its last part when it lies outside.
+
+    Paths in model.json (the training run and data, `collage eval`'s labels and judge) are handed by the server
+    to anyone who asks for the model: they must not reveal where the author's machine keeps its files.
+    """
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.resolve().name
 
 
 def _cpuinfo(key: str) -> str:

@@ -41,7 +41,7 @@ from models.eval.report import (
     table,
     write_json,
 )
-from models.version import REPO_ROOT, cpu_flags, cpu_model
+from models.version import REPO_ROOT, cpu_flags, cpu_model, shown_path
 
 # The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
 JUDGE = REPO_ROOT / "weights" / "judges" / "landscape.pt"
@@ -103,18 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"collage eval: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)  # noqa: T201
         return 2
-
-
-def shown_path(path: Path) -> str:
-    """`path` relative to the working directory, or only its last part when it lies outside.
-
-    The labels and the judge's path end up in model.json's `metrics`, which the server hands to anyone who
-    asks for the model: they must not reveal where the author's machine keeps its files.
-    """
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return path.resolve().name
 
 
 def distinct_names(models: list[ExportedModel]) -> list[str]:

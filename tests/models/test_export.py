@@ -191,6 +191,51 @@ def test_encoder_exports_at_its_own_size(tmp_path: Path, capsys: pytest.CaptureF
         assert not refused.exists()
 
 
+def test_folder_runs_get_no_procedural_presets_and_stale_evals_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Presets are encoded from procedural renders: a run on the user's own photos gets none, though its label
+    set is landscape. Re-exporting over a model folder drops the eval.json that judged the previous model."""
+    config = tiny_config() | {"data": "folder:/home/me/photos"}
+    torch.manual_seed(0)
+    generator, encoder = build_generator(config, 14), build_encoder(config)
+    run = tmp_path / "00001-spade-tiny"
+    run.mkdir()
+    checkpoint = {"format_version": 1, "config": config, "step": 1, "label_set": "landscape"}
+    torch.save(
+        checkpoint | {"G": generator.state_dict(), "E": encoder.state_dict()}, run / "checkpoint-latest.pt"
+    )
+    out = tmp_path / "weights" / "mine"
+    out.mkdir(parents=True)
+    (out / "eval.json").write_text("{}")
+    assert main([str(run), "--out", str(out), "--style-refs", "1"]) == 0
+    manifest = json.loads((out / "model.json").read_text())
+    assert manifest["styles"] == [] and manifest["encoder_inputs"] is not None
+    # The server hands model.json to any client: the author's folders are named, not located.
+    assert manifest["training"]["data"] == manifest["training"]["config"]["data"] == "folder:photos"
+    assert manifest["training"]["run"] == "00001-spade-tiny"
+    assert not (out / "eval.json").exists()
+    err = capsys.readouterr().err
+    assert f"removed {out / 'eval.json'}: it judged the previous model; run collage eval again" in err
+    assert (
+        "no style presets: they come from procedural renders, this run trained on folder:/home/me/photos"
+        in err
+    )
+
+
+def test_unreadable_checkpoints_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "junk.pt").write_bytes(b"junk junk")
+    torch.save({"format_version": 1, "step": 1}, tmp_path / "whole.pt")
+    whole = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(whole[: len(whole) // 2])
+    for name in ("junk", "truncated"):
+        assert main([str(tmp_path / f"{name}.pt"), "--out", str(tmp_path / "w")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"collage export: {tmp_path / name}.pt is not a readable collage checkpoint (")
+        assert err.count("\n") == 1
+    assert not (tmp_path / "w").exists()
+
+
 def test_preset_styles_differ_between_families(exported: dict[str, Any]) -> None:
     z = np.array([s["z"] for s in exported["manifest"]["styles"]])  # [families,z_dim]
     assert np.abs(z[:, None] - z[None]).sum(-1)[~np.eye(len(z), dtype=bool)].min() > 0

@@ -4,7 +4,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from models.version import code_version, cpu_model
+from models.version import code_version, cpu_model, shown_path
 
 
 def test_names_the_commit_and_marks_uncommitted_changes(tmp_path: Path) -> None:
@@ -31,3 +31,13 @@ def test_cpu_model_is_this_machines_name() -> None:
     if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
         assert name in cpuinfo.read_text()
     assert name.strip()
+
+
+def test_shown_paths_are_relative_inside_the_working_directory_and_bare_names_outside(
+    tmp_path: Path, monkeypatch
+) -> None:
+    (tmp_path / "repo" / "weights").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "repo")
+    assert shown_path(tmp_path / "repo" / "weights" / "judge.pt") == "weights/judge.pt"
+    assert shown_path(Path("weights/judge.pt")) == "weights/judge.pt"
+    assert shown_path(tmp_path / "elsewhere" / "served4") == "served4"
