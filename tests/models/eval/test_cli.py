@@ -114,3 +114,33 @@ def test_distinct_names_show_folders_outside_the_working_directory_by_name(
         "spade (weights/spade)",
         "spade (served4)",
     ]
+
+
+def test_collage_eval_refuses_bad_input(tiny_judge: Path, tmp_path: Path, capsys) -> None:
+    from models.eval.cli import main
+
+    assert main([str(tmp_path), "--segmenter", str(tiny_judge)]) == 2
+    assert "no model.json" in capsys.readouterr().err
+    not_a_checkpoint = tmp_path / "notes.txt"
+    not_a_checkpoint.write_text("hello")
+    assert main(["--segmenter", str(not_a_checkpoint), *SMALL]) == 2
+    assert "not a segmenter checkpoint" in capsys.readouterr().err
+    assert main(["--segmenter", str(tiny_judge), *SMALL, "--style-refs", "0"]) == 2
+    assert "--style-refs must be ≥ 1" in capsys.readouterr().err
+
+
+def test_collage_eval_without_a_model_scores_only_the_judge(tiny_judge: Path, tmp_path: Path, capsys) -> None:
+    from models.eval.cli import main
+
+    out = tmp_path / "judge.json"
+    assert main(["--segmenter", str(tiny_judge), *SMALL, "--style-refs", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["model"] is None and report["compare"] == []
+    assert set(report["acceptance"]) == {"judge_reference_miou>=0.75", "flat_miou<=0.8*reference"}
+    assert set(report["references"]["reference"]["iou"]) == {label.name for label in LANDSCAPE.labels}
+    assert "IoU sky" in capsys.readouterr().out
+    # Without --size the judge is scored at its own training size.
+    small = [a for a in SMALL if a not in ("--size", "64")]
+    assert main(["--segmenter", str(tiny_judge), *small, "--style-refs", "1", "--out", str(out)]) == 0
+    info = json.loads(out.read_text())["info"]
+    assert info["size"] == info["segmenter"]["size"] == 32  # segmenter-tiny's size
