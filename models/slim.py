@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from models.train import CHECKPOINT_KEYS, atomic_save, load_checkpoint
+from models.checkpoints import CHECKPOINT_KEYS, atomic_save, load_checkpoint
 
 # What `--init_from` and the records need; the optimisers, RNG and sampler position are dropped.
 KEPT = ("format_version", "config", "step", "images_seen", "wall_time", "label_set", "code_version")
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         checkpoint, _ = load_checkpoint(args.run)
         small = slim(checkpoint)
-    except ValueError as err:  # ConfigError (no checkpoint) or a tensor float16 cannot hold
+    except ValueError as err:  # CheckpointError or a tensor float16 cannot hold
         print(f"collage slim: {err}", file=sys.stderr)  # noqa: T201
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -54,26 +54,18 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_co
 from tqdm import tqdm
 
 from models.archs import Batch, Recipe, get_arch, unwrap
+from models.checkpoints import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_KEYS,
+    LATEST,
+    CheckpointError,
+    atomic_save,
+    checkpoint_file,
+    load_checkpoint,
+)
 from models.ema import ema_beta, make_ema, update_ema
 from models.labels import LabelSet
 from models.version import code_version
-
-CHECKPOINT_FORMAT = 1
-LATEST = "checkpoint-latest.pt"
-# Top-level checkpoint entries besides the networks (NAME, NAME_ema) and the arch's `meta`.
-CHECKPOINT_KEYS = (
-    "format_version",
-    "config",
-    "step",
-    "images_seen",
-    "wall_time",
-    "optimizers",
-    "rng",
-    "sampler",
-    "label_set",
-    "code_version",
-    "torch_version",
-)
 
 # Trainer defaults; an arch preset may override any of them and adds its own keys (nets, losses, optimisers).
 BASE_CONFIG: dict[str, Any] = {
@@ -424,43 +416,6 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
 
 # ----------------------------------------------------------------------------
 # Checkpoints, logs, sample grids.
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a half-written checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def checkpoint_file(path: str | Path) -> Path:
-    """A checkpoint file itself, or a run folder's checkpoint-latest.pt."""
-    path = Path(path)
-    return path if path.suffix == ".pt" else path / LATEST
-
-
-def read_checkpoint(file: Path) -> dict[str, Any]:
-    """torch.load of a checkpoint file; a truncated or foreign file is a ConfigError naming it."""
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # its zip reader and unpickler raise many kinds: RuntimeError, OSError, KeyError…
-        first = str(e).strip().partition("\n")[0]
-        reason = f"{type(e).__name__}: {first}" if first else type(e).__name__
-        raise ConfigError(f"{file} is not a readable collage checkpoint ({reason})") from None
-    if not isinstance(ckpt, dict):
-        raise ConfigError(f"{file} is not a readable collage checkpoint (it holds a {type(ckpt).__name__})")
-    return ckpt
-
-
-def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], Path]:
-    """(checkpoint, run folder) from a run folder (its checkpoint-latest.pt) or a checkpoint file."""
-    file = checkpoint_file(path)
-    if not file.is_file():
-        raise ConfigError(f"no checkpoint at {file}")
-    ckpt = read_checkpoint(file)
-    if ckpt.get("format_version") != CHECKPOINT_FORMAT:
-        raise ConfigError(f"{file}: not a collage checkpoint of format {CHECKPOINT_FORMAT}")
-    return ckpt, file.parent
 
 
 def truncate_log(path: Path, step: int) -> None:
@@ -892,9 +847,9 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str | None], list[tuple[str, 
 def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
     """The run's dataset and label set. Pairs on disk are checked first (every header, a few decoded), so a
     bad file fails here, in --dry-run too, rather than in a DataLoader worker hours into the run."""
-    from models.data.datasets import PairsDataset, make_dataset
+    from models.data.datasets import PairsDataset, data_kind, make_dataset
 
-    procedural = config["data"].partition(":")[0].lower() == "procedural"
+    procedural = data_kind(config["data"]) == "procedural"
     extra: dict[str, Any] = (
         {
             "length": config["data_length"],
@@ -917,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         return _main(argv)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:
         print(f"collage train: {e}", file=sys.stderr)  # noqa: T201
         return 2
 
