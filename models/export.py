@@ -28,10 +28,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from models.checkpoints import LATEST, read_checkpoint
+from models.data.datasets import data_kind
 from models.flops import count_params, encoder_gmacs, generator_gmacs
 from models.labels import LabelSet, get_label_set
 from models.nets.spade import ConvEncoder, SPADEGenerator
-from models.train import LATEST, read_checkpoint
 from models.version import REPO_ROOT, code_version, shown_path
 
 OPSET = 18
@@ -470,6 +471,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def hide_locations(config: dict[str, Any]) -> None:
+    """Name, not locate, the author's folders in a config bound for model.json, which the server hands to any
+    client: the data folder (stored absolute so --resume works from anywhere), the render cache, --init_from."""
+    kind, colon, data_path = str(config.get("data", "")).partition(":")
+    if colon and data_path:
+        config["data"] = f"{kind}:{shown_path(Path(data_path))}"
+    if config.get("data_cache"):
+        config["data_cache"] = shown_path(Path(config["data_cache"]))
+    if isinstance(config.get("init_from"), dict) and config["init_from"].get("path"):
+        config["init_from"] = {**config["init_from"], "path": shown_path(Path(config["init_from"]["path"]))}
+
+
 def export_run(
     run: Path, out: Path, which: str, name: str, style_refs: int, serve_size: int | None = None
 ) -> dict[str, Any]:
@@ -488,7 +501,7 @@ def export_run(
     styles = None
     # Presets are encoded from procedural renders: they fit only a model trained on them, not one trained on
     # photos that merely use the landscape label set.
-    procedural = str(config.get("data", "")).partition(":")[0].lower() == "procedural"
+    procedural = data_kind(str(config.get("data", "procedural"))) == "procedural"
     if encoder is not None and procedural and style_refs > 0:
         styles = encode_family_styles(encoder, style_refs, seed=int(config.get("seed", 0)), size=image_size)
     elif encoder is not None and style_refs > 0:
@@ -496,9 +509,7 @@ def export_run(
             f"no style presets: they come from procedural renders, this run trained on {config.get('data')}"
         )
         print(note, file=sys.stderr)  # noqa: T201
-    kind, colon, data_path = str(config.get("data", "")).partition(":")
-    if colon:  # a folder of the author's pictures, stored absolute so --resume works from anywhere
-        config["data"] = f"{kind}:{shown_path(Path(data_path))}"
+    hide_locations(config)
     training = {
         "run": shown_path(ckpt_path.parent),
         "checkpoint": ckpt_path.name,

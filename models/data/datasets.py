@@ -575,6 +575,11 @@ def cityscapes_dataset(
 DATA_SPECS = ("procedural", "folder:PATH", "ade20k:PATH", "cocostuff:PATH", "cityscapes:PATH")
 
 
+def data_kind(spec: str) -> str:
+    """The kind of a `--data` spec, normalised as make_dataset reads it ("Pro-cedural:" → "procedural")."""
+    return spec.partition(":")[0].lower().replace("-", "").replace("_", "")
+
+
 def make_dataset(
     spec: str,  # one of DATA_SPECS
     size: Size,  # output H×W (int for square)
@@ -588,8 +593,7 @@ def make_dataset(
     label_set: LabelSet | None = None,  # folder only: overrides meta.json
 ) -> tuple[Dataset[Sample], LabelSet]:
     """The trainer's `--data` flag: parse `spec` and return (dataset, its label set)."""
-    kind, _, path = spec.partition(":")
-    kind = kind.lower().replace("-", "").replace("_", "")
+    kind, path = data_kind(spec), spec.partition(":")[2]
     if kind == "procedural":
         if path:
             raise ValueError(f"data spec {spec!r}: procedural takes no path (use cache_dir)")

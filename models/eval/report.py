@@ -26,6 +26,7 @@ from models.eval.metrics import (
 )
 from models.eval.onnx_model import ExportedModel, seeded_z
 from models.labels import LANDSCAPE
+from models.version import shown_path
 
 TEXTURE_MIN_PIXELS = 2000  # interior pixels a class needs (over the whole set) for a texture ratio
 CLASS_NAMES = tuple(label.name for label in LANDSCAPE.labels)
@@ -87,7 +88,7 @@ def evaluate_model(
                 else seeded_z(range(start, stop), model.z_dim)
             )
             meters[mode].add(judge, model.generate(ids, inst, z), ids, inst)
-    result: dict[str, Any] = {"name": name, "folder": str(model.folder), "z_modes": modes}
+    result: dict[str, Any] = {"name": name, "folder": shown_path(model.folder), "z_modes": modes}
     for mode in modes:
         result[mode] = _set_summary(meters[mode], data, names) | {
             "texture": _texture_summary(meters[mode], data, names)

@@ -196,7 +196,11 @@ def test_folder_runs_get_no_procedural_presets_and_stale_evals_go(
 ) -> None:
     """Presets are encoded from procedural renders: a run on the user's own photos gets none, though its label
     set is landscape. Re-exporting over a model folder drops the eval.json that judged the previous model."""
-    config = tiny_config() | {"data": "folder:/home/me/photos"}
+    config = tiny_config() | {
+        "data": "folder:/home/me/photos",
+        "data_cache": "/home/me/cache",
+        "init_from": {"path": "/home/me/runs/00001/checkpoint-latest.pt", "step": 1, "size": 64},
+    }
     torch.manual_seed(0)
     generator, encoder = build_generator(config, 14), build_encoder(config)
     run = tmp_path / "00001-spade-tiny"
@@ -214,6 +218,9 @@ def test_folder_runs_get_no_procedural_presets_and_stale_evals_go(
     # The server hands model.json to any client: the author's folders are named, not located.
     assert manifest["training"]["data"] == manifest["training"]["config"]["data"] == "folder:photos"
     assert manifest["training"]["run"] == "00001-spade-tiny"
+    assert manifest["training"]["config"]["data_cache"] == "cache"
+    assert manifest["training"]["config"]["init_from"]["path"] == "checkpoint-latest.pt"
+    assert "/home/me" not in json.dumps(manifest)
     assert not (out / "eval.json").exists()
     err = capsys.readouterr().err
     assert f"removed {out / 'eval.json'}: it judged the previous model; run collage eval again" in err
