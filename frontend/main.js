@@ -366,6 +366,7 @@ async function selectModel(name) {
   const caps = manifest.capabilities ?? {};
   const presets = (manifest.styles ?? []).map((s) => (typeof s === "string" ? s : s.name));
   await style.setModel({ name, presets, styleImage: Boolean(caps.style_image), collage: Boolean(caps.collage) });
+  if (current.name !== name) return; // another model was picked while the saved photo style was checked
   stream.configure({
     model: name,
     size: [width, height], // the server reads [width, height], like the binary frame header
@@ -453,7 +454,14 @@ canvas.overlayCanvas.addEventListener("pointerdown", (e) => {
   // The eyedropper hands back to the brush once a label is picked. The release is heard on the window, like the
   // canvas's own gesture end, because a drag may finish outside the canvas.
   if (canvas.tool !== "eyedropper" || e.altKey) return;
-  window.addEventListener("pointerup", () => setTool("brush"), { once: true });
+  const end = (up) => {
+    if (up.pointerId !== e.pointerId) return; // another finger or pen lifting is not this pick's end
+    window.removeEventListener("pointerup", end);
+    window.removeEventListener("pointercancel", end);
+    if (up.type === "pointerup") setTool("brush"); // a cancelled touch picked nothing: keep the eyedropper
+  };
+  window.addEventListener("pointerup", end);
+  window.addEventListener("pointercancel", end);
 });
 
 palette.addEventListener("select", (e) => setLabel(e.detail.id));
