@@ -281,17 +281,24 @@ stream.addEventListener("frame", async (event) => {
   $("output-meta").textContent = `${width}×${height} ${frame.format}`;
 });
 
+let retryTicker = null; // counts the offline status down to the next attempt
+
 stream.addEventListener("state", (event) => {
   const { state, retryInMs } = event.detail;
   const conn = $("conn");
   conn.dataset.state = state;
-  const text = {
-    connecting: "connecting…",
-    open: "live",
-    closed: `offline · retrying in ${((retryInMs ?? 0) / 1000).toFixed(1)} s`,
-    stopped: "disconnected",
-  }[state];
-  $("conn-text").textContent = text;
+  clearInterval(retryTicker);
+  if (state === "closed") {
+    const due = performance.now() + (retryInMs ?? 0);
+    const show = () => {
+      const left = Math.max(0, due - performance.now()) / 1000;
+      $("conn-text").textContent = `offline · retrying in ${left.toFixed(1)} s`;
+    };
+    show();
+    retryTicker = setInterval(show, 100);
+  } else {
+    $("conn-text").textContent = { connecting: "connecting…", open: "live", stopped: "disconnected" }[state];
+  }
   const surface = $("output-surface");
   if (state !== "open") {
     surface.dataset.state = current.framesShown > 0 ? "stale" : "waiting";

@@ -569,6 +569,14 @@ def test_reconnects_after_a_server_restart(page: Page, own_server) -> None:
     page.wait_for_function("collage.connectionState() !== 'open'", timeout=10_000)
     expect(page.locator("#conn")).not_to_have_attribute("data-state", "open")
     expect(page.locator("#output-surface")).to_have_attribute("data-state", "stale")
+    # The offline status counts down to the next attempt (backoff reaches ≥ 1 s within a few attempts).
+    seconds = (
+        "parseFloat(document.querySelector('#conn-text').textContent.match(/retrying in ([0-9.]+) s/)?.[1])"
+    )
+    page.wait_for_function(f"{seconds} >= 0.8", timeout=15_000)
+    before = page.evaluate(seconds)
+    page.wait_for_timeout(400)
+    assert page.evaluate(seconds) < before - 0.2
     own_server.start()
     page.wait_for_function(
         f"collage.connectionState() === 'open' && collage.lastFrameSeq() > {seq}", timeout=30_000
