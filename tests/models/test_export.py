@@ -141,12 +141,8 @@ def test_onnxruntime_matches_torch_at_other_sizes(exported: dict[str, Any]) -> N
     assert np.abs(logvar - logvar_t.numpy()).max() <= 1e-3
 
 
-def test_encoder_exports_at_its_own_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A 32² model whose encoder takes 16²: encoder.onnx and the manifest say 16², parity holds, presets exist."""
-    from server.manifest import Manifest
-
-    config = tiny_config()
-    config["encoder"]["image_size"] = 16
+def write_run(tmp_path: Path, config: dict[str, Any]) -> tuple[nn.Module, nn.Module, Path]:
+    """A run folder holding a checkpoint of freshly initialised (seed 0) G and E for `config`."""
     torch.manual_seed(0)
     generator, encoder = build_generator(config, 14), build_encoder(config)
     run = tmp_path / "00001-spade-tiny"
@@ -155,6 +151,16 @@ def test_encoder_exports_at_its_own_size(tmp_path: Path, capsys: pytest.CaptureF
     torch.save(
         checkpoint | {"G": generator.state_dict(), "E": encoder.state_dict()}, run / "checkpoint-latest.pt"
     )
+    return generator, encoder, run
+
+
+def test_encoder_exports_at_its_own_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 32² model whose encoder takes 16²: encoder.onnx and the manifest say 16², parity holds, presets exist."""
+    from server.manifest import Manifest
+
+    config = tiny_config()
+    config["encoder"]["image_size"] = 16
+    generator, encoder, run = write_run(tmp_path, config)
     out = tmp_path / "weights" / "small-encoder"
     assert main([str(run), "--out", str(out), "--style-refs", "1"]) == 0
     manifest = json.loads((out / "model.json").read_text())
@@ -201,14 +207,7 @@ def test_folder_runs_get_no_procedural_presets_and_stale_evals_go(
         "data_cache": "/home/me/cache",
         "init_from": {"path": "/home/me/runs/00001/checkpoint-latest.pt", "step": 1, "size": 64},
     }
-    torch.manual_seed(0)
-    generator, encoder = build_generator(config, 14), build_encoder(config)
-    run = tmp_path / "00001-spade-tiny"
-    run.mkdir()
-    checkpoint = {"format_version": 1, "config": config, "step": 1, "label_set": "landscape"}
-    torch.save(
-        checkpoint | {"G": generator.state_dict(), "E": encoder.state_dict()}, run / "checkpoint-latest.pt"
-    )
+    _, _, run = write_run(tmp_path, config)
     out = tmp_path / "weights" / "mine"
     out.mkdir(parents=True)
     (out / "eval.json").write_text("{}")
