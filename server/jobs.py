@@ -238,6 +238,9 @@ class JobStore:
         for folder in self.directory.iterdir():
             if folder.is_dir() and _JOB_ID.fullmatch(folder.name) and folder.name not in known:
                 shutil.rmtree(folder, ignore_errors=True)  # created, then crashed before the commit
+            elif folder.is_dir():
+                for partial in folder.glob("results.*.tmp"):  # a results zip cut short: rebuilt on request
+                    partial.unlink()
         for job_id in self.unfinished():
             _, fmt, _, _ = self.job(job_id)
             for tmp in (self.job_dir(job_id) / "results").glob("*.tmp"):
@@ -294,8 +297,9 @@ class JobRunner:
         self.metrics = metrics
         self.concurrency = concurrency
         self._wake = asyncio.Event()
-        self._running: str | None = None  # the job `_run_job` is working on
-        self._stop_running = False  # set by cancel(): its items not yet in the engine are skipped
+        # The job cancel() last stopped: the running job's items not yet in the engine are skipped. Keyed by id,
+        # as cancel() runs on a worker thread and may land while `_run` moves on to the next job.
+        self._stopped: str | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -314,8 +318,7 @@ class JobRunner:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         status = self.store.cancel(job_id)
-        if job_id == self._running:
-            self._stop_running = True
+        self._stopped = job_id
         return status
 
     async def _run(self) -> None:
@@ -325,7 +328,6 @@ class JobRunner:
             if not unfinished:
                 await self._wake.wait()
                 continue
-            self._running, self._stop_running = unfinished[0], False
             try:
                 await self._run_job(unfinished[0])
             except asyncio.CancelledError:
@@ -348,7 +350,7 @@ class JobRunner:
 
         async def render_one(idx: int, z: np.ndarray) -> None:
             async with slots:
-                if self._stop_running:
+                if self._stopped == job_id:
                     return
                 try:  # a lost input file fails its item like a failed render
                     labels = await asyncio.to_thread(self.store.load_input, job_id, idx)

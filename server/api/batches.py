@@ -178,7 +178,7 @@ def _archive_entries(data: bytes, max_items: int, max_bytes: int) -> list[bytes]
 
 async def _read_request(request: Request, max_items: int, max_bytes: int) -> tuple[Any, list[Any]]:
     """(options, raw items) from a JSON body or a multipart zip upload."""
-    ctype = request.headers.get("content-type", "")
+    ctype = request.headers.get("content-type", "").lower()  # media types are case-insensitive
     if ctype.startswith("application/json"):
         try:
             body = BatchCreate.model_validate_json(await request.body())

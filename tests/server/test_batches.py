@@ -246,6 +246,12 @@ def test_bad_batches_are_refused(
     assert client.post("/api/v1/batches", json={"items": [{"labels": good_map()}]}).status_code == 202
 
 
+def test_media_types_are_case_insensitive(client: TestClient) -> None:
+    body = json.dumps({"items": [{"labels": good_map()}]}).encode()
+    resp = client.post("/api/v1/batches", content=body, headers={"content-type": "Application/JSON"})
+    assert resp.status_code == 202, resp.text
+
+
 def test_unknown_jobs_are_404(client: TestClient) -> None:
     """Each id reaches the job-id check: a bare `../..` would be resolved away by httpx before it left."""
     for job_id in ("0123456789abcdef0123456789abcdef", "ZZZ", "%2E%2E"):

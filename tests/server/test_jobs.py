@@ -182,6 +182,17 @@ def test_a_cancel_and_the_runners_last_writes_agree(store: JobStore) -> None:
     assert info.value.code == "job_finished" and store.status(finished)["status"] == "done"
 
 
+def test_recover_drops_a_results_zip_cut_short(store: JobStore) -> None:
+    """A crash while zipping leaves `results.<random>.tmp`; the next start removes it, and the zip is rebuilt."""
+    job_id = add_job(store, [OK])
+    assert run_jobs(store, Metrics(), [job_id])[0]["status"] == "done"
+    partial = store.job_dir(job_id) / "results.0123abcd.tmp"
+    partial.write_bytes(b"PK half a zip")
+    store.recover()
+    assert not partial.exists()
+    assert zipfile.ZipFile(store.results_zip(job_id)).namelist() == ["00000.png", "results.json"]
+
+
 @pytest.mark.parametrize("job_id", ["../x", "../" + "0" * 29, "0" * 32 + "\n"])
 def test_job_dir_refuses_anything_but_a_job_id(store: JobStore, job_id: str) -> None:
     """Job ids come from URLs and become folder names: a traversal must never become a path."""
