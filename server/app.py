@@ -20,7 +20,7 @@ from server.engine import Engine
 from server.errors import ERROR_RESPONSES, install_error_handlers
 from server.jobs import JobRunner, JobStore
 from server.metrics import Metrics
-from server.middleware import BodyLimit, RequestMetrics
+from server.middleware import BodyLimit, HeadAsGet, RequestMetrics
 from server.registry import Registry
 from server.styles import StyleStore
 
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Render-Ms", "X-Queue-Ms", "X-Encode-Ms", "X-Seed", "X-Model", "Retry-After"],
         )
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(HeadAsGet)  # outermost: every layer below sees the GET it answers
 
     if settings.frontend_dir.is_dir():
         # Included routers carry no path of their own here, so the API's prefix and health paths are named.

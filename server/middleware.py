@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request-body limit and per-route request metrics."""
+"""Pure ASGI middleware: request-body limit, per-route request metrics, HEAD answered like GET."""
 
 from __future__ import annotations
 
@@ -93,3 +93,25 @@ def route_label(scope: Scope) -> str:
     path = scope["path"]
     prefix = path[: -len(concrete)] if concrete and path.endswith(concrete) else ""
     return prefix + route.path
+
+
+class HeadAsGet:
+    """Answer HEAD as GET without the body: FastAPI's routes take only the methods they declare, while HTTP wants
+    HEAD wherever GET works (`curl -I`, load balancers' health checks). A route without GET still answers 405."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

@@ -116,6 +116,12 @@ def test_api_paths_are_not_the_frontends(make_client: Callable[..., TestClient])
     unknown = client.get("/api/v1/nowhere")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
     assert client.post("/healthz").status_code == 405
+    # HEAD wherever GET works (curl -I, health checks): GET's status and headers, no body.
+    for path in ("/healthz", "/readyz", "/metrics", "/api/v1/models", "/"):
+        head, get = client.head(path), client.get(path)
+        assert (head.status_code, head.content) == (get.status_code, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"]
+    assert client.head("/api/v1/render").status_code == 405  # POST only
     page = client.get("/")
     assert page.status_code == 200 and "<html" in page.text.lower()  # the frontend itself is still served
     assert client.get("/main.js").status_code == 200
