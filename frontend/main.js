@@ -194,6 +194,13 @@ function mapChanged(final) {
   autosaveTimer = setTimeout(autosave, 400);
 }
 
+/** Save now what the delayed autosave would, before the page goes or the map and model it saves change. */
+function flushAutosave() {
+  if (autosaveTimer === null || !current.name) return;
+  clearTimeout(autosaveTimer);
+  autosave();
+}
+
 // Every autosave goes to two stores: sessionStorage is this tab's own copy (it survives a reload, and no other
 // tab writes it), localStorage the latest drawing of any tab, which a new tab opens. A reload prefers the first,
 // so two tabs painting different things no longer overwrite each other's work.
@@ -354,6 +361,7 @@ async function selectModel(name) {
     previous.image_size[0] === height &&
     previous.image_size[1] === width &&
     JSON.stringify(previous.labels.map((l) => [l.id, l.name])) === JSON.stringify(labels.map((l) => [l.id, l.name]));
+  flushAutosave(); // the last stroke belongs to the model in use so far
   current.name = name;
   current.manifest = manifest;
 
@@ -436,9 +444,7 @@ function downloadPicture() {
 // Input wiring
 
 canvas.addEventListener("change", (e) => mapChanged(e.detail.final));
-window.addEventListener("pagehide", () => {
-  if (autosaveTimer !== null && current.name) autosave();
-});
+window.addEventListener("pagehide", flushAutosave);
 canvas.addEventListener("history", (e) => {
   $("undo").disabled = !e.detail.canUndo;
   $("redo").disabled = !e.detail.canRedo;
@@ -563,10 +569,10 @@ window.collage = Object.freeze({
 // ------------------------------------------------------------------------------------------------------------
 // Start
 
-/** Fill the model picker and open the wanted model; stops early when there is nothing to open. */
+/** Fill the model picker and open the wanted model; false when there is nothing to open, and why is shown. */
 async function start() {
   const models = await loadModels();
-  if (!models) return; // the server refused the key; loadModels said so
+  if (!models) return false; // the server refused the key; loadModels said so
   $("model-select").replaceChildren(
     ...models.map((m) => {
       const option = document.createElement("option");
@@ -580,16 +586,19 @@ async function start() {
   const initial = models.find((m) => m.name === wanted) ?? models.find((m) => m.default) ?? models[0];
   if (!initial) {
     setStatus("The server has no models. Export one into the weights folder and restart it.", true);
-    return;
+    return false;
   }
   try {
     await selectModel(initial.name);
-    stream.start();
+    return true;
   } catch (err) {
     setStatus(`Cannot load model ${initial.name}: ${err.message}`, true);
+    return false;
   }
 }
 
 setTool("brush");
 setSize(16);
-await start();
+// A page with no model never connects: stopping the stream says "disconnected", not "connecting…" forever.
+if (await start()) stream.start();
+else stream.stop();

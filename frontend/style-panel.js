@@ -117,6 +117,7 @@ export class StylePanel extends EventTarget {
       collage: false,
     };
     this.thumbUrl = null;
+    this.upload = null; // {url} of the photo being encoded while it is still the user's latest choice
     this._wire();
     this._render();
   }
@@ -131,6 +132,7 @@ export class StylePanel extends EventTarget {
 
   /** Show the model's presets and enable what it can do; on a page load, take up the tab's style for it. */
   async setModel({ name, presets, styleImage, collage }) {
+    this._abandonUpload(); // a photo sent for the previous model would be encoded in its latent space
     const first = this.model === null;
     this.model = name;
     // A model switch keeps the style in use where it can (below); only a reload goes back to the saved one.
@@ -207,6 +209,7 @@ export class StylePanel extends EventTarget {
       const s = this.state;
       // Clicking the active preset again returns to the seed.
       const same = s.mode === "preset" && s.preset === button.dataset.preset;
+      this._chose();
       s.mode = same ? "seed" : "preset";
       s.preset = same ? null : button.dataset.preset;
       this._render();
@@ -232,6 +235,7 @@ export class StylePanel extends EventTarget {
     el.clearImage.addEventListener("click", (e) => {
       e.preventDefault();
       e.stopPropagation();
+      this._chose();
       this._dropImage();
       this.state.mode = "seed";
       this._render();
@@ -248,17 +252,20 @@ export class StylePanel extends EventTarget {
       this._showMessage(`${file.name} is not an image.`, true);
       return;
     }
+    this._abandonUpload(); // the latest photo wins, even when an earlier, bigger one would finish after it
     // Preview the new photo while the server encodes it; the current style stays in use until that succeeds.
-    const url = URL.createObjectURL(file);
-    this._showThumb(url);
+    const upload = { url: URL.createObjectURL(file) };
+    this.upload = upload;
+    this._showThumb(upload.url);
     this.el.dropZone.classList.add("busy");
     this._showMessage("Encoding the reference photo…");
     try {
       const photo = await fitPhoto(file);
       const [{ style_id: styleId }, thumb] = await Promise.all([this.uploadStyle(photo), thumbnail(photo)]);
+      if (!this._settle(upload)) return;
       this._dropImage();
-      this.thumbUrl = url;
-      this._showThumb(url);
+      this.thumbUrl = upload.url;
+      this._showThumb(upload.url);
       this.state.mode = "image";
       this.state.styleId = styleId;
       this.state.thumb = thumb;
@@ -266,12 +273,35 @@ export class StylePanel extends EventTarget {
       this._render();
       this._emit();
     } catch (err) {
-      URL.revokeObjectURL(url);
+      if (!this._settle(upload)) return;
+      URL.revokeObjectURL(upload.url);
       this._showThumb(this.thumbUrl); // the photo, preset or seed in use before
       this._showMessage(`Could not use ${file.name}: ${err.message}`, true);
-    } finally {
-      this.el.dropZone.classList.remove("busy");
     }
+  }
+
+  /** Whether `upload` is still the user's latest choice; if so it ends here, and the busy look with it. */
+  _settle(upload) {
+    if (this.upload !== upload) return false; // superseded: its style or error no longer matters
+    this.upload = null;
+    this.el.dropZone.classList.remove("busy");
+    return true;
+  }
+
+  /** Give up on the photo being encoded, if any: whatever the server answers for it is then ignored. */
+  _abandonUpload() {
+    const upload = this.upload;
+    if (!upload) return;
+    this._settle(upload);
+    URL.revokeObjectURL(upload.url);
+    this._showThumb(this.thumbUrl);
+    this._showMessage("");
+  }
+
+  /** The user picked a style: it supersedes a photo still uploading, and answers any earlier message. */
+  _chose() {
+    this._abandonUpload();
+    this._showMessage("");
   }
 
   _dropImage() {
@@ -289,10 +319,10 @@ export class StylePanel extends EventTarget {
   }
 
   _setSeed(seed) {
+    this._chose(); // a good seed answers an error about a bad one, and ends any photo's message
     this.state.seed = seed;
     this.state.mode = "seed";
     this._saveLock();
-    this._showMessage(""); // a good seed answers an error about a bad one, and ends any photo's message
     this._render();
     this._emit();
   }

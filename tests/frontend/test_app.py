@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import ConsoleMessage, Page, WebSocketRoute, expect
+from playwright.sync_api import ConsoleMessage, Page, Route, WebSocketRoute, expect
 from scipy import ndimage
 
 pytestmark = pytest.mark.browser
@@ -136,6 +136,49 @@ def capsule(
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean())
+
+
+def box(page: Page, selector: str) -> dict[str, float]:
+    """The page-coordinate box of the element `selector` names."""
+    found = page.locator(selector).bounding_box()
+    assert found is not None, selector
+    return found
+
+
+def assert_caption_fits(page: Page, pane: str) -> None:
+    """The pane's caption is no wider than its surface, and its name and meta do not run into each other."""
+    surface, caption = box(page, f"{pane} .surface"), box(page, f"{pane} figcaption")
+    assert caption["width"] <= surface["width"] + 0.5, (pane, caption, surface)
+    name, meta = box(page, f"{pane} figcaption > span:first-child"), box(page, f"{pane} .caption-meta")
+    assert name["x"] + name["width"] <= meta["x"] or meta["y"] >= name["y"] + name["height"], (name, meta)
+
+
+def solid_photo(path: Path, rgb: tuple[int, int, int]) -> Path:
+    Image.fromarray(np.full((48, 64, 3), rgb, np.uint8)).save(path)
+    return path
+
+
+class HeldUploads:
+    """Style uploads kept waiting until the test lets each go, so they can finish in any order."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.routes: list[Route] = []
+        page.route("**/api/v1/styles", self._hold)
+
+    def _hold(self, route: Route) -> None:
+        self.routes.append(route)
+
+    def wait(self, count: int) -> None:
+        """Wait until `count` uploads have been sent in all."""
+        while len(self.routes) < count:
+            self.page.wait_for_timeout(20)
+
+    def release(self, index: int) -> None:
+        """Let upload `index` through and give the page time to take, or ignore, its answer."""
+        with self.page.expect_response("**/api/v1/styles"):
+            self.routes[index].continue_()
+        self.page.wait_for_timeout(300)
 
 
 @pytest.fixture
@@ -355,6 +398,78 @@ def test_a_failed_upload_or_another_model_leaves_a_usable_style(studio: Studio, 
     studio.console_errors[:] = [e for e in studio.console_errors if e not in refused]
 
 
+def test_the_latest_style_choice_wins_over_a_slower_upload(studio: Studio, tmp_path: Path) -> None:
+    page = studio.page
+    uploads = HeldUploads(page)
+    file_input = page.locator("#style-file")
+    drop = page.locator("#style-drop")
+    message = page.locator("#style-message")
+    busy = re.compile(r"\bbusy\b")
+    slow = solid_photo(tmp_path / "slow.png", (250, 120, 40))
+    quick = solid_photo(tmp_path / "quick.png", (40, 90, 230))
+
+    # The photo picked last is used, although the one picked first answers after it.
+    file_input.set_input_files(slow)
+    file_input.set_input_files(quick)
+    uploads.wait(2)
+    expect(drop).to_have_class(busy)
+    uploads.release(1)
+    page.wait_for_function("'style_id' in collage.getStyle()")
+    quick_style = page.evaluate("collage.getStyle()")
+    expect(drop).not_to_have_class(busy)
+    uploads.release(0)
+    assert page.evaluate("collage.getStyle()") == quick_style
+    expect(message).to_have_text("Style from quick.png")
+
+    # The busy look stays while the photo picked last is still on its way, whatever finishes before it.
+    file_input.set_input_files(slow)
+    file_input.set_input_files(quick)
+    uploads.wait(4)
+    uploads.release(2)
+    expect(drop).to_have_class(busy)
+    assert page.evaluate("collage.getStyle()") == quick_style
+    # A preset picked meanwhile supersedes the upload at once; its late answer changes nothing.
+    page.locator("[data-preset=winter]").click()
+    expect(drop).not_to_have_class(busy)
+    expect(message).to_have_text("")
+    uploads.release(3)
+    assert page.evaluate("collage.getStyle()") == {"preset": "winter"}
+    expect(page.locator("[data-preset=winter]")).to_have_class(re.compile(r"\bcurrent\b"))
+
+
+def test_an_upload_for_the_previous_model_is_ignored(studio: Studio, tmp_path: Path) -> None:
+    page = studio.page
+    uploads = HeldUploads(page)
+    page.locator("#style-file").set_input_files(solid_photo(tmp_path / "sunset.png", (250, 120, 40)))
+    uploads.wait(1)
+    seq = studio.seq()
+    page.locator("#model-select").select_option("tiny-spade-wide")
+    page.wait_for_function("collage.getModel() === 'tiny-spade-wide'")
+    uploads.release(0)
+    # The photo was encoded for tiny-spade: the new model keeps the seed, with no error about a lost style.
+    assert page.evaluate("collage.getStyle()") == {"seed": page.evaluate("collage.getSeed()")}
+    expect(page.locator("#style-thumb")).to_be_hidden()
+    expect(page.locator("#style-drop")).not_to_have_class(re.compile(r"\bbusy\b"))
+    expect(page.locator("#style-message")).to_have_text("")
+    studio.wait_fresh_frame(seq)
+    expect(page.locator("#status-message")).to_have_text("")
+
+
+def test_a_stroke_just_before_a_model_switch_is_saved_for_its_model(studio: Studio) -> None:
+    page = studio.page
+    studio.pick_label("water")
+    studio.set_brush(4)
+    studio.stroke((4, 16), (28, 16))
+    painted = studio.ids()
+    # Switch at once, well within the autosave delay.
+    page.locator("#model-select").select_option("tiny-spade-wide")
+    page.wait_for_function("collage.getModel() === 'tiny-spade-wide'")
+    page.wait_for_timeout(600)  # long past the autosave delay
+    page.locator("#model-select").select_option(MODEL)
+    page.wait_for_function(f"collage.getModel() === '{MODEL}'")
+    np.testing.assert_array_equal(studio.ids(), painted)
+
+
 def test_dice_changes_the_picture_and_a_locked_seed_keeps_it(studio: Studio) -> None:
     seq = studio.wait_fresh_frame(0)
     first_seed = studio.page.evaluate("collage.getSeed()")
@@ -392,7 +507,7 @@ def test_dice_changes_the_picture_and_a_locked_seed_keeps_it(studio: Studio) -> 
     assert studio.page.evaluate("collage.getSeed()") == 1234
 
 
-def test_the_seed_error_goes_once_a_good_seed_is_typed(studio: Studio) -> None:
+def test_the_seed_error_goes_once_a_good_seed_or_a_preset_is_picked(studio: Studio) -> None:
     seed = studio.page.locator("#seed-input")
     message = studio.page.locator("#style-message")
     seed.fill("12.5")
@@ -401,6 +516,11 @@ def test_the_seed_error_goes_once_a_good_seed_is_typed(studio: Studio) -> None:
     seed.fill("42")
     seed.press("Enter")
     assert studio.page.evaluate("collage.getSeed()") == 42
+    expect(message).to_have_text("")
+    seed.fill("-1")
+    seed.press("Enter")
+    expect(message).to_have_text(re.compile(r"^A seed is a whole number"))
+    studio.page.locator("[data-preset=winter]").click()
     expect(message).to_have_text("")
 
 
@@ -543,21 +663,80 @@ def test_views_and_model_selector(studio: Studio) -> None:
     expect(studio.page.locator("#collage-toggle")).to_be_disabled()
 
 
+@pytest.mark.parametrize("width, height", [(1024, 768), (768, 1024), (701, 800)])
+def test_the_top_bar_fits_a_laptop_or_tablet_with_two_models(
+    page: Page, live_server, tmp_path: Path, width: int, height: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": height})
+    studio = Studio(page, live_server.url)
+    studio.open()
+    expect(page.locator("#model-picker")).to_be_visible()
+    for view in ("side", "split"):  # split adds the divider slider to the top bar
+        page.locator(f"button[data-view={view}]").click()
+        page.screenshot(path=tmp_path / f"{width}-{view}.png")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+        download = box(page, "#download-picture")
+        assert download["x"] + download["width"] <= width, download
+        assert box(page, "button[data-view=side]")["height"] < 30  # "Side by side" on one line
+        topbar = box(page, ".topbar")
+        assert box(page, "#stage")["y"] >= topbar["y"] + topbar["height"] - 0.5
+    assert studio.console_errors == []
+
+
+def test_a_phone_held_sideways_shows_both_panes_aligned_below_the_top_bar(
+    page: Page, live_server, tmp_path: Path
+) -> None:
+    page.set_viewport_size({"width": 844, "height": 390})
+    studio = Studio(page, live_server.url)
+    studio.open("?model=tiny-spade-wide")
+    page.screenshot(path=tmp_path / "phone-sideways.png")
+    topbar, labels, picture = box(page, ".topbar"), box(page, "#label-surface"), box(page, "#output-surface")
+    assert labels["y"] >= topbar["y"] + topbar["height"], (labels, topbar)
+    assert labels["y"] == pytest.approx(picture["y"], abs=1)  # side by side, level
+    assert labels["height"] == pytest.approx(picture["height"], abs=1)
+    for pane in (".pane-labels", ".pane-output"):
+        assert_caption_fits(page, pane)
+    assert studio.console_errors == []
+
+
 def test_a_phone_sized_screen_gives_the_canvases_the_width(page: Page, live_server, tmp_path: Path) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     studio = Studio(page, live_server.url)
-    studio.open()
+    studio.open("?model=tiny-spade-wide")
     page.screenshot(path=tmp_path / "phone.png", full_page=True)
     for canvas in ("#overlay-canvas", "#output-canvas"):
-        box = page.locator(canvas).bounding_box()
-        assert box is not None and box["width"] >= 300 and box["height"] >= 300, (canvas, box)
+        found = box(page, canvas)
+        assert found["width"] >= 300 and found["height"] >= 200, (canvas, found)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    # Brush size and palette come right under the label canvas, before the picture.
+    labels, size, palette = box(page, "#label-surface"), box(page, "#brush-size"), box(page, "#palette")
+    assert labels["y"] + labels["height"] < size["y"] < palette["y"] < box(page, "#output-surface")["y"]
+    # In overlay and split the one canvas stays centred under its caption.
+    for view in ("overlay", "split"):
+        page.locator(f"button[data-view={view}]").click()
+        page.screenshot(path=tmp_path / f"phone-{view}.png", full_page=True)
+        surface = box(page, "#label-surface")
+        assert surface["x"] == pytest.approx(390 - surface["x"] - surface["width"], abs=1), surface
+        assert_caption_fits(page, ".pane-labels")
+    page.locator("button[data-view=side]").click()
     before = studio.ids()
     studio.pick_label("water")
     page.locator("#overlay-canvas").scroll_into_view_if_needed()
     studio.stroke((4, 16), (28, 16))
     assert int((studio.ids() != before).sum()) > 0
     assert studio.console_errors == []
+
+
+def test_a_phone_shows_a_long_status_message_whole(page: Page, live_server, tmp_path: Path) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.route("**/api/v1/models", lambda route: route.fulfill(status=401, json={"error": {"message": "no"}}))
+    page.goto(f"{live_server.url}/")
+    message = page.locator("#status-message")
+    expect(message).to_have_text(KEY_HINT)
+    page.screenshot(path=tmp_path / "phone-key-hint.png")
+    assert message.evaluate("el => el.scrollWidth <= el.clientWidth")  # wrapped, not cut off
+    found = box(page, "#status-message")
+    assert found["x"] + found["width"] <= 390 and found["y"] + found["height"] <= 844, found
 
 
 def test_reconnects_after_a_server_restart(page: Page, own_server) -> None:
@@ -593,6 +772,9 @@ def test_a_refused_api_key_stops_the_retries_and_says_how_to_give_one(page: Page
     page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/api/v1/models") else None)
     page.goto(f"{keyed_server.url}/")
     expect(page.locator("#status-message")).to_have_text(KEY_HINT)
+    # Nothing will connect, as with a refused paint socket: neither the status bar nor the badge says otherwise.
+    expect(page.locator("#conn-text")).to_have_text("disconnected")
+    expect(page.locator("#output-badge")).to_have_text("Offline · not reconnecting")
     page.wait_for_timeout(2_000)  # a client that retried would have asked twice more by now
     assert len(asked) == 1
     # With the key in the address, the REST calls and the paint socket get in.
