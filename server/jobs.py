@@ -297,9 +297,10 @@ class JobRunner:
         self.metrics = metrics
         self.concurrency = concurrency
         self._wake = asyncio.Event()
-        # The job cancel() last stopped: the running job's items not yet in the engine are skipped. Keyed by id,
-        # as cancel() runs on a worker thread and may land while `_run` moves on to the next job.
-        self._stopped: str | None = None
+        # Jobs cancel() stopped: their items not yet in the engine are skipped. Kept by id, as cancel() runs on a
+        # worker thread and may land while `_run` moves on to the next job; emptied before each job starts (a job
+        # cancelled earlier is refused `running` by the store, so its id is no longer needed).
+        self._stopped: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -318,7 +319,7 @@ class JobRunner:
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         status = self.store.cancel(job_id)
-        self._stopped = job_id
+        self._stopped.add(job_id)
         return status
 
     async def _run(self) -> None:
@@ -328,6 +329,7 @@ class JobRunner:
             if not unfinished:
                 await self._wake.wait()
                 continue
+            self._stopped.clear()
             try:
                 await self._run_job(unfinished[0])
             except asyncio.CancelledError:
@@ -350,7 +352,7 @@ class JobRunner:
 
         async def render_one(idx: int, z: np.ndarray) -> None:
             async with slots:
-                if self._stopped == job_id:
+                if job_id in self._stopped:
                     return
                 try:  # a lost input file fails its item like a failed render
                     labels = await asyncio.to_thread(self.store.load_input, job_id, idx)

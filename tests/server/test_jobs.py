@@ -193,6 +193,42 @@ def test_recover_drops_a_results_zip_cut_short(store: JobStore) -> None:
     assert zipfile.ZipFile(store.results_zip(job_id)).namelist() == ["00000.png", "results.json"]
 
 
+class GatedEngine(ScriptedEngine):
+    """Renders only once `gate` opens, counting the renders begun."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.begun = 0
+
+    async def render(self, request: RenderRequest, priority: str = "interactive") -> RenderResult:
+        self.begun += 1
+        await self.gate.wait()
+        return await super().render(request, priority)
+
+
+def test_a_cancelled_jobs_waiting_items_stay_skipped_whatever_is_cancelled_next(store: JobStore) -> None:
+    running, queued = add_job(store, [OK] * 6), add_job(store, [OK])
+
+    async def main() -> int:
+        engine = GatedEngine()
+        runner = JobRunner(store, engine, Metrics(), concurrency=2)  # type: ignore[arg-type]
+        await runner.start()
+        try:
+            while engine.begun < 2:  # two items of `running` in the engine, four waiting for a slot
+                await asyncio.sleep(0.01)
+            runner.cancel(running)
+            runner.cancel(queued)
+            engine.gate.set()
+            await asyncio.sleep(0.3)
+            return engine.begun
+        finally:
+            await runner.stop()
+
+    assert asyncio.run(main()) == 2  # none of the four waiting items was sent to the engine
+    assert [store.status(j)["status"] for j in (running, queued)] == ["cancelled", "cancelled"]
+
+
 @pytest.mark.parametrize("job_id", ["../x", "../" + "0" * 29, "0" * 32 + "\n"])
 def test_job_dir_refuses_anything_but_a_job_id(store: JobStore, job_id: str) -> None:
     """Job ids come from URLs and become folder names: a traversal must never become a path."""
