@@ -119,8 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key"],
             expose_headers=["X-Render-Ms", "X-Queue-Ms", "X-Encode-Ms", "X-Seed", "X-Model", "Retry-After"],
         )
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    app.add_middleware(HeadAsGet)  # outermost: every layer below sees the GET it answers
+    app.add_middleware(HeadAsGet)  # the layers below see the GET it answers
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: counts HEAD as HEAD
 
     if settings.frontend_dir.is_dir():
         # Included routers carry no path of their own here, so the API's prefix and health paths are named.

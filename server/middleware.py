@@ -61,6 +61,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         status = 500
+        method = scope["method"]  # as asked: HeadAsGet, inside, turns HEAD into GET
         start = time.perf_counter()
 
         async def send_status(msg: Message) -> None:
@@ -73,7 +74,7 @@ class RequestMetrics:
             await self.app(scope, receive, send_status)
         finally:
             route = route_label(scope)
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.request_seconds.labels(route).observe(time.perf_counter() - start)
 
 
@@ -114,4 +115,7 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        scope["method"] = (
+            "GET"  # in place: the router's match (scope["route"]) stays visible to RequestMetrics
+        )
+        await self.app(scope, receive, headers_only)

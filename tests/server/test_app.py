@@ -122,6 +122,8 @@ def test_api_paths_are_not_the_frontends(make_client: Callable[..., TestClient])
         assert (head.status_code, head.content) == (get.status_code, b""), path
         assert head.headers["content-type"] == get.headers["content-type"]
     assert client.head("/api/v1/render").status_code == 405  # POST only
+    text = client.get("/metrics").text
+    assert 'collage_http_requests_total{method="HEAD",route="/healthz",status="200"} 1.0' in text
     page = client.get("/")
     assert page.status_code == 200 and "<html" in page.text.lower()  # the frontend itself is still served
     assert client.get("/main.js").status_code == 200
