@@ -498,7 +498,11 @@ $("labels-file").addEventListener("change", (e) => {
 });
 $("download-picture").addEventListener("click", downloadPicture);
 $("model-select").addEventListener("change", (e) => {
-  selectModel(e.target.value).catch((err) => setStatus(`Cannot load model: ${err.message}`, true));
+  selectModel(e.target.value)
+    .then(() => {
+      if (stream.state === "stopped") stream.start(); // the first model failed to load: never connected yet
+    })
+    .catch((err) => setStatus(`Cannot load model: ${err.message}`, true));
   const url = new URL(location.href);
   url.searchParams.set("model", e.target.value);
   history.replaceState(null, "", url);

@@ -796,3 +796,26 @@ def test_a_refused_paint_socket_says_the_client_stopped(page: Page, live_server)
     expect(page.locator("#output-badge")).to_have_text("Offline · not reconnecting")
     expect(page.locator("#conn-text")).to_have_text("disconnected")
     expect(page.locator("#status-message")).to_have_text(KEY_HINT)
+
+
+def test_a_page_whose_first_model_failed_connects_once_another_is_picked(page: Page, live_server) -> None:
+    failed: list[str] = []
+
+    def fail_once(route: Route) -> None:
+        if failed:
+            route.continue_()
+        else:
+            failed.append(route.request.url)
+            route.fulfill(status=503, json={"error": {"code": "overloaded", "message": "try again"}})
+
+    page.route(re.compile(r".*/api/v1/models/[^/?]+$"), fail_once)
+    page.goto(f"{live_server.url}/")
+    expect(page.locator("#status-message")).to_contain_text("Cannot load model")
+    expect(page.locator("#conn-text")).to_have_text("disconnected")
+    options = page.locator("#model-select option").evaluate_all("os => os.map(o => o.value)")
+    other = next(name for name in options if not failed[0].endswith(f"/{name}"))
+    page.select_option("#model-select", other)
+    page.wait_for_function(
+        "collage.connectionState() === 'open' && collage.framesShown() > 0", timeout=20_000
+    )
+    expect(page.locator("#conn-text")).to_have_text("live")
