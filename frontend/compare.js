@@ -32,8 +32,10 @@ export class CompareView {
     this.view = view;
     this.stage.dataset.view = view;
     for (const b of this.buttons) b.setAttribute("aria-pressed", String(b.dataset.view === view));
-    this.sliderLabel.hidden = view === "side";
-    this.sliderLabel.querySelector("span").textContent = MIX_NAMES[view] ?? "";
+    // Invisible in side-by-side but holding its place (and width), so the top bar wraps the same in every view
+    // and the canvases do not move when the view changes.
+    this.sliderLabel.style.visibility = view === "side" ? "hidden" : "";
+    this.sliderLabel.querySelector("span").textContent = MIX_NAMES[view] ?? MIX_NAMES.overlay;
     this.caption.textContent = CAPTIONS[view];
     if (view !== "side") this.slider.value = String(this.mix[view]);
     this._apply();

@@ -663,7 +663,7 @@ def test_views_and_model_selector(studio: Studio) -> None:
     expect(studio.page.locator("#collage-toggle")).to_be_disabled()
 
 
-@pytest.mark.parametrize("width, height", [(1024, 768), (768, 1024), (701, 800)])
+@pytest.mark.parametrize("width, height", [(1280, 800), (1024, 768), (768, 1024), (701, 800)])
 def test_the_top_bar_fits_a_laptop_or_tablet_with_two_models(
     page: Page, live_server, tmp_path: Path, width: int, height: int
 ) -> None:
@@ -671,7 +671,8 @@ def test_the_top_bar_fits_a_laptop_or_tablet_with_two_models(
     studio = Studio(page, live_server.url)
     studio.open()
     expect(page.locator("#model-picker")).to_be_visible()
-    for view in ("side", "split"):  # split adds the divider slider to the top bar
+    heights = []
+    for view in ("side", "split", "overlay"):  # split and overlay show the slider in the top bar
         page.locator(f"button[data-view={view}]").click()
         page.screenshot(path=tmp_path / f"{width}-{view}.png")
         assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
@@ -680,6 +681,8 @@ def test_the_top_bar_fits_a_laptop_or_tablet_with_two_models(
         assert box(page, "button[data-view=side]")["height"] < 30  # "Side by side" on one line
         topbar = box(page, ".topbar")
         assert box(page, "#stage")["y"] >= topbar["y"] + topbar["height"] - 0.5
+        heights.append(topbar["height"])
+    assert max(heights) - min(heights) < 0.5, heights  # switching views never moves the canvases
     assert studio.console_errors == []
 
 
