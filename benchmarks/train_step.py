@@ -23,24 +23,26 @@ import torch
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from models import train
 from models.archs import Batch, Recipe
 from models.data.datasets import make_dataset
 from models.labels import LANDSCAPE
+from models.training.config import resolve_config
+from models.training.loop import step_precision
+from models.training.setup import build_recipe, seed_all
 from models.version import cpu_flags, cpu_model
 
 PRECISIONS = ("fp32", "bf16")
 
 
 def make_recipe(config: dict[str, Any], seed: int) -> Recipe:
-    train.seed_all(seed)  # the trainer seeds the same way right before building: equal initial weights
-    return train.build_recipe(config, LANDSCAPE, torch.device("cpu"))
+    seed_all(seed)  # the trainer seeds the same way right before building: equal initial weights
+    return build_recipe(config, LANDSCAPE, torch.device("cpu"))
 
 
 def timed_step(recipe: Recipe, batch: Batch, precision: str) -> float:
     """Wall seconds of one step, wrapped exactly as the trainer wraps it (`.item()` on the losses syncs)."""
     start = time.perf_counter()
-    with train.step_precision(torch.device("cpu"), precision):
+    with step_precision(torch.device("cpu"), precision):
         recipe.step(recipe.nets, batch)
     return time.perf_counter() - start
 
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     overrides: list[tuple[str, str | None]] = [("size", str(args.size)), ("batch", str(args.batch))]
-    config = train.resolve_config("spade", args.preset, overrides)
+    config = resolve_config("spade", args.preset, overrides)
     config["label_set"] = LANDSCAPE.name
     dataset, _ = make_dataset("procedural", args.size, length=args.batch)
     # label, instance [B,H,W] int64; image [B,3,H,W] in [-1,1]

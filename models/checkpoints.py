@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
+
+if TYPE_CHECKING:  # the recipe's class only: slim and export open checkpoints without the arch registry
+    from models.archs import Recipe
 
 CHECKPOINT_FORMAT = 1
 LATEST = "checkpoint-latest.pt"  # what `collage train` keeps up to date in its run folder
@@ -41,6 +47,66 @@ def atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def check_meta_keys(arch: str, recipe: Recipe) -> None:
+    """Refuse an arch whose `meta` entries would overwrite a network or one of the trainer's own entries (they
+    share the checkpoint's top level); checked before training, not at the first save."""
+    clash = set(recipe.meta) & (set(recipe.nets) | {f"{n}_ema" for n in recipe.ema} | set(CHECKPOINT_KEYS))
+    if clash:
+        raise RuntimeError(f"arch {arch!r}: meta keys {sorted(clash)} collide with checkpoint keys")
+
+
+def training_checkpoint(
+    config: dict[str, Any],
+    recipe: Recipe,
+    ema: Mapping[str, nn.Module],
+    *,
+    step: int,
+    wall_time: float,
+    rngs: list[dict[str, Any]],
+    sampler: dict[str, int],
+    label_set: str,
+    code_version: str,
+) -> dict[str, Any]:
+    """Everything `--resume` needs to continue exactly (weights, EMA copies, optimisers, every process's RNG,
+    the data position) and export needs to serve the run (config, label set, the arch's `meta`)."""
+    return {
+        "format_version": CHECKPOINT_FORMAT,
+        "config": config,
+        "step": step,
+        "images_seen": step * config["batch"],
+        "wall_time": wall_time,
+        **{name: net.state_dict() for name, net in recipe.nets.items()},
+        **{f"{name}_ema": net.state_dict() for name, net in ema.items()},
+        "optimizers": {name: opt.state_dict() for name, opt in recipe.optimizers.items()},
+        "rng": rngs,
+        "sampler": sampler,
+        "label_set": label_set,
+        "code_version": code_version,
+        "torch_version": str(torch.__version__),
+        **recipe.meta,
+    }
+
+
+def restore_training(checkpoint: Mapping[str, Any], recipe: Recipe, ema: Mapping[str, nn.Module]) -> None:
+    """Load a `training_checkpoint`'s weights, EMA copies and optimiser states into a freshly built recipe."""
+    for name, net in recipe.nets.items():
+        net.load_state_dict(checkpoint[name])
+    for name, net in ema.items():
+        net.load_state_dict(checkpoint[f"{name}_ema"])
+    for name, opt in recipe.optimizers.items():
+        opt.load_state_dict(checkpoint["optimizers"][name])
+
+
+def write_checkpoint(checkpoint: dict[str, Any], run_dir: Path, snapshot: bool) -> None:
+    """Replace the run's checkpoint-latest.pt, and keep a copy as checkpoint-NNNNNNNN.pt if `snapshot`."""
+    atomic_save(checkpoint, run_dir / LATEST)
+    if snapshot:
+        kept = run_dir / f"checkpoint-{checkpoint['step']:08d}.pt"
+        tmp = kept.with_name(kept.name + ".tmp")
+        shutil.copyfile(run_dir / LATEST, tmp)
+        os.replace(tmp, kept)
 
 
 def checkpoint_file(path: str | Path) -> Path:

@@ -23,6 +23,9 @@ from torch import nn
 from models import train
 from models.archs import ARCHS, Arch, Batch, Recipe, get_arch, unwrap
 from models.labels import LANDSCAPE, LabelSet
+from models.training.config import ConfigError, apply_overrides
+from models.training.data import SeededItems
+from models.training.setup import state_misfit
 
 N = len(LANDSCAPE)
 BUILD_DATASET = train.build_dataset  # the real one, which the autouse fixture swaps for ToyPairs
@@ -179,7 +182,7 @@ def assert_same_tensors(a: Any, b: Any, where: str = "") -> None:
 
 def test_overrides_are_typed_and_checked() -> None:
     base = {"steps": 10, "lr": 1e-4, "flag": False, "name": "x", "betas": [0.0, 0.9], "G": {"ngf": 16}}
-    got = train.apply_overrides(
+    got = apply_overrides(
         base,
         [
             ("steps", "25"),
@@ -191,18 +194,18 @@ def test_overrides_are_typed_and_checked() -> None:
         ],
     )
     assert got == {"steps": 25, "lr": 3e-4, "flag": True, "name": "y", "betas": [0.5, 0.99], "G": {"ngf": 8}}
-    assert train.apply_overrides(base, [("betas", "[0, 1]"), ("flag", "off")])["betas"] == [0.0, 1.0]
+    assert apply_overrides(base, [("betas", "[0, 1]"), ("flag", "off")])["betas"] == [0.0, 1.0]
     assert base["steps"] == 10  # the input is not modified
-    with pytest.raises(train.ConfigError, match="expected int"):
-        train.apply_overrides(base, [("steps", "1.5")])
-    with pytest.raises(train.ConfigError, match="expected bool"):
-        train.apply_overrides(base, [("flag", "maybe")])
-    with pytest.raises(train.ConfigError, match=r"unknown config key --stepz; did you mean --steps"):
-        train.apply_overrides(base, [("stepz", "3")])
-    with pytest.raises(train.ConfigError, match=r"did you mean --G\.ngf"):
-        train.apply_overrides(base, [("G.ngff", "3")])
-    with pytest.raises(train.ConfigError, match="is a group"):
-        train.apply_overrides(base, [("G", "3")])
+    with pytest.raises(ConfigError, match="expected int"):
+        apply_overrides(base, [("steps", "1.5")])
+    with pytest.raises(ConfigError, match="expected bool"):
+        apply_overrides(base, [("flag", "maybe")])
+    with pytest.raises(ConfigError, match=r"unknown config key --stepz; did you mean --steps"):
+        apply_overrides(base, [("stepz", "3")])
+    with pytest.raises(ConfigError, match=r"did you mean --G\.ngf"):
+        apply_overrides(base, [("G.ngff", "3")])
+    with pytest.raises(ConfigError, match="is a group"):
+        apply_overrides(base, [("G", "3")])
 
 
 def test_parse_args_splits_trainer_flags_from_config_keys() -> None:
@@ -211,7 +214,7 @@ def test_parse_args_splits_trainer_flags_from_config_keys() -> None:
     )
     assert flags == {"arch": "toy", "dry_run": None, "runs_dir": "/tmp/r"}
     assert overrides == [("lr_g", "0.1"), ("G.n_hidden", "8"), ("steps", "3")]
-    with pytest.raises(train.ConfigError, match="unexpected argument"):
+    with pytest.raises(ConfigError, match="unexpected argument"):
         train.parse_args(["toy"])
 
 
@@ -274,7 +277,7 @@ def test_run_folder_log_samples_and_checkpoint(
     grid = Image.open(run / "samples-00000010.png")
     assert grid.size == (16 * 3, 16 * 3)  # 3 rows × (label | G_ema | real)
     real = np.asarray(grid)[:16, 32:48]  # row 0, real column = item 0 (epoch 0) of the dataset
-    expected = ((train.SeededItems(ToyPairs(7, 16), 0)[0, 0]["image"] + 1) * 127.5).round().permute(1, 2, 0)
+    expected = ((SeededItems(ToyPairs(7, 16), 0)[0, 0]["image"] + 1) * 127.5).round().permute(1, 2, 0)
     assert np.array_equal(real, expected.to(torch.uint8).numpy())
 
     ckpt = load(run / "checkpoint-latest.pt")
@@ -432,7 +435,7 @@ def test_init_from_mismatch_is_summarised(capsys: pytest.CaptureFixture[str]) ->
         "2.weight (source (3, 8, 3, 3), here (3, 16, 3, 3))\n"
     )
     source = {f"w{i}": torch.zeros(1) for i in range(5)}  # a wider or deeper net: thousands of names
-    assert train.state_misfit({"w0": torch.zeros(2), "x": torch.zeros(1)}, source) == (
+    assert state_misfit({"w0": torch.zeros(2), "x": torch.zeros(1)}, source) == (
         "1 missing from the source: x; 4 only in the source: w1, w2, w3, …; 1 reshaped: w0 (source (1,), here (2,))"
     )
 

@@ -43,7 +43,7 @@ def test_sizes_below_two_to_the_levels_are_refused(
 
 
 def _tiny_config() -> dict:
-    from models.train import resolve_config
+    from models.training.config import resolve_config
 
     config = resolve_config("segmenter", "segmenter-tiny", [])
     config["label_set"] = LANDSCAPE.name
@@ -87,9 +87,10 @@ def test_trained_checkpoint_loads_as_a_judge(tmp_path: Path, tiny_segmenter: lis
 
 def test_init_from_starts_from_an_earlier_judge(tmp_path: Path, tiny_segmenter: list[str]) -> None:
     """The trainer's generic --init_from: S and its EMA equal the source's right after loading."""
+    from models.checkpoints import load_checkpoint
     from models.ema import make_ema
-    from models.train import build_recipe, load_checkpoint, load_init_weights
     from models.train import main as train_main
+    from models.training.setup import build_recipe, load_init_weights
 
     quiet = ["--num_workers=0", "--sample_every=0", "--sample_count=1"]
     small = ["--arch", "segmenter", "--preset", "segmenter-small", "--size=32", "--batch=1", *quiet]

@@ -22,6 +22,8 @@ from models.ema import make_ema
 from models.labels import LANDSCAPE
 from models.losses import seg_g_loss
 from models.presets import build_encoder, build_generator
+from models.training.config import ConfigError, resolve_config
+from models.training.setup import build_recipe, load_init_weights, seed_all
 
 pytestmark = pytest.mark.usefixtures("in_tmp")
 REPO = Path(__file__).resolve().parents[3]
@@ -42,7 +44,7 @@ def max_diff(a: Any, b: Any) -> float:
 
 
 def test_one_step_trains_g_e_and_d() -> None:
-    config = train.resolve_config("spade", "spade-tiny", [("data_length", "2")])
+    config = resolve_config("spade", "spade-tiny", [("data_length", "2")])
     config["label_set"] = "landscape"
     dataset, _ = make_dataset("procedural", 32, length=2)
     batch = {k: v for k, v in torch.utils.data.default_collate([dataset[0], dataset[1]]).items()}
@@ -76,7 +78,7 @@ def test_one_step_trains_g_e_and_d() -> None:
 
 def test_encoder_at_its_own_size_trains_on_a_larger_batch() -> None:
     """spade-tiny at 64² with its 32² encoder: E gets the real images resized to 32², every net learns."""
-    config = train.resolve_config("spade", "spade-tiny", [("size", "64"), ("data_length", "2")])
+    config = resolve_config("spade", "spade-tiny", [("size", "64"), ("data_length", "2")])
     config["label_set"] = "landscape"
     dataset, _ = make_dataset("procedural", 64, length=2)
     batch = torch.utils.data.default_collate([dataset[0], dataset[1]])
@@ -120,7 +122,7 @@ def test_learns_to_reconstruct_a_single_pair(
     image = sample["image"][None]  # [1,3,32,32]
 
     def error(generator_key: str | None) -> float:
-        train.seed_all(config["seed"])  # the trainer builds the networks right after this seeding
+        seed_all(config["seed"])  # the trainer builds the networks right after this seeding
         generator, encoder = build_generator(config, len(LANDSCAPE)), build_encoder(config)
         if generator_key is not None:
             generator.load_state_dict(ckpt[generator_key])
@@ -159,11 +161,11 @@ def test_init_from_starts_a_new_run_at_another_size_with_the_weights(
     assert train.main([*tiny_spade, "--data-length=2", "--batch=1", "--steps=3"]) == 0
     source = load(Path("runs/00001-spade-tiny/checkpoint-latest.pt"))
 
-    config = train.resolve_config("spade", "spade-tiny", [("size", "64")])
+    config = resolve_config("spade", "spade-tiny", [("size", "64")])
     config["label_set"] = "landscape"
-    recipe = train.build_recipe(config, LANDSCAPE, torch.device("cpu"))
+    recipe = build_recipe(config, LANDSCAPE, torch.device("cpu"))
     ema = {"G": make_ema(recipe.nets["G"])}
-    train.load_init_weights(recipe, ema, source)
+    load_init_weights(recipe, ema, source)
     for key, net in [*recipe.nets.items(), ("G_ema", ema["G"])]:
         assert max_diff(net.state_dict(), source[key]) == 0.0, key  # every weight and buffer, bit for bit
 
@@ -189,7 +191,7 @@ def test_init_from_starts_a_new_run_at_another_size_with_the_weights(
         """Largest difference of the learnable weights (not spectral norm's power-iteration vectors)."""
         return max(float((a[k] - b[k]).abs().max()) for k in a if not k.endswith(("_u", "_v")))
 
-    fresh = train.build_recipe(config, LANDSCAPE, torch.device("cpu")).nets
+    fresh = build_recipe(config, LANDSCAPE, torch.device("cpu")).nets
     for name in ("G", "D", "E"):  # two Adam steps (lr ≤ 4e-4) away from the source, far from a new init
         moved, unrelated = (
             weights_gap(ckpt[name], source[name]),
@@ -235,8 +237,8 @@ def test_init_from_refuses_what_does_not_fit(
 
 
 def load_initial_fc() -> torch.Tensor:
-    config = train.resolve_config("spade", "spade-tiny", [])
-    train.seed_all(config["seed"])
+    config = resolve_config("spade", "spade-tiny", [])
+    seed_all(config["seed"])
     return build_generator(config, len(LANDSCAPE)).state_dict()["fc.weight"]
 
 
@@ -278,7 +280,7 @@ def test_seg_preset_adds_a_segmentation_discriminator_that_g_listens_to(
 ) -> None:
     """spade-tiny-seg: S learns (its loss falls over 40 steps on one batch), G pays loss.seg × G_seg, and a plain
     spade-tiny run starts it with --init_from (S from scratch, the rest exactly the source's)."""
-    config = train.resolve_config("spade", "spade-tiny-seg", [])
+    config = resolve_config("spade", "spade-tiny-seg", [])
     config["label_set"] = "landscape"
     dataset, _ = make_dataset("procedural", 32, length=4)
     batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
@@ -328,11 +330,9 @@ def test_seg_preset_adds_a_segmentation_discriminator_that_g_listens_to(
     source = torch.load("runs/00001-spade-tiny/checkpoint-latest.pt", weights_only=False)
     argv = [*tiny_spade, "--preset=spade-tiny-seg", "--data-length=2", "--batch=1", "--steps=1"]
     assert train.main([*argv, "--init-from=runs/00001-spade-tiny", "--dry-run"]) == 0
-    seg = train.build_recipe(
-        train.resolve_config("spade", "spade-tiny-seg", []), LANDSCAPE, torch.device("cpu")
-    )
-    train.load_init_weights(seg, {"G": make_ema(seg.nets["G"])}, source)
+    seg = build_recipe(resolve_config("spade", "spade-tiny-seg", []), LANDSCAPE, torch.device("cpu"))
+    load_init_weights(seg, {"G": make_ema(seg.nets["G"])}, source)
     assert max_diff(seg.nets["G"].state_dict(), source["G"]) == 0.0
     del source["D"]
-    with pytest.raises(train.ConfigError, match="has no D"):  # only S may be missing
-        train.load_init_weights(seg, {"G": make_ema(seg.nets["G"])}, source)
+    with pytest.raises(ConfigError, match="has no D"):  # only S may be missing
+        load_init_weights(seg, {"G": make_ema(seg.nets["G"])}, source)
