@@ -3,9 +3,10 @@
 // State lives in a few objects (the PaintCanvas owns the label map and its undo stack, the StylePanel the style,
 // the PaintStream the connection); this file only connects their events and owns the DOM around them.
 
+import { MAX_BRUSH, canvasSizes, offersSize } from "./canvas-size.js";
 import { CompareView } from "./compare.js";
 import { decodeLabelPng, encodeLabelPng, resizeNearest } from "./labelmap-io.js";
-import { MAX_SIZE, MIN_SIZE, PaintCanvas } from "./paint-canvas.js";
+import { MIN_SIZE, PaintCanvas } from "./paint-canvas.js";
 import { Palette, buildLut, cssColor } from "./palette.js";
 import { starterScene } from "./scene.js";
 import { PaintStream, throttle } from "./stream.js";
@@ -112,6 +113,8 @@ const outputCtx = outputCanvas.getContext("2d");
 const current = {
   name: null, // served model in use
   manifest: null,
+  sizes: [], // canvas sizes ([width, height]) the model offers (canvasSizes)
+  provider: "", // " · CPU" etc. for the label caption
   shownSeq: 0, // seq of the frame on screen
   framesShown: 0,
   latencies: [], // recent stroke-to-picture times, for a steady readout
@@ -166,9 +169,11 @@ function setLabel(id) {
 
 function setSize(size) {
   canvas.setSize(size);
+  $("brush-size").max = String(canvas.maxSize); // first: the value is clamped to the old maximum
   $("brush-size").value = String(canvas.size);
   $("size-value").value = String(canvas.size);
-  $("size-dot").style.setProperty("--dot", `${Math.max(3, Math.min(26, 3 + canvas.size * 0.45))}px`);
+  const reach = (canvas.size * MAX_BRUSH) / canvas.maxSize; // a brush rescaled with a 512² canvas keeps its dot
+  $("size-dot").style.setProperty("--dot", `${Math.max(3, Math.min(26, 3 + reach * 0.45))}px`);
   renderToolStatus();
 }
 
@@ -232,17 +237,18 @@ function removeItem(store, key) {
   }
 }
 
-/** The drawing this tab, else any tab, left for `name` at this size, or null. */
-function restoreAutosave(name, width, height, labels) {
+/** The drawing this tab, else any tab, left for `name` at one of `sizes`, or null; it comes back at its size. */
+function restoreAutosave(name, sizes, labels) {
   const key = AUTOSAVE_PREFIX + name;
-  return savedMap("sessionStorage", key, width, height, labels) ?? savedMap("localStorage", key, width, height, labels);
+  return savedMap("sessionStorage", key, sizes, labels) ?? savedMap("localStorage", key, sizes, labels);
 }
 
-/** The label map under `key` in `store` if it fits this canvas and its labels, else null. */
-function savedMap(store, key, width, height, labels) {
+/** The label map under `key` in `store` if the model offers its size and has its labels, else null. */
+function savedMap(store, key, sizes, labels) {
   try {
     const saved = JSON.parse(window[store].getItem(key) ?? "null");
-    if (!saved || saved.width !== width || saved.height !== height) return null;
+    if (!saved || !offersSize(sizes, saved.width, saved.height)) return null;
+    const { width, height } = saved;
     const ids = fromBase64(saved.ids);
     const known = new Set(labels.map((l) => l.id));
     if (ids.length !== width * height || ids.some((id) => !known.has(id))) return null;
@@ -355,28 +361,30 @@ async function selectModel(name) {
   const labels = manifest.labels;
   const [height, width] = manifest.image_size;
   const background = manifest.background_label ?? 0;
+  const sizes = canvasSizes(manifest);
   const previous = current.manifest;
+  // The same sizes, not just the current one: the undo stack may hold resize steps to any of them.
   const sameCanvas =
     previous &&
-    previous.image_size[0] === height &&
-    previous.image_size[1] === width &&
+    JSON.stringify(sizes) === JSON.stringify(current.sizes) &&
     JSON.stringify(previous.labels.map((l) => [l.id, l.name])) === JSON.stringify(labels.map((l) => [l.id, l.name]));
   flushAutosave(); // the last stroke belongs to the model in use so far
   current.name = name;
   current.manifest = manifest;
+  current.sizes = sizes;
+  current.provider = manifest.provider ? ` · ${manifest.provider.replace("ExecutionProvider", "")}` : "";
 
   palette.setLabels(labels);
   canvas.eraserLabel = background;
   canvas.setLut(buildLut(labels));
   if (!sameCanvas) {
-    canvas.setMap(restoreAutosave(name, width, height, labels) ?? starterScene(width, height, labels, background));
+    canvas.setMap(restoreAutosave(name, sizes, labels) ?? starterScene(width, height, labels, background));
     const first = labels.find((l) => l.name === "mountain") ?? labels.find((l) => l.id !== background) ?? labels[0];
     setLabel(first.id);
-    setSize(Math.max(1, Math.round(Math.min(width, height) / 16))); // 16 px on a 256² canvas
+    setSize(Math.max(1, Math.round(Math.min(canvas.map.width, canvas.map.height) / 16))); // 16 px on a 256² canvas
   }
   document.documentElement.style.setProperty("--aspect", String(width / height));
-  const provider = manifest.provider ? ` · ${manifest.provider.replace("ExecutionProvider", "")}` : "";
-  $("label-meta").textContent = `${name} · ${width}×${height}${provider}`;
+  renderSizeChoice();
 
   const caps = manifest.capabilities ?? {};
   const presets = (manifest.styles ?? []).map((s) => (typeof s === "string" ? s : s.name));
@@ -384,7 +392,7 @@ async function selectModel(name) {
   if (current.name !== name) return; // another model was picked while the saved photo style was checked
   stream.configure({
     model: name,
-    size: [width, height], // the server reads [width, height], like the binary frame header
+    size: [canvas.map.width, canvas.map.height], // the server reads [width, height], like the binary frame header
     style: style.style,
     collage: style.state.collage,
     format: "jpeg",
@@ -392,6 +400,27 @@ async function selectModel(name) {
   });
   stream.sendMap();
   $("model-select").value = name;
+}
+
+/**
+ * Offer the model's canvas sizes. A model with one size shows it disabled rather than hidden, so the top bar keeps
+ * its layout from model to model.
+ */
+function renderSizeChoice() {
+  const select = $("canvas-size");
+  select.replaceChildren(...current.sizes.map(([w, h]) => new Option(`${w}×${h}`, `${w}x${h}`)));
+  select.disabled = current.sizes.length < 2;
+  select.title = select.disabled
+    ? "This model paints at this size only"
+    : "Label map and picture size: the drawing is rescaled (undo goes back)";
+  showCanvasSize();
+}
+
+/** Show the map's size in the size choice and under the label canvas. */
+function showCanvasSize() {
+  const { width, height } = canvas.map;
+  $("canvas-size").value = `${width}x${height}`;
+  $("label-meta").textContent = `${current.name} · ${width}×${height}${current.provider}`;
 }
 
 /** The served models, retrying while the server is unreachable; null once it refuses the key. */
@@ -444,6 +473,12 @@ function downloadPicture() {
 // Input wiring
 
 canvas.addEventListener("change", (e) => mapChanged(e.detail.final));
+// A resize step, or its undo or redo: the server must expect the new size before the map that follows it.
+canvas.addEventListener("resize", (e) => {
+  stream.configure({ size: [e.detail.width, e.detail.height] });
+  setSize(canvas.size); // the canvas scaled the brush with the map
+  showCanvasSize();
+});
 window.addEventListener("pagehide", flushAutosave);
 canvas.addEventListener("history", (e) => {
   $("undo").disabled = !e.detail.canUndo;
@@ -485,8 +520,7 @@ $("redo").addEventListener("click", () => canvas.redo());
 $("clear").addEventListener("click", () => canvas.applyEdit("clear", (ids) => ids.fill(canvas.eraserLabel)));
 $("scene").addEventListener("click", () => {
   if (!current.manifest) return;
-  const [height, width] = current.manifest.image_size;
-  const scene = starterScene(width, height, current.manifest.labels, canvas.eraserLabel);
+  const scene = starterScene(canvas.map.width, canvas.map.height, current.manifest.labels, canvas.eraserLabel);
   canvas.applyEdit("example scene", (ids) => ids.set(scene.ids));
 });
 $("save-labels").addEventListener("click", saveLabels);
@@ -497,6 +531,11 @@ $("labels-file").addEventListener("change", (e) => {
   if (file) loadLabels(file);
 });
 $("download-picture").addEventListener("click", downloadPicture);
+$("canvas-size").addEventListener("change", (e) => {
+  const [width, height] = e.target.value.split("x").map(Number);
+  e.target.blur(); // give the keyboard back to the shortcuts, so Ctrl+Z can undo the resize at once
+  canvas.resize(width, height);
+});
 $("model-select").addEventListener("change", (e) => {
   selectModel(e.target.value)
     .then(() => {
@@ -511,7 +550,7 @@ $("model-select").addEventListener("change", (e) => {
 /** Size steps that feel even: ±1 for fine brushes, ±~15% for big ones. */
 function nextSize(size, direction) {
   const step = Math.max(1, Math.round(size * 0.15));
-  return Math.max(MIN_SIZE, Math.min(MAX_SIZE, size + direction * step));
+  return Math.max(MIN_SIZE, Math.min(canvas.maxSize, size + direction * step));
 }
 
 const TOOL_KEYS = { KeyB: "brush", KeyL: "line", KeyF: "fill", KeyI: "eyedropper", KeyE: "eraser" };

@@ -8,16 +8,47 @@
 // LabelEdit on the undo stack, found by diffing against a snapshot taken when the gesture began.
 //
 // Events (CustomEvent): `change` {final: bool} after any change of the ids (final=false while a gesture is
-// still going), `pick` {id} from the eyedropper, `cursor` {x, y, id} (null when the pointer leaves), `history`.
+// still going), `pick` {id} from the eyedropper, `cursor` {x, y, id} (null when the pointer leaves), `history`,
+// `resize` {width, height} when a resize step (or its undo or redo) gives the map another size, before the
+// `change` that follows it.
 
+import { MAX_BRUSH, maxBrushSize } from "./canvas-size.js";
 import { floodFill } from "./fill.js";
 import { History, LabelEdit } from "./history.js";
+import { resizeNearest } from "./labelmap-io.js";
 import { idsToRgba } from "./palette.js";
 import { labelAt, paintSegment, radiusForSize, snapAngle } from "./strokes.js";
 
 export const TOOLS = ["brush", "line", "fill", "eyedropper", "eraser"];
 export const MIN_SIZE = 1;
-export const MAX_SIZE = 96;
+
+/**
+ * A change of the map's size as one undoable step. It keeps both whole maps, so undoing a downscale brings back
+ * every pixel the nearest-neighbour rescale dropped; the pixel edits below it on the stack stay valid because
+ * undo reaches them only once the map has its old size again.
+ */
+class ResizeEdit {
+  constructor(canvas, before, after) {
+    this.name = "resize";
+    this.canvas = canvas;
+    this.before = before;
+    this.after = after;
+  }
+
+  // The History hands every edit the ids; this one swaps the whole map instead. Each swap installs a copy, so
+  // later strokes never touch the maps kept here, and the stream sees a new map object (see PaintStream).
+  do() {
+    this.canvas._resizeTo(copyMap(this.after));
+  }
+
+  undo() {
+    this.canvas._resizeTo(copyMap(this.before));
+  }
+}
+
+function copyMap(map) {
+  return { width: map.width, height: map.height, ids: map.ids.slice() };
+}
 
 export class PaintCanvas extends EventTarget {
   constructor({ labelCanvas, overlayCanvas }) {
@@ -34,6 +65,7 @@ export class PaintCanvas extends EventTarget {
     this.label = 0; // id painted by brush, line and fill
     this.eraserLabel = 0; // the model's background label
     this.size = 16; // brush diameter in label pixels
+    this.maxSize = MAX_BRUSH; // the biggest brush this map allows (maxBrushSize)
     this.gesture = null; // the pointer gesture in progress
     this.hover = null; // last pointer position in label pixels, for the brush outline
     this.framePending = false;
@@ -56,13 +88,25 @@ export class PaintCanvas extends EventTarget {
 
   /** Replace the whole label map (new model, loaded file, starter scene); clears the undo stack. */
   setMap(map) {
-    this.map = map;
+    this._install(map);
     this.history.clear();
-    this.labelCanvas.width = map.width;
-    this.labelCanvas.height = map.height;
-    this.image = this.labelCtx.createImageData(map.width, map.height);
-    this.redraw();
     this._emitHistory();
+  }
+
+  /**
+   * Rescale the map to width×height with nearest neighbour (ids are never blended), as one undoable step named
+   * "resize"; the brush scales with it. Returns the edit, or null when the map already has that size.
+   */
+  resize(width, height) {
+    if (!this.map || (this.map.width === width && this.map.height === height)) return null;
+    this.cancelGesture();
+    // The map in use needs no copy: do() installs a copy of the rescaled one, and the edit alone keeps this one.
+    const edit = new ResizeEdit(this, this.map, resizeNearest(this.map, width, height));
+    edit.do();
+    this.history.push(edit);
+    this._changed(true);
+    this._emitHistory();
+    return edit;
   }
 
   setLut(lut) {
@@ -79,7 +123,7 @@ export class PaintCanvas extends EventTarget {
   }
 
   setSize(size) {
-    this.size = Math.max(MIN_SIZE, Math.min(MAX_SIZE, Math.round(size)));
+    this.size = Math.max(MIN_SIZE, Math.min(this.maxSize, Math.round(size)));
     this._drawOverlay();
   }
 
@@ -122,6 +166,25 @@ export class PaintCanvas extends EventTarget {
       this.map.ids.set(g.snapshot);
       this._changed(true);
     }
+  }
+
+  _install(map) {
+    this.map = map;
+    this.maxSize = maxBrushSize(map.width, map.height);
+    this.labelCanvas.width = map.width;
+    this.labelCanvas.height = map.height;
+    this.image = this.labelCtx.createImageData(map.width, map.height);
+    this.redraw();
+  }
+
+  /** Install a map of another size for a resize step: brush and pointer scale with it, so both stay put on screen. */
+  _resizeTo(map) {
+    const sx = map.width / this.map.width;
+    const sy = map.height / this.map.height;
+    this._install(map);
+    if (this.hover) this.hover = { x: this.hover.x * sx, y: this.hover.y * sy };
+    this.setSize(this.size * sx);
+    this.dispatchEvent(new CustomEvent("resize", { detail: { width: map.width, height: map.height } }));
   }
 
   /** Repaint the colour view from the ids (coalesced to one repaint per animation frame). */

@@ -9,13 +9,14 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import ConsoleMessage, Page, Route, WebSocketRoute, expect
+from playwright.sync_api import ConsoleMessage, Page, Route, WebSocket, WebSocketRoute, expect
 from scipy import ndimage
 
 pytestmark = pytest.mark.browser
@@ -52,11 +53,14 @@ class Studio:
         self.page.wait_for_function("window.collage && window.collage.framesShown() > 0", timeout=20_000)
 
     def wait_autosaved(self) -> None:
-        """Wait until the drawing every tab shares (localStorage) is this page's current label map."""
+        """Wait until the drawing every tab shares (localStorage) is this page's current label map and size."""
         self.page.wait_for_function(
             """model => {
                 const saved = JSON.parse(localStorage.getItem(`collage-studio.map.${model}`) ?? "null");
-                return saved !== null && atob(saved.ids) === String.fromCharCode(...collage.getLabelIds());
+                const { width, height } = collage.getSize();
+                if (saved === null || saved.width !== width || saved.height !== height) return false;
+                const ids = atob(saved.ids);  // a 512² map is too long to spread into String.fromCharCode
+                return collage.getLabelIds().every((id, i) => ids.charCodeAt(i) === id);
             }""",
             arg=MODEL,
         )
@@ -123,6 +127,46 @@ class Studio:
         self.page.locator("#brush-size").fill(str(size))
         assert self.page.evaluate("collage.brushSize()") == size
 
+    def choose_canvas(self, side: int) -> None:
+        """Pick the side×side canvas in the top bar and wait until the label map has that size."""
+        self.page.locator("#canvas-size").select_option(f"{side}x{side}")
+        self.page.wait_for_function(
+            "side => collage.getSize().width === side && collage.getSize().height === side", arg=side
+        )
+
+
+class PaintWire:
+    """What crosses the paint socket, read off the wire: the size in each label map's header and the decoded size
+    of each picture, by seq. Watch the page before it opens the socket."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.sent: dict[int, tuple[int, int]] = {}
+        self.received: dict[int, tuple[int, int]] = {}
+        page.on("websocket", self._watch)
+
+    def _watch(self, ws: WebSocket) -> None:
+        ws.on("framesent", self._sent)
+        ws.on("framereceived", self._received)
+
+    def _sent(self, payload: bytes | str) -> None:
+        if isinstance(payload, bytes) and payload[0] == 0x01:
+            _, seq, width, height = struct.unpack_from("<BIHH", payload)
+            self.sent[seq] = (width, height)
+
+    def _received(self, payload: bytes | str) -> None:
+        if isinstance(payload, bytes) and payload[0] == 0x02:
+            seq = struct.unpack_from("<I", payload, 1)[0]
+            self.received[seq] = Image.open(io.BytesIO(payload[10:])).size
+
+    def picture_size(self, seq: int) -> tuple[int, int]:
+        """The natural (width, height) of the picture answering `seq`, once Playwright has passed it on."""
+        for _ in range(100):
+            if seq in self.received:
+                return self.received[seq]
+            self.page.wait_for_timeout(20)
+        raise AssertionError(f"no picture for seq {seq} on the wire; got {sorted(self.received)}")
+
 
 def capsule(
     shape: tuple[int, int], p0: tuple[float, float], p1: tuple[float, float], radius: float
@@ -132,6 +176,13 @@ def capsule(
     d = np.subtract(p1, p0)
     t = np.clip(((xs - p0[0]) * d[0] + (ys - p0[1]) * d[1]) / max(float(d @ d), 1e-12), 0, 1)
     return (xs - p0[0] - t * d[0]) ** 2 + (ys - p0[1] - t * d[1]) ** 2 <= radius**2
+
+
+def nearest(ids: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The app's nearest-neighbour rescale (resizeNearest): each pixel takes the source pixel under its centre."""
+    rows = np.minimum(((np.arange(height) + 0.5) * ids.shape[0] / height).astype(int), ids.shape[0] - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * ids.shape[1] / width).astype(int), ids.shape[1] - 1)
+    return ids[np.ix_(rows, cols)]
 
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -639,6 +690,82 @@ def test_label_map_saves_and_loads_as_png_of_ids(studio: Studio, tmp_path: Path)
     assert picture.format == "PNG" and picture.size == (32, 32)
 
 
+def test_a_512_canvas_sends_512_maps_and_shows_512_pictures_at_the_same_size(page: Page, live_server) -> None:
+    wire = PaintWire(page)
+    studio = Studio(page, live_server.url)
+    studio.open()
+    sizes = page.locator("#canvas-size")
+    expect(sizes).to_be_enabled()
+    # The tiny model's own size, then the studio's two.
+    expect(sizes.locator("option")).to_have_text(["32×32", "256×256", "512×512"])
+    expect(sizes).to_have_value("32x32")
+    seq = studio.wait_fresh_frame(0)
+    labels, picture = box(page, "#label-surface"), box(page, "#output-canvas")
+    brush = page.evaluate("collage.brushSize()")
+
+    studio.choose_canvas(512)
+    assert page.evaluate("collage.brushSize()") == brush * 16  # the brush covers the same part of the drawing
+    expect(page.locator("#brush-size")).to_have_attribute("max", "192")
+    water = studio.pick_label("water")
+    studio.stroke((40, 256), (470, 256))
+    assert int((studio.ids() == water).sum()) > 0
+    seq = studio.wait_fresh_frame(seq)
+    assert wire.sent[seq] == (512, 512)
+    assert wire.picture_size(seq) == (512, 512)
+    assert page.evaluate("document.getElementById('output-canvas').width") == 512
+    expect(page.locator("#output-meta")).to_have_text("512×512 jpeg")
+    expect(page.locator("#label-meta")).to_have_text(re.compile(r"^tiny-spade · 512×512"))
+    # Four times the pixels on the same screen space: nothing on the page moved or grew.
+    assert box(page, "#label-surface") == pytest.approx(labels, abs=0.5)
+    assert box(page, "#output-canvas") == pytest.approx(picture, abs=0.5)
+
+    # The resize is a step of the undo history, below the stroke; undoing it sends 32² maps again.
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    assert studio.ids().shape == (32, 32)
+    expect(sizes).to_have_value("32x32")
+    assert page.evaluate("collage.brushSize()") == brush
+    seq = studio.wait_fresh_frame(seq)
+    assert wire.sent[seq] == (32, 32) and wire.picture_size(seq) == (32, 32)
+    expect(page.locator("#status-message")).to_have_text("")  # the server expected every size it got
+    assert studio.console_errors == []
+
+
+def test_a_drawing_keeps_its_pixels_across_sizes_and_a_reload(studio: Studio) -> None:
+    page = studio.page
+    scene = studio.ids()
+    studio.choose_canvas(256)
+    np.testing.assert_array_equal(studio.ids(), nearest(scene, 256, 256))
+    studio.pick_label("water")
+    studio.set_brush(9)
+    studio.stroke((20, 128), (236, 150))
+    painted = studio.ids()
+
+    studio.choose_canvas(512)
+    np.testing.assert_array_equal(studio.ids(), nearest(painted, 512, 512))
+    # A diagonal one pixel wide is finer than 256² can hold: a downscale loses some of it...
+    studio.pick_label("house")
+    studio.set_brush(1)
+    studio.stroke((100, 300), (400, 450))
+    detailed = studio.ids()
+    assert not np.array_equal(nearest(nearest(detailed, 256, 256), 512, 512), detailed)
+    studio.choose_canvas(256)
+    np.testing.assert_array_equal(studio.ids(), nearest(detailed, 256, 256))
+    # ...and undo brings every pixel back, at 512² again.
+    page.keyboard.press("Control+z")
+    np.testing.assert_array_equal(studio.ids(), detailed)
+    expect(page.locator("#canvas-size")).to_have_value("512x512")
+    expect(page.locator("#undo")).to_have_attribute("title", "Undo brush (Ctrl+Z)")
+
+    # The drawing is saved with its size: a reload comes back at 512² and renders there.
+    studio.wait_autosaved()
+    studio.reload()
+    expect(page.locator("#canvas-size")).to_have_value("512x512")
+    np.testing.assert_array_equal(studio.ids(), detailed)
+    studio.wait_fresh_frame(0)
+    assert page.evaluate("document.getElementById('output-canvas').width") == 512
+
+
 def test_views_and_model_selector(studio: Studio) -> None:
     stage = studio.page.locator("#stage")
     for view in ("overlay", "split", "side"):
@@ -659,6 +786,9 @@ def test_views_and_model_selector(studio: Studio) -> None:
     assert studio.page.evaluate("collage.getSize()") == {"width": 48, "height": 32}
     studio.wait_fresh_frame(seq)
     assert studio.picture().shape == (32, 48, 3)
+    # A wide model keeps its own size: the choice shows it, and cannot be changed.
+    expect(studio.page.locator("#canvas-size")).to_be_disabled()
+    expect(studio.page.locator("#canvas-size")).to_have_value("48x32")
     # CollageGAN is unavailable for these models, so its switch is disabled.
     expect(studio.page.locator("#collage-toggle")).to_be_disabled()
 
