@@ -12,7 +12,7 @@ CHROMIUM ?= /usr/bin/chromium
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Serving only: the cpu extra (onnxruntime), never torch.
+# Serving only: the cpu extra (OpenVINO + onnxruntime), never torch.
 $(VENV)/.serve: pyproject.toml | $(PY)
 	sh scripts/serve.sh install $(PY) cpu
 	touch $@
@@ -42,8 +42,10 @@ lint: $(VENV)/.dev
 node-test:
 	@if ls frontend/*.test.js >/dev/null 2>&1; then node --test frontend/; fi
 
+# The whole suite on the default runtime (OpenVINO), then the server suite again on the onnxruntime fallback.
 pytest: $(VENV)/.dev chromium
 	$(VENV)/bin/pytest
+	COLLAGE_RUNTIME=onnxruntime $(VENV)/bin/pytest -q tests/server
 
 test: lint node-test pytest
 

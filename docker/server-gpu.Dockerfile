@@ -31,6 +31,7 @@ RUN groupadd --system --gid 10001 studio \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY scripts/serve.sh scripts/
+COPY common/ common/
 COPY models/ models/
 COPY server/ server/
 RUN sh scripts/serve.sh install python gpu \

@@ -1,4 +1,4 @@
-# Collage Studio, CPU serving image: FastAPI + onnxruntime + numpy, no torch.
+# Collage Studio, CPU serving image: FastAPI + OpenVINO (onnxruntime as its fallback) + numpy, no torch.
 #   docker build -f docker/server.Dockerfile -t collage-studio:cpu .      (from the repository root)
 # Install line and start command come from scripts/serve.sh, the same script `make run` calls.
 FROM python:3.11-slim-bookworm
@@ -21,6 +21,7 @@ WORKDIR /app
 # What pip needs: models/ is part of the same distribution and installs without torch (torch is the train extra).
 COPY pyproject.toml README.md ./
 COPY scripts/serve.sh scripts/
+COPY common/ common/
 COPY models/ models/
 COPY server/ server/
 RUN sh scripts/serve.sh install python cpu

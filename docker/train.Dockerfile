@@ -18,6 +18,7 @@ RUN groupadd --system --gid 10001 studio \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY scripts/serve.sh scripts/
+COPY common/ common/
 COPY models/ models/
 COPY server/ server/
 # Keep the base image's CUDA torch: a constraint pins the installed version, so the extra's `torch>=…` never

@@ -114,7 +114,7 @@ const current = {
   name: null, // served model in use
   manifest: null,
   sizes: [], // canvas sizes ([width, height]) the model offers (canvasSizes)
-  provider: "", // " · CPU" etc. for the label caption
+  runtime: "", // " · openvino bf16" etc. for the label caption
   shownSeq: 0, // seq of the frame on screen
   framesShown: 0,
   latencies: [], // recent stroke-to-picture times, for a steady readout
@@ -372,7 +372,7 @@ async function selectModel(name) {
   current.name = name;
   current.manifest = manifest;
   current.sizes = sizes;
-  current.provider = manifest.provider ? ` · ${manifest.provider.replace("ExecutionProvider", "")}` : "";
+  current.runtime = manifest.runtime ? ` · ${manifest.runtime} ${manifest.precision}` : "";
 
   palette.setLabels(labels);
   canvas.eraserLabel = background;
@@ -420,7 +420,7 @@ function renderSizeChoice() {
 function showCanvasSize() {
   const { width, height } = canvas.map;
   $("canvas-size").value = `${width}x${height}`;
-  $("label-meta").textContent = `${current.name} · ${width}×${height}${current.provider}`;
+  $("label-meta").textContent = `${current.name} · ${width}×${height}${current.runtime}`;
 }
 
 /** The served models, retrying while the server is unreachable; null once it refuses the key. */

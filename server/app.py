@@ -59,10 +59,13 @@ class FrontendMount(Mount):
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     registry = await asyncio.to_thread(
-        Registry.load, settings.weights_dir, settings.providers, settings.threads, settings.default_model
+        Registry.load, settings.weights_dir, settings.runtime_choice(), settings.default_model
     )
     if not registry.models:
         log.warning(no_model_help(settings))
+    for name, model in registry.models.items():
+        info = model.runtime
+        app.state.metrics.model_runtime.labels(name, info.runtime, info.device, info.precision).set(1)
     engine = Engine(
         registry,
         app.state.metrics,

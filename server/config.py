@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from common.runtime import DEFAULT_MAX_COMPILED, RuntimeChoice
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,13 +32,24 @@ class Settings(BaseSettings):
         default="landscape-spade",
         description="model used when a request names none; the first one loaded when it is absent",
     )
+    runtime: Literal["auto", "openvino", "onnxruntime"] = Field(
+        default="auto",
+        description="inference runtime; auto = OpenVINO where installed (the cpu extra), else onnxruntime",
+    )
+    precision: Literal["auto", "f32", "bf16"] = Field(
+        default="auto",
+        description="arithmetic on OpenVINO; auto = bf16 where the CPU runs it natively (AVX512-BF16, AMX)",
+    )
+    compiled_cache: int = Field(
+        default=DEFAULT_MAX_COMPILED,
+        ge=1,
+        description="OpenVINO compiled shapes (size × batch) kept per graph; the least recently used go first",
+    )
     providers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="onnxruntime providers in order; empty = CUDA when available, then CPU",
     )
-    threads: int = Field(
-        default=0, ge=0, description="onnxruntime intra-op threads; 0 = onnxruntime's default"
-    )
+    threads: int = Field(default=0, ge=0, description="inference threads; 0 = the runtime's default")
     max_batch: int = Field(default=8, ge=1, description="most requests the engine runs in one generator call")
     max_batch_pixels: int = Field(
         default=8 * 512 * 512,
@@ -61,6 +74,12 @@ class Settings(BaseSettings):
         default=None, description="when set, /api/v1 requires it (X-API-Key header)"
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="CORS allow-list")
+
+    def runtime_choice(self) -> RuntimeChoice:
+        """How the registry opens every model's graphs."""
+        return RuntimeChoice(
+            self.runtime, self.precision, self.threads, tuple(self.providers), self.compiled_cache
+        )
 
     @field_validator("providers", "cors_origins", mode="before")
     @classmethod

@@ -34,6 +34,11 @@ class FileRef(_Strict):
     path: str = Field(description="file name relative to the model folder")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
+    storage: Literal["fp32", "int16"] = Field(
+        "fp32",
+        description="how the weights are stored at rest: int16 + per-channel scale, dequantized by the graph "
+        "itself (the runtimes fold it at load), or plain fp32",
+    )
 
 
 class GraphInputs(_Strict):

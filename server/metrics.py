@@ -55,6 +55,12 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.model_runtime = Gauge(
+            "collage_model_runtime",
+            "1 per served model, labelled with the runtime, device and precision really running it",
+            ["model", "runtime", "device", "precision"],
+            registry=r,
+        )
         self.job_items = Counter(
             "collage_job_items", "batch-job items finished, by outcome", ["outcome"], registry=r
         )

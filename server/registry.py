@@ -1,63 +1,42 @@
-"""Model registry: every `weights/<name>/model.json` validated, checksummed and opened in onnxruntime.
+"""Model registry: every `weights/<name>/model.json` validated, checksummed and opened by the inference runtime.
 
 A model whose manifest is invalid or whose files do not match their sha256 is refused with a clear reason
-(kept in `Registry.failures` and shown by /readyz) while the other models are served.
+(kept in `Registry.failures` and shown by /readyz) while the other models are served. A model OpenVINO cannot
+run falls back to onnxruntime, said in one log line.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
 
+from common.checksums import sha256_file
+from common.runtime import (
+    Graph,
+    RuntimeChoice,
+    RuntimeInfo,
+    RuntimeUnavailable,
+    installed_runtimes,
+    open_graph,
+    resolve_runtime,
+)
 from server.errors import BadInput
 from server.manifest import Manifest
 
-try:
-    import onnxruntime as ort
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "onnxruntime is missing: install the server with `pip install -e '.[cpu]'` or '.[gpu]'"
-    ) from exc
-
 log = logging.getLogger(__name__)
-
-_PROVIDER_ALIASES = {
-    "cpu": "CPUExecutionProvider",
-    "cuda": "CUDAExecutionProvider",
-    "tensorrt": "TensorrtExecutionProvider",
-}
 
 
 class ModelLoadError(Exception):
     """Why one model folder cannot be served."""
 
 
-def choose_providers(requested: list[str]) -> list[str]:
-    """Providers to ask onnxruntime for: the requested ones that exist, else CUDA when present, then CPU."""
-    available = ort.get_available_providers()
-    if requested:
-        names = [_PROVIDER_ALIASES.get(p.lower(), p) for p in requested]
-        missing = [p for p in names if p not in available]
-        if missing:
-            log.warning("onnxruntime providers %s are not available here (available: %s)", missing, available)
-        chosen = [p for p in names if p in available]
-        if chosen:
-            return chosen
-    return [p for p in ("CUDAExecutionProvider",) if p in available] + ["CPUExecutionProvider"]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+class _RuntimeFailed(Exception):
+    """The runtime could not open or run a graph (as opposed to a manifest that does not fit its graph)."""
 
 
 def _checked_file(directory: Path, name: str, sha256: str) -> Path:
@@ -75,13 +54,12 @@ def _checked_file(directory: Path, name: str, sha256: str) -> Path:
 
 @dataclass
 class LoadedModel:
-    """One served model: its manifest and open onnxruntime sessions."""
+    """One served model: its manifest and its graphs opened by the runtime."""
 
     manifest: Manifest
     directory: Path
-    generator: Any  # ort.InferenceSession
-    encoder: Any | None  # ort.InferenceSession, when the model has a style encoder
-    providers: list[str]  # what onnxruntime really uses for the generator
+    generator: Graph
+    encoder: Graph | None  # when the model has a style encoder
     batchable: bool  # the generator graph has a dynamic batch axis
     thing_ids: list[int] = field(init=False)
     colors: list[tuple[int, int, int]] = field(init=False)
@@ -107,6 +85,11 @@ class LoadedModel:
         """(H, W) the style encoder takes: its own size, or image_size in manifests that predate it."""
         names = self.manifest.encoder_inputs
         return names.size if names is not None and names.size else self.manifest.image_size
+
+    @property
+    def runtime(self) -> RuntimeInfo:
+        """What the generator really runs on (the encoder is opened the same way)."""
+        return self.generator.info
 
     @property
     def has_collage(self) -> bool:
@@ -166,7 +149,7 @@ class LoadedModel:
         }
 
     def public(self, default: bool) -> dict[str, Any]:
-        """What clients need: palette, sizes, presets, capabilities, provider. Never file paths."""
+        """What clients need: palette, sizes, presets, capabilities, runtime. Never file paths."""
         m, inputs = self.manifest, self.manifest.inputs
         return {
             **self.summary(default),
@@ -183,33 +166,16 @@ class LoadedModel:
                 "collage": self.has_collage,
                 "z_dim": self.z_dim,
             },
-            "provider": self.providers[0] if self.providers else None,
-            "providers": self.providers,
+            "runtime": self.runtime.runtime,
+            "device": self.runtime.device,
+            "precision": self.runtime.precision,
             "metrics": m.metrics,
         }
 
 
-def _session(path: Path, providers: list[str], threads: int) -> Any:
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # No busy-waiting between runs: spinning workers steal the cores that encoding, the event loop and (on a
-    # shared box) everything else need; measured here it halved frame times on a loaded 2-core machine.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3  # errors only: CUDA-less hosts otherwise print a warning per session
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
-
-
-def _input_names(session: Any) -> dict[str, Any]:
-    return {i.name: i for i in session.get_inputs()}
-
-
-def load_model(directory: Path, providers: list[str], threads: int) -> LoadedModel:
-    """Validate, checksum and open one model folder; warm the generator up once so frame 1 is not slow."""
-    manifest_path = directory / "model.json"
+def _read_manifest(directory: Path) -> Manifest:
     try:
-        manifest = Manifest.model_validate_json(manifest_path.read_bytes())
+        return Manifest.model_validate_json((directory / "model.json").read_bytes())
     except OSError as exc:
         raise ModelLoadError(f"cannot read model.json: {exc.strerror}") from None
     except ValidationError as exc:
@@ -218,51 +184,56 @@ def load_model(directory: Path, providers: list[str], threads: int) -> LoadedMod
         raise ModelLoadError(
             f"model.json is invalid ({exc.error_count()} errors; first: {where}: {first['msg']})"
         ) from None
-    inputs = manifest.inputs
-    if inputs.noise:
-        raise ModelLoadError("generators with a noise input are not supported by this server version")
-    gen_path = _checked_file(directory, manifest.files.generator.path, manifest.files.generator.sha256)
-    enc_path = None
-    if manifest.files.encoder is not None:
-        enc_path = _checked_file(directory, manifest.files.encoder.path, manifest.files.encoder.sha256)
-    for cg in manifest.class_generators:
-        _checked_file(directory, cg.file, cg.sha256)
-    try:
-        generator = _session(gen_path, providers, threads)
-        encoder = _session(enc_path, providers, threads) if enc_path else None
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise ModelLoadError(f"onnxruntime cannot open the graph: {exc}") from None
 
-    graph_inputs = _input_names(generator)
+
+def _open(path: Path, choice: RuntimeChoice) -> Graph:
+    try:
+        return open_graph(path, choice)
+    except RuntimeUnavailable as exc:
+        raise ModelLoadError(str(exc)) from None
+    except Exception as exc:  # each runtime raises its own exception types
+        raise _RuntimeFailed(f"cannot open {path.name}: {_reason(exc, path.parent)}") from None
+
+
+def _reason(exc: Exception, directory: Path) -> str:
+    """The line of a runtime's message that says what went wrong, without the model folder's location.
+
+    OpenVINO wraps the cause in lines naming its own C++ sources ("Exception from src/…", "Check 'false' failed
+    at src/…"); the last other line is the specific one ("-- No conversion rule found for operations: …").
+    Messages reach /readyz, which any client may read, so the folder's path is cut to its name."""
+    lines = [
+        line.strip(" -")
+        for line in str(exc).splitlines()
+        if line.strip() and not line.startswith(("Exception from ", "Check '")) and "src/" not in line
+    ]
+    text = lines[-1] if lines else type(exc).__name__
+    return text.replace(str(directory.resolve()), directory.name).replace(str(directory), directory.name)
+
+
+def _check_graphs(model: LoadedModel) -> None:
+    """The graphs have the inputs, outputs and sizes model.json names, and the generator runs on a blank map
+    at the model's size (on OpenVINO this compiles the default size, so the first frame is not slow)."""
+    manifest, inputs, generator = model.manifest, model.manifest.inputs, model.generator
     wanted = [n for n in (inputs.label, inputs.instance, inputs.z) if n]
-    if missing := [n for n in wanted if n not in graph_inputs]:
+    if missing := [n for n in wanted if n not in generator.inputs]:
         raise ModelLoadError(
-            f"generator graph lacks inputs {missing} named in model.json (has {list(graph_inputs)})"
+            f"generator graph lacks inputs {missing} named in model.json (has {list(generator.inputs)})"
         )
-    if inputs.output not in [o.name for o in generator.get_outputs()]:
+    if inputs.output not in generator.outputs:
         raise ModelLoadError(f"generator graph has no output {inputs.output!r}")
     if inputs.z and inputs.z_dim < 1:
         raise ModelLoadError("model.json names a z input but z_dim is 0")
-    if encoder is not None and manifest.encoder_inputs is not None:
-        image_input = _input_names(encoder).get(manifest.encoder_inputs.image)
-        if image_input is None:
+    if model.encoder is not None and manifest.encoder_inputs is not None:
+        image_shape = model.encoder.inputs.get(manifest.encoder_inputs.image)
+        if image_shape is None:
             raise ModelLoadError(f"encoder graph has no input {manifest.encoder_inputs.image!r}")
-        size = manifest.encoder_inputs.size or manifest.image_size
-        graph_size = [d for d in image_input.shape[2:] if isinstance(d, int)]
+        size = model.encoder_size
+        graph_size = [d for d in image_shape[2:] if d is not None]
         if len(graph_size) == 2 and tuple(graph_size) != tuple(size):
             raise ModelLoadError(
                 f"encoder graph takes {graph_size[1]}×{graph_size[0]} images but model.json says "
                 f"{size[1]}×{size[0]}"
             )
-    batch_dim = graph_inputs[inputs.label].shape[0]
-    model = LoadedModel(
-        manifest=manifest,
-        directory=directory,
-        generator=generator,
-        encoder=encoder,
-        providers=list(generator.get_providers()),
-        batchable=not isinstance(batch_dim, int),
-    )
     if manifest.labels and sorted(lb.id for lb in manifest.labels) != list(range(model.num_labels)):
         raise ModelLoadError("label ids in model.json must be 0..N-1")
     for style in manifest.styles:
@@ -275,10 +246,58 @@ def load_model(directory: Path, providers: list[str], threads: int) -> LoadedMod
             np.zeros((1, 1, h, w), np.int64),
             np.zeros((1, model.z_dim), np.float32),
         )
+        if model.encoder is not None and manifest.encoder_inputs is not None:
+            model.run_encoder(np.zeros((1, 3, *model.encoder_size), np.float32))
     except Exception as exc:
-        raise ModelLoadError(f"generator fails on a blank {w}×{h} map: {exc}") from None
+        raise _RuntimeFailed(f"fails on a blank {w}×{h} map: {_reason(exc, model.directory)}") from None
     if out.shape != (1, 3, h, w):
         raise ModelLoadError(f"generator returns shape {out.shape}, expected (1, 3, {h}, {w})")
+
+
+def load_model(directory: Path, choice: RuntimeChoice) -> LoadedModel:
+    """Validate, checksum and open one model folder with the runtime `choice` names, and warm it up once.
+
+    When OpenVINO cannot open or run the graphs, the model is opened with onnxruntime instead (one log line
+    says so); a manifest that does not fit its graphs is refused whatever the runtime."""
+    manifest = _read_manifest(directory)
+    if manifest.inputs.noise:
+        raise ModelLoadError("generators with a noise input are not supported by this server version")
+    gen_path = _checked_file(directory, manifest.files.generator.path, manifest.files.generator.sha256)
+    enc_path = None
+    if manifest.files.encoder is not None:
+        enc_path = _checked_file(directory, manifest.files.encoder.path, manifest.files.encoder.sha256)
+    for cg in manifest.class_generators:
+        _checked_file(directory, cg.file, cg.sha256)
+    try:
+        runtime = resolve_runtime(choice.runtime)
+    except RuntimeUnavailable as exc:
+        raise ModelLoadError(str(exc)) from None
+    try:
+        return _open_model(manifest, directory, gen_path, enc_path, choice)
+    except _RuntimeFailed as exc:
+        if runtime == "onnxruntime" or "onnxruntime" not in installed_runtimes():
+            raise ModelLoadError(f"{runtime} {exc}") from None
+        log.warning("model %s: OpenVINO %s; falling back to onnxruntime", directory.name, exc)
+    try:
+        return _open_model(
+            manifest, directory, gen_path, enc_path, replace(choice, runtime="onnxruntime", precision="auto")
+        )
+    except _RuntimeFailed as exc:
+        raise ModelLoadError(f"onnxruntime {exc} (OpenVINO failed too)") from None
+
+
+def _open_model(
+    manifest: Manifest, directory: Path, gen_path: Path, enc_path: Path | None, choice: RuntimeChoice
+) -> LoadedModel:
+    generator = _open(gen_path, choice)
+    model = LoadedModel(
+        manifest=manifest,
+        directory=directory,
+        generator=generator,
+        encoder=_open(enc_path, choice) if enc_path is not None else None,
+        batchable=generator.inputs.get(manifest.inputs.label, (1,))[0] is None,
+    )
+    _check_graphs(model)
     return model
 
 
@@ -291,16 +310,13 @@ class Registry:
     default_name: str | None
 
     @classmethod
-    def load(
-        cls, weights_dir: Path, providers: list[str], threads: int, default: str | None = None
-    ) -> Registry:
-        chosen = choose_providers(providers)
+    def load(cls, weights_dir: Path, choice: RuntimeChoice, default: str | None = None) -> Registry:
         models: dict[str, LoadedModel] = {}
         failures: dict[str, str] = {}
         folders = sorted(p.parent for p in weights_dir.glob("*/model.json")) if weights_dir.is_dir() else []
         for folder in folders:
             try:
-                model = load_model(folder, chosen, threads)
+                model = load_model(folder, choice)
             except ModelLoadError as exc:
                 failures[folder.name] = str(exc)
                 log.error("refusing model %s: %s", folder.name, exc)
@@ -314,8 +330,8 @@ class Registry:
                 "loaded model %s (%s) from %s on %s",
                 model.name,
                 model.manifest.architecture,
-                folder,
-                model.providers,
+                folder.name,
+                model.runtime,
             )
         if default and default not in models:
             log.warning("default model %r is not loaded; using the first model instead", default)

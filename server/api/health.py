@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -16,9 +18,16 @@ class Health(BaseModel):
     status: str
 
 
+class ModelRuntime(BaseModel):
+    runtime: str  # openvino | onnxruntime
+    device: str
+    precision: str  # f32 | bf16
+
+
 class Readiness(BaseModel):
     status: str  # ready | no_models
     models: list[str]
+    runtimes: dict[str, ModelRuntime]  # model name -> what runs it
     failures: dict[str, str]  # model folder -> why it was refused
     queue_depth: int
 
@@ -31,10 +40,11 @@ async def read_health() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def read_readiness(registry: RegistryDep, engine: EngineDep) -> JSONResponse:
-    """Ready when at least one model is loaded; lists refused model folders and why."""
+    """Ready when at least one model is loaded; says what runs each model, lists refused folders and why."""
     body = Readiness(
         status="ready" if registry.models else "no_models",
         models=sorted(registry.models),
+        runtimes={name: ModelRuntime(**asdict(m.runtime)) for name, m in registry.models.items()},
         failures=registry.failures,
         queue_depth=engine.queue_depth(),
     )

@@ -43,8 +43,9 @@ class ModelInfo(ModelSummary):
     max_size: int
     styles: list[str]  # preset style names
     capabilities: Capabilities
-    provider: str | None  # the onnxruntime provider really in use
-    providers: list[str]
+    runtime: str  # openvino | onnxruntime: what really runs the graphs (after any fallback)
+    device: str  # OpenVINO device ("CPU") or onnxruntime provider ("CUDAExecutionProvider", …)
+    precision: str  # f32 | bf16: the arithmetic the generator runs in
     metrics: dict[str, Any]  # the evaluation report numbers from the manifest
 
 
@@ -56,5 +57,5 @@ async def read_models(registry: RegistryDep) -> list[dict[str, Any]]:
 
 @router.get("/{name}", response_model=ModelInfo)
 async def read_model(name: Annotated[str, Path(max_length=100)], registry: RegistryDep) -> dict[str, Any]:
-    """One model's public manifest: labels (the palette), sizes, presets, capabilities, provider."""
+    """One model's public manifest: labels (the palette), sizes, presets, capabilities, runtime."""
     return registry.get(name).public(name == registry.default_name)

@@ -12,6 +12,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,18 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from common.runtime import RuntimeChoice
 from server.app import create_app
 from server.config import Settings
 from server.engine import Engine, RenderRequest, RenderResult
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def runtime_choice() -> RuntimeChoice:
+    """The runtime the environment chooses (COLLAGE_RUNTIME=onnxruntime runs the suite on onnxruntime), 1 thread."""
+    return replace(Settings().runtime_choice(), threads=1)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
+from common.runtime import resolve_runtime
 from server.config import Settings
 
 NO_TORCH = """
@@ -55,6 +56,13 @@ def test_health_readiness_and_failures(
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["models"] == ["tiny-spade"]
+    runtime = ready["runtimes"]["tiny-spade"]
+    assert runtime["runtime"] == resolve_runtime(Settings().runtime)
+    assert runtime["precision"] in ("f32", "bf16") and runtime["device"] in ("CPU", "CPUExecutionProvider")
+    assert (
+        f'collage_model_runtime{{device="{runtime["device"]}",model="tiny-spade",'
+        f'precision="{runtime["precision"]}",runtime="{runtime["runtime"]}"}} 1.0'
+    ) in client.get("/metrics").text
     assert "model.json is invalid" in ready["failures"]["broken"]
 
     empty = make_client(weights_dir=tmp_path / "none")
@@ -78,7 +86,7 @@ def test_models_listing(client: TestClient) -> None:
     info = client.get("/api/v1/models/tiny-spade").json()
     assert info["labels"][0] == {"id": 0, "name": "sky", "color": [120, 178, 230], "is_thing": False}
     assert (info["size_multiple"], info["min_size"], info["max_size"]) == (8, 8, 1024)
-    assert info["provider"] == "CPUExecutionProvider" and info["styles"] == ["winter", "dusk"]
+    assert info["runtime"] == resolve_runtime(Settings().runtime) and info["styles"] == ["winter", "dusk"]
     assert client.get("/api/v1/models/nope").json()["error"]["code"] == "unknown_model"
 
 

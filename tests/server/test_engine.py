@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from server.config import Settings
 from server.engine import Engine, Overloaded, RenderRequest, instances_from_labels
 from server.errors import BadInput
 from server.metrics import Metrics
@@ -18,7 +20,7 @@ from server.registry import LoadedModel, Registry
 
 @pytest.fixture(scope="module")
 def registry(tiny_weights: Path) -> Registry:
-    return Registry.load(tiny_weights, [], threads=1)
+    return Registry.load(tiny_weights, replace(Settings().runtime_choice(), threads=1))
 
 
 def request(ids: np.ndarray, seed: int = 0, fmt: str = "png") -> RenderRequest:

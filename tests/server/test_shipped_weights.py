@@ -32,7 +32,7 @@ def test_the_default_model_is_shipped_and_within_budget() -> None:
 
 def test_the_server_loads_every_shipped_model_and_defaults_to_the_landscape_model() -> None:
     """`make run` passes no model name: the settings' default must be the shipped landscape model."""
-    registry = Registry.load(REPO / "weights", ["CPUExecutionProvider"], 1, Settings().default_model)
+    registry = Registry.load(REPO / "weights", Settings().runtime_choice(), Settings().default_model)
     assert registry.failures == {} and sorted(registry.models) == [p.parent.name for p in SHIPPED]
     assert registry.default_name == DEFAULT
 
