@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from models.export import export_generator, ort_session, prepare_for_export
+from common.runtime import RuntimeChoice, open_graph
+from models.export import export_generator, prepare_for_export
 from models.flops import count_params, generator_gmacs
 from models.labels import LANDSCAPE
 from models.presets import build_generator, get_preset
@@ -41,14 +42,15 @@ def bench_preset(
     generator = prepare_for_export(build_generator(get_preset(name), label_nc))
     path = workdir / f"{name}.onnx"
     export_generator(generator, path, (size, size))
-    session = ort_session(path)
+    # onnxruntime's CPU provider, as this benchmark has always timed (benchmarks/runtimes.py compares runtimes).
+    session = open_graph(path, RuntimeChoice("onnxruntime", threads=2, providers=("cpu",)))
     rng = np.random.default_rng(0)
-    feed = {
+    feed: dict[str, np.ndarray] = {
         "label": rng.integers(0, label_nc, (1, 1, size, size), dtype=np.int64),
         "instance": np.zeros((1, 1, size, size), dtype=np.int64),
         "z": rng.standard_normal((1, generator.z_dim), dtype=np.float32),
     }
-    feed = {k: v for k, v in feed.items() if k in {i.name for i in session.get_inputs()}}
+    feed = {k: v for k, v in feed.items() if k in session.inputs}
     start = time.perf_counter()
     session.run(["image"], feed)  # warm-up: the first run allocates and picks kernels
     first = time.perf_counter() - start
@@ -60,7 +62,7 @@ def bench_preset(
         start = time.perf_counter()
         session.run(["image"], feed)
         times.append((time.perf_counter() - start) * 1000)
-    single = ort_session(path, threads=1)
+    single = open_graph(path, RuntimeChoice("onnxruntime", threads=1, providers=("cpu",)))
     single.run(["image"], feed)
     cpu_times = []
     for _ in tqdm(range(max(3, runs // 2)), desc=f"{name} 1-thread CPU time", file=sys.stderr):
@@ -79,7 +81,7 @@ def bench_preset(
         "cpu_ms_1thread_median": round(statistics.median(cpu_times), 1),
         "runs": runs,
         "threads": 2,
-        "providers": session.get_providers(),
+        "providers": [session.info.device],
         "load_average_1m": round(os.getloadavg()[0], 2),  # other processes on this shared 2-core machine
     }
 

@@ -3,7 +3,8 @@
 The folder is the only contract with the server (docs/contracts.md). The exporter works on a deep copy in eval
 mode with spectral norm folded into plain weights, exports with the dynamo exporter (opset 18), runs the same
 random inputs through torch and onnxruntime and refuses to write a manifest when they disagree by more than
-1e-3. The manifest is validated against `weights/model.schema.json` (generated from `server/manifest.py`) as
+1e-3, then stores the weights in 16 bits (`models/weight_storage.py`: about half the file, outputs within 2e-3
+of the fp32 file, checked). The manifest is validated against `weights/model.schema.json` (generated from `server/manifest.py`) as
 data, so this module never imports `server`.
 
 CLI: `collage export runs/00001-spade-fast --out weights/landscape-spade [--checkpoint latest|PATH] [--name N]
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import re
 import sys
@@ -28,12 +28,15 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from common.checksums import sha256_file
+from common.runtime import Graph, RuntimeChoice, open_graph
 from models.checkpoints import LATEST, read_checkpoint
 from models.data.datasets import data_kind
 from models.flops import count_params, encoder_gmacs, generator_gmacs
 from models.labels import LabelSet, get_label_set
 from models.nets.spade import ConvEncoder, SPADEGenerator
 from models.version import REPO_ROOT, code_version, shown_path
+from models.weight_storage import convert_file
 
 OPSET = 18
 PARITY_TOL = 1e-3  # max abs difference allowed between torch and onnxruntime outputs in [-1, 1]
@@ -79,25 +82,10 @@ def prepare_for_export(module: ModuleT) -> ModuleT:
     return prepared
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def ort_session(path: Path, threads: int = 2) -> Any:
-    """A CPU onnxruntime session set up like the server's (`_session` in server/registry.py, which this
-    package may not import): `threads` intra-op threads (2 = this machine's serving setup), one inter-op
-    thread, no busy-waiting between runs, so latencies measured here are what the server runs."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as server/registry.py
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def _parity_graph(path: Path) -> Graph:
+    """The exported file on onnxruntime's CPU provider in f32, 2 threads: the parity check compares it with
+    torch in f32, so neither a GPU provider nor OpenVINO's bf16 may stand between the two."""
+    return open_graph(path, RuntimeChoice("onnxruntime", "f32", threads=2, providers=("cpu",)))
 
 
 def _max_abs_diff(torch_out: Sequence[torch.Tensor], ort_out: Sequence[np.ndarray]) -> float:
@@ -165,8 +153,8 @@ def export_generator(
         output_names=["image"],
         dynamic_shapes=dynamic_shapes,
     )
-    session = ort_session(path)
-    graph_inputs = {i.name for i in session.get_inputs()}
+    graph = _parity_graph(path)
+    graph_inputs = set(graph.inputs)
     checks = [args]
     if dynamic:  # a second shape proves the dynamic axes really work
         checks.append(_generator_inputs(generator.label_nc, generator.z_dim, 1, (multiple, 2 * multiple), 1))
@@ -176,7 +164,7 @@ def export_generator(
         feed = {k: v for k, v in feed.items() if k in graph_inputs}
         with torch.no_grad():
             expected = generator(label, instance, z)
-        diff = max(diff, _max_abs_diff([expected], session.run(["image"], feed)))
+        diff = max(diff, _max_abs_diff([expected], graph.run(["image"], feed)))
     if diff > PARITY_TOL:
         raise ExportError(f"generator: onnxruntime differs from torch by {diff:.3g} > {PARITY_TOL}")
     inputs = {
@@ -208,12 +196,12 @@ def export_encoder(encoder: ConvEncoder, path: Path) -> float:
         output_names=["mu", "logvar"],
         dynamic_shapes={"image": {0: Dim("batch", min=1, max=MAX_BATCH)}},
     )
-    session = ort_session(path)
+    graph = _parity_graph(path)
     diff = 0.0
     for batch in (image, image[:1]):
         with torch.no_grad():
             expected = encoder(batch)
-        diff = max(diff, _max_abs_diff(expected, session.run(["mu", "logvar"], {"image": batch.numpy()})))
+        diff = max(diff, _max_abs_diff(expected, graph.run(["mu", "logvar"], {"image": batch.numpy()})))
     if diff > PARITY_TOL:
         raise ExportError(f"encoder: onnxruntime differs from torch by {diff:.3g} > {PARITY_TOL}")
     return diff
@@ -223,13 +211,27 @@ def export_encoder(encoder: ConvEncoder, path: Path) -> float:
 # The manifest.
 
 
-def _file_ref(path: Path, max_bytes: int) -> dict[str, Any]:
+def _storage_feeds(
+    generator: SPADEGenerator, inputs: Mapping[str, Any], image_size: tuple[int, int]
+) -> list[dict[str, np.ndarray]]:
+    """Generator feeds the 16-bit weights are checked on: 8 blocky random maps with random styles."""
+    label, instance, z = _generator_inputs(generator.label_nc, generator.z_dim, 8, image_size, seed=3)
+    feeds = []
+    for i in range(len(label)):
+        feed = {inputs["label"]: label[i : i + 1].numpy(), inputs["z"]: z[i : i + 1].numpy()}
+        if inputs["instance"]:
+            feed[inputs["instance"]] = instance[i : i + 1].numpy()
+        feeds.append(feed)
+    return feeds
+
+
+def _file_ref(path: Path, max_bytes: int, storage: str) -> dict[str, Any]:
     size = path.stat().st_size
     if size > max_bytes:
         raise ExportError(
             f"{path.name} is {size / 2**20:.1f} MB > {max_bytes / 2**20:.0f} MB; use a smaller preset"
         )
-    return {"path": path.name, "sha256": sha256_file(path), "bytes": size}
+    return {"path": path.name, "sha256": sha256_file(path), "bytes": size, "storage": storage}
 
 
 def _styles_json(styles: Any, z_dim: int) -> list[dict[str, Any]]:
@@ -303,7 +305,12 @@ def export_modules(
 
     gen = prepare_for_export(generator)
     gen_report = export_generator(gen, out / "generator.onnx", image_size)
-    files: dict[str, Any] = {"generator": _file_ref(out / "generator.onnx", max_file_bytes)}
+    int16 = {
+        "generator": convert_file(
+            out / "generator.onnx", _storage_feeds(gen, gen_report["inputs"], image_size)
+        )
+    }
+    files: dict[str, Any] = {"generator": _file_ref(out / "generator.onnx", max_file_bytes, "int16")}
     parity = {"generator": gen_report["parity_max_abs_diff"]}
     gmacs = {"generator": round(generator_gmacs(gen, image_size), 4)}
     params = {"generator": count_params(gen)}
@@ -315,7 +322,9 @@ def export_modules(
                 f"encoder z_dim {enc.fc_mu.out_features} differs from generator z_dim {gen.z_dim}"
             )
         parity["encoder"] = export_encoder(enc, out / "encoder.onnx")
-        files["encoder"] = _file_ref(out / "encoder.onnx", max_file_bytes)
+        images = torch.rand(8, 1, 3, *enc.image_size, generator=torch.Generator().manual_seed(3)) * 2 - 1
+        int16["encoder"] = convert_file(out / "encoder.onnx", [{"image": x.numpy()} for x in images])
+        files["encoder"] = _file_ref(out / "encoder.onnx", max_file_bytes, "int16")
         gmacs["encoder"] = round(encoder_gmacs(enc), 4)
         params["encoder"] = count_params(enc)
         encoder_inputs = {"image": "image", "mu": "mu", "logvar": "logvar", "size": list(enc.image_size)}
@@ -342,6 +351,7 @@ def export_modules(
             "opset": OPSET,
             "parity_max_abs_diff": parity,
             "parity_tolerance": PARITY_TOL,
+            "int16_at_rest": int16,
             "gmacs": gmacs,
             "gmacs_at": list(image_size),
             "params": params,

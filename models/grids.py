@@ -1,4 +1,4 @@
-"""`collage grids`: the README's two figures for an exported model folder, run with onnxruntime.
+"""`collage grids`: the README's two figures for an exported model folder, run as the server runs it.
 
     collage grids weights/NAME [--out docs] [--n 6] [--size S] [--seed 0]
 

@@ -3,7 +3,9 @@
 SPADE and DP-GAN score label alignment with a pretrained segmenter and realism with FID. Neither DeepLab nor
 Inception weights can be had here, so the judge is our own segmentation net (`models/nets/segmenter.py`,
 trained with `collage train --arch segmenter` under strong colour augmentation so it must read texture and
-shape). Everything runs the exported ONNX graphs with onnxruntime, exactly what the server serves.
+shape). Everything runs the exported ONNX graphs on the server's runtimes (`common/runtime.py`: OpenVINO or
+onnxruntime, f32 or bf16, chosen by `--runtime` / `--precision`, by default as the server chooses), so the
+numbers are those of what is served; eval.json's `info.runtime` records what ran.
 
 Latent z. Primary: "encoded" — z = μ of encoder.onnx on the reference render of the same layout. That pairs
 each generated image with a render in the same style, so per-class texture can be compared like for like, and
@@ -23,12 +25,12 @@ training colour):
 - style fidelity: encode a reference render of each family, generate on eval layouts, and check whether the
   output's colour statistics lie nearest the reference family's centroid (accuracy over families); the same
   classifier on renders of those layouts in the reference's style is its ceiling;
-- latency: onnxruntime set up as the server runs it (2 threads, no spinning), batch 1, median over
+- latency: the runtime set up as the server runs it (2 threads), batch 1, median over
   LATENCY_RUNS frames at `--size`, the evaluated folders taking turns frame by frame, on the CPU named in
   eval.json's `info`.
 
-Where it lives: `metrics` (numpy scores), `judge` (the segmenter), `onnx_model` (an exported folder under
-onnxruntime), `meter` (scores gathered over one set of images), `data` (the evaluation sets, their seeds and
+Where it lives: `metrics` (numpy scores), `judge` (the segmenter), `onnx_model` (an exported folder on a
+runtime), `meter` (scores gathered over one set of images), `data` (the evaluation sets, their seeds and
 their disjointness from training), `report` (one model's numbers, the acceptance checks, eval.json and
 model.json) and `cli` (the `collage eval` command).
 """

@@ -1,12 +1,14 @@
 """`collage eval`: score an exported model folder the papers' way, with a judge trained here.
 
     collage eval weights/NAME [--segmenter RUN_OR_PT] [--n 500] [--size 256] [--seed 0] [--out eval.json] \\
-        [--compare weights/NAME-10pct …]
+        [--compare weights/NAME-10pct …] [--runtime auto|openvino|onnxruntime] [--precision auto|f32|bf16]
 
 The numbers go to eval.json (default: inside the model folder) and into model.json's `metrics`; a table is
 printed. `--compare DIR` scores further model folders (e.g. the same model exported at 10% of its training) on
-the identical data and reports them beside the main one. What is measured is explained in the package
-docstring (`models/eval/__init__.py`), the data it is measured on in `models/eval/data.py`.
+the identical data and reports them beside the main one. `--runtime` / `--precision` choose what runs the ONNX
+graphs as the server's COLLAGE_RUNTIME / COLLAGE_PRECISION do, with the server's default (auto), so the scores
+and latency are those of what is served; the report records what actually ran. What is measured is explained in
+the package docstring (`models/eval/__init__.py`), the data it is measured on in `models/eval/data.py`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import onnxruntime
 import torch
 
+from common.runtime import PRECISION_CHOICES, RUNTIME_CHOICES, RuntimeChoice, RuntimeUnavailable
 from models.eval.data import (
     CENTROID_LAYOUTS,
     MEAN_SAMPLES,
@@ -80,7 +82,21 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="another model folder scored on the same data",
     )
-    add("--batch", type=int, default=8, help="images per onnxruntime / judge call (default 8)")
+    add(
+        "--runtime",
+        choices=RUNTIME_CHOICES,
+        default="auto",
+        help="what runs the ONNX graphs (default auto: OpenVINO where installed, else onnxruntime, as the "
+        "server does)",
+    )
+    add(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="arithmetic of the graphs (default auto: bf16 where OpenVINO runs it natively, else f32); "
+        "bf16 needs OpenVINO on a CPU with AVX512-BF16 or AMX",
+    )
+    add("--batch", type=int, default=8, help="images per runtime / judge call (default 8)")
     add("--workers", type=int, default=2, help="processes rendering the procedural sets (default 2)")
     add(
         "--cache-dir",
@@ -100,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, ValueError, KeyError, RuntimeUnavailable) as e:
         print(f"collage eval: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)  # noqa: T201
         return 2
 
@@ -124,10 +140,11 @@ def _run(args: argparse.Namespace) -> int:
     for key in ("batch", "workers", "mean_samples", "centroid_layouts", "style_refs"):
         if getattr(args, key) < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(args, key)}")
-    model = ExportedModel(args.model) if args.model else None
+    choice = RuntimeChoice(args.runtime, args.precision, THREADS)
+    model = ExportedModel(args.model, choice) if args.model else None
     if model is None and args.compare:
         raise ValueError("--compare needs a model folder to compare with")
-    others = [ExportedModel(folder) for folder in args.compare]
+    others = [ExportedModel(folder, choice) for folder in args.compare]
     judge = Judge(args.segmenter)
     if args.size is not None:
         size = args.size
@@ -154,6 +171,9 @@ def _run(args: argparse.Namespace) -> int:
         latencies = latencies_ms([model, *others], data.labels[0], data.instances[0])
         for result, ms in zip([primary, *compare], latencies, strict=True):
             result["latency_ms"] = ms
+    # What ran the graphs (every folder gets the same choice), read after running: see ExportedModel.runtime.
+    requested = {"requested": {"runtime": args.runtime, "precision": args.precision}}
+    ran = None if model is None else model.runtime() | requested
     info = {
         "n": opts.n,
         "size": opts.size,
@@ -167,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_flags": cpu_flags(),
-        "onnxruntime": onnxruntime.__version__,
+        "runtime": ran,
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     report = {

@@ -63,7 +63,7 @@ class EvalOptions:
     n: int = 500  # eval layouts (and held-out renders)
     size: int = 256  # evaluation resolution (square)
     seed: int = 0  # shifts every evaluation dataset seed by 16·seed
-    batch: int = 8  # images per onnxruntime / judge call
+    batch: int = 8  # images per runtime / judge call
     workers: int = 2  # processes rendering the procedural sets
     cache_dir: Path | None = None  # shard cache for the eval / held-out renders (None: a temporary folder)
     mean_samples: int = MEAN_SAMPLES

@@ -1,10 +1,12 @@
-"""An exported model folder run with onnxruntime as the server runs it (shared with `collage grids`)."""
+"""An exported model folder run on the inference runtimes the server uses (shared with `collage grids`)."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import asdict
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.export import ort_session, sha256_file
+from common.checksums import sha256_file
+from common.runtime import Graph, RuntimeChoice, open_graph
 from models.labels import LabelSet, get_label_set
 
 LATENCY_RUNS = 30
-THREADS = 2  # onnxruntime and torch threads (the serving budget: 2 cores)
+THREADS = 2  # runtime and torch threads (the serving budget: 2 cores)
+# The server's default (OpenVINO where installed, bf16 on CPUs that run it natively), so eval scores and times
+# what is served unless asked otherwise.
+DEFAULT_CHOICE = RuntimeChoice(threads=THREADS)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -26,9 +32,13 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 class ExportedModel:
-    """An exported model folder run with onnxruntime, checksums verified like the server does."""
+    """An exported model folder run on the runtime `choice` asks for, checksums verified like the server does.
 
-    def __init__(self, folder: str | Path) -> None:
+    Raises `common.runtime.RuntimeUnavailable` for a choice this install or CPU cannot run (bf16 on
+    onnxruntime, OpenVINO not installed), after the checksums and before any graph is opened.
+    """
+
+    def __init__(self, folder: str | Path, choice: RuntimeChoice = DEFAULT_CHOICE) -> None:
         self.folder = Path(folder)
         path = self.folder / "model.json"
         if not path.is_file():
@@ -48,13 +58,23 @@ class ExportedModel:
         self.inputs: dict[str, Any] = self.manifest["inputs"]
         self.z_dim = int(self.inputs.get("z_dim") or 0)
         self.image_size = tuple(int(v) for v in self.manifest["image_size"])
-        self.generator = ort_session(self.folder / files["generator"]["path"], THREADS)
-        self.encoder = None
+        self.generator: Graph = open_graph(self.folder / files["generator"]["path"], choice)
+        self.encoder: Graph | None = None
         if files.get("encoder"):
-            self.encoder = ort_session(self.folder / files["encoder"]["path"], THREADS)
+            self.encoder = open_graph(self.folder / files["encoder"]["path"], choice)
             self.encoder_inputs = self.manifest.get("encoder_inputs") or {"image": "image", "mu": "mu"}
             # The encoder's own input size (absent in manifests written before it had one: image_size).
             self.encoder_size = tuple(int(v) for v in self.encoder_inputs.get("size") or self.image_size)
+
+    def runtime(self) -> dict[str, str]:
+        """What runs the generator (runtime, its version, device, precision), for the report.
+
+        Read after generating: OpenVINO reports the precision it really compiled with only once a shape is
+        compiled (it may keep a graph in f32 although bf16 was asked for).
+        """
+        info = asdict(self.generator.info)
+        # The module's own version: the gpu extra's distribution is onnxruntime-gpu, imported as onnxruntime.
+        return info | {"version": str(import_module(info["runtime"]).__version__)}
 
     def check_size(self, size: int) -> None:
         if self.inputs.get("dynamic_size"):

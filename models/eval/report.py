@@ -236,10 +236,10 @@ def table(report: dict[str, Any]) -> str:
     for label, get in rows:
         lines.append(label.ljust(18) + "".join(_fmt(get(s, m)).rjust(width) for _, s, m in columns))
     info = report["info"]
-    lines += [
-        "",
-        f"latency on {info['cpu']} ({info['cpu_count']} CPUs), onnxruntime {info['onnxruntime']}",
-        "",
-    ]
+    machine = f"{info['cpu']} ({info['cpu_count']} CPUs)"
+    ran = info.get("runtime")
+    if ran:  # the scores and the latency are those of this runtime and precision
+        machine += f", {ran['runtime']} {ran['version']} on {ran['device']} in {ran['precision']}"
+    lines += ["", f"latency on {machine}", ""]
     lines += [f"{'PASS' if ok else 'FAIL'}  {name}" for name, ok in report["acceptance"].items()]
     return "\n".join(lines)

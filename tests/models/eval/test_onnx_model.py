@@ -1,15 +1,17 @@
-"""The exported-model runner: latent and pixel conventions (the server's contract), checksum refusals."""
+"""The exported-model runner: latent and pixel conventions (the server's contract), checksum refusals, the runtime
+choice."""
 
-import json
+from collections.abc import Callable
+from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import onnx
 import pytest
 
+from common.runtime import RuntimeChoice, resolve_precision, resolve_runtime
 from models.eval.onnx_model import ExportedModel, latencies_ms, seeded_z, to_uint8
-from models.export import sha256_file
 
 
 def test_seeded_z_follows_the_contract() -> None:
@@ -30,44 +32,42 @@ def test_to_uint8_rounds_like_the_server() -> None:
     assert to_uint8(image[None])[0, 0, -4:, 0].tolist() == [0, 0, 255, 255]
 
 
-def _identity_onnx(path: Path, doc: str) -> None:
-    """A valid one-node ONNX file; `doc` changes its bytes without changing what it computes."""
-    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
-    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
-    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], doc_string=doc)
-    model.ir_version = 10  # the onnx package may default to an IR version newer than onnxruntime reads
-    onnx.save(model, path)
-
-
-@pytest.fixture
-def model_folder(tmp_path: Path) -> Path:
-    """A hand-made model folder (two Identity graphs stand in for the networks): seconds cheaper than an
-    export, and the checksums are verified before any session is created."""
-    files = {}
-    for role in ("generator", "encoder"):
-        _identity_onnx(tmp_path / f"{role}.onnx", role)
-        files[role] = {"path": f"{role}.onnx", "sha256": sha256_file(tmp_path / f"{role}.onnx")}
-    manifest = {
-        "name": "hand-made",
-        "label_set": "landscape",
-        "image_size": [32, 32],
-        "inputs": {"label": "label", "z": "z", "z_dim": 4},
-        "files": files,
-    }
-    (tmp_path / "model.json").write_text(json.dumps(manifest))
-    return tmp_path
-
-
 def test_the_hand_made_folder_loads(model_folder: Path) -> None:
-    """The baseline for the refusals below: with matching checksums the same folder loads."""
+    """The baseline for the refusals below: with matching checksums the same folder loads, by default on the
+    runtime and precision the server would choose here."""
     model = ExportedModel(model_folder)
     assert model.name == "hand-made" and model.encoder is not None
+    runtime = resolve_runtime("auto")
+    assert model.runtime() == {
+        "runtime": runtime,
+        "device": "CPU" if runtime == "openvino" else "CPUExecutionProvider",
+        "precision": resolve_precision(runtime, "auto"),
+        "version": import_module(runtime).__version__,
+    }
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        "onnxruntime",
+        pytest.param(
+            "openvino",
+            marks=pytest.mark.skipif(find_spec("openvino") is None, reason="OpenVINO is not installed"),
+        ),
+    ],
+)
+def test_both_graphs_open_on_the_chosen_runtime(model_folder: Path, runtime: str) -> None:
+    model = ExportedModel(model_folder, RuntimeChoice(runtime, "f32", threads=1))
+    assert model.encoder is not None
+    assert model.generator.info.runtime == model.encoder.info.runtime == runtime
+    assert model.runtime()["precision"] == "f32"
 
 
 @pytest.mark.parametrize("role", ["generator", "encoder"])
-def test_a_file_that_does_not_match_its_sha256_is_refused(model_folder: Path, role: str) -> None:
-    _identity_onnx(model_folder / f"{role}.onnx", "edited after export")  # still a loadable graph
+def test_a_file_that_does_not_match_its_sha256_is_refused(
+    model_folder: Path, identity_onnx: Callable[[Path, str], None], role: str
+) -> None:
+    identity_onnx(model_folder / f"{role}.onnx", "edited after export")  # still a loadable graph
     with pytest.raises(ValueError, match=rf"{role}\.onnx does not match the sha256 in .*model\.json"):
         ExportedModel(model_folder)
 

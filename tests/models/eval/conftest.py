@@ -1,0 +1,48 @@
+"""A hand-made model folder for the runner and CLI tests (fixtures: the test folders are not packages, so a test
+module cannot import a sibling's helpers)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import onnx
+import pytest
+
+from common.checksums import sha256_file
+
+
+def _identity_onnx(path: Path, doc: str) -> None:
+    """A valid one-node ONNX file; `doc` changes its bytes without changing what it computes."""
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], doc_string=doc)
+    model.ir_version = 10  # the onnx package may default to an IR version newer than onnxruntime reads
+    onnx.save(model, path)
+
+
+@pytest.fixture
+def identity_onnx() -> Callable[[Path, str], None]:
+    """Writes a one-node Identity graph; its `doc` string changes the file's bytes, not what it computes."""
+    return _identity_onnx
+
+
+@pytest.fixture
+def model_folder(tmp_path: Path) -> Path:
+    """A hand-made model folder (two Identity graphs stand in for the networks): seconds cheaper than an
+    export, and the checksums are verified before any graph is opened."""
+    files = {}
+    for role in ("generator", "encoder"):
+        _identity_onnx(tmp_path / f"{role}.onnx", role)
+        files[role] = {"path": f"{role}.onnx", "sha256": sha256_file(tmp_path / f"{role}.onnx")}
+    manifest = {
+        "name": "hand-made",
+        "label_set": "landscape",
+        "image_size": [32, 32],
+        "inputs": {"label": "label", "z": "z", "z_dim": 4},
+        "files": files,
+    }
+    (tmp_path / "model.json").write_text(json.dumps(manifest))
+    return tmp_path
