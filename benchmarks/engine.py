@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from common.runtime import RuntimeChoice
+
 REPO = Path(__file__).resolve().parent.parent
-CPU = ["CPUExecutionProvider"]
 
 
 def model_info(directory: Path) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def engine_grid(
     directory: Path,
     sizes: list[int],  # square sides in pixels, e.g. [256, 512]
     batches: list[int],  # batch sizes, e.g. [1, 4, 8]
-    threads: list[int],  # onnxruntime intra-op thread counts, e.g. [1, 2]
+    threads: list[int],  # inference thread counts, e.g. [1, 2]
     peak_gflops: dict[str, float],  # measured peak per thread count (benchmarks.peak)
     budget_s: float,  # timed seconds per config
     max_runs: int,  # most timed runs per config
@@ -133,7 +134,7 @@ def engine_grid(
         if model_threads != t:
             model = None
             gc.collect()
-            model, model_threads = load_model(directory, CPU, t), t
+            model, model_threads = load_model(directory, RuntimeChoice(threads=t)), t
         assert model is not None
         if batch > 1 and not model.batchable:
             row["skipped"] = "the graph has a fixed batch of 1"
@@ -190,7 +191,7 @@ def _measure_memory(directory: Path, threads: int, size: int) -> dict[str, Any]:
     except OSError:
         peak_reset = False  # then the peak includes the imports' own transient peak
     base = _status_mb("VmRSS")
-    model = load_model(directory, CPU, threads)  # opens the sessions and runs one blank frame
+    model = load_model(directory, RuntimeChoice(threads=threads))  # opens the graphs, runs one blank frame
     model.run_generator(*feeds(model, size, 1))
     return {
         "threads": threads,
@@ -214,7 +215,7 @@ def op_profile(directory: Path, size: int, threads: int, runs: int) -> dict[str,
     from server.registry import load_model
 
     info = model_info(directory)
-    model = load_model(directory, CPU, threads)
+    model = load_model(directory, RuntimeChoice("onnxruntime", threads=threads))
     with tempfile.TemporaryDirectory(prefix="ort-profile-") as tmp:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -223,11 +224,12 @@ def op_profile(directory: Path, size: int, threads: int, runs: int) -> dict[str,
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(tmp) / "profile")
         path = model.directory / model.manifest.files.generator.path
-        model.generator = ort.InferenceSession(str(path), options, providers=CPU)
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        model.generator = session  # same run(outputs, feeds) as a Graph
         label, instance, z = feeds(model, size, 1)
         for _ in range(runs + 1):
             model.run_generator(label, instance, z)
-        events = json.loads(Path(model.generator.end_profiling()).read_text())
+        events = json.loads(Path(session.end_profiling()).read_text())
     model_runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
     cutoff = model_runs[0]["ts"] + model_runs[0]["dur"]  # end of the warm-up run
     per_op: dict[str, float] = {}

@@ -2,7 +2,7 @@
 
 Starts `python -m server` (uvicorn, per-message deflate off) on 127.0.0.1 and a free port, opens 1 and 8 paint
 clients that each send a changing label map, wait for its frame and send the next (closed loop), and reports
-p50/p95 of send → frame. The engine-only time is the generator's onnxruntime run on one map of the same size,
+p50/p95 of send → frame. The engine-only time is the generator's run (the server's default runtime) on one map of the same size,
 measured in this process (same session options as the server) before the server starts and after it stops
 (the load on a shared machine drifts). Also prints the server's own per-stage means (queue, infer, encode)
 from /metrics, and a JSON report.
@@ -77,10 +77,11 @@ def paint_maps(count: int, size: int, num_labels: int) -> list[np.ndarray]:
 
 
 def engine_time(weights: Path, model: str, size: int, runs: int, threads: int) -> dict[str, float]:
-    """Generator-only onnxruntime time on one map (batch 1) at `size`, through the server's own loader."""
-    from server.registry import choose_providers, load_model
+    """Generator-only time on one map (batch 1) at `size`, through the server's own loader and default runtime."""
+    from common.runtime import RuntimeChoice
+    from server.registry import load_model
 
-    loaded = load_model(weights / model, choose_providers([]), threads)
+    loaded = load_model(weights / model, RuntimeChoice(threads=threads))
     ids = paint_maps(1, size, loaded.num_labels)[0]
     label = ids[None, None].astype(np.int64)  # [1,1,H,W]
     instance = np.zeros_like(label)
@@ -220,7 +221,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=int, default=5, help="frames per client not measured")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="client counts to run")
     parser.add_argument("--format", default="jpeg", choices=["jpeg", "webp", "png"])
-    parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0 = default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="inference threads (0 = the runtime's default)"
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import runtimes
+
 NA = "—"
 
 
@@ -196,6 +198,8 @@ def markdown(results: dict[str, Any]) -> str:
     out += [f"- {line}" for line in ratio_lines(results["ratios"])]
     for line in gap_note(results):
         out += ["", line]
+    if "runtimes" in results:
+        out += ["", *runtimes.markdown_lines(results["runtimes"], results.get("paint_latency", []))]
     out += [
         "",
         "## Machine peak",

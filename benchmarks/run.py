@@ -4,14 +4,17 @@
     python -m benchmarks.run --quick    # `make bench-quick`: < 2 min smoke test, tiny grid
 
 1. Machine peak: FP32 GFLOP/s of a large MatMul and Conv through onnxruntime, 1 thread and all cores.
-2. Engine: every served model (`weights/*/model.json`) and the `spade-fast` / `spade-paper` reference widths
+2. Runtimes side by side (`benchmarks.runtimes`): onnxruntime f32, OpenVINO f32 and bf16 on the same files,
+   256²/512², batch 1/8, and the encoder; each precision's own peak; then paint → frame with 1 client against
+   the engine's own time at 256² and 512² (`benchmarks.paint_latency`).
+3. Engine: every served model (`weights/*/model.json`) and the `spade-fast` / `spade-paper` reference widths
    (random init, exported on the fly by the project's exporter into a temp dir): p50/p95 at 256²/512², batch
    1/4/8, 1 and all threads; GMACs per frame; achieved FLOP/s vs the peak; peak memory per loaded model (one
    subprocess each); onnxruntime's time per op type for the default model (and spade-paper).
-3. Paint path: real uvicorn, 1/4/16 open-loop websocket clients at 10 maps/s: latency, frames/s, drops, staleness.
-4. REST: batch-job images/s and single-render latency vs the same model's engine-only numbers.
-5. Procedural data pairs/s; seconds per `spade-fast` training step at 256², batch 4, fp32 vs `--precision=bf16`.
-6. Ratios that do not depend on the machine's speed, printed at the end.
+4. Paint path: real uvicorn, 1/4/16 open-loop websocket clients at 10 maps/s: latency, frames/s, drops, staleness.
+5. REST: batch-job images/s and single-render latency vs the same model's engine-only numbers.
+6. Procedural data pairs/s; seconds per `spade-fast` training step at 256², batch 4, fp32 vs `--precision=bf16`.
+7. Ratios that do not depend on the machine's speed, printed at the end.
 
 Results: JSON (`--out`, default benchmarks/results/latest.json) and Markdown (docs/benchmarks.md for a full run
 with the default output; next to the JSON otherwise, so quick runs never overwrite the committed page).
@@ -35,12 +38,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import paint_latency, report
 from benchmarks.engine import engine_grid, gmacs_per_image, memory_probe, model_info, op_profile
 from benchmarks.paint_latency import REPO, export_untrained, free_port, start_server
 from benchmarks.paint_load import paint_load
 from benchmarks.peak import measure_peak
 from benchmarks.rest import batch_throughput, render_latency
+from benchmarks.runtimes import measure_runtimes
 from models.version import cpu_model
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -63,6 +67,8 @@ def plan(quick: bool) -> dict[str, Any]:
     if quick:
         return common | {
             "references": ["spade-fast", "spade-tiny"],
+            "latency_sizes": [256],
+            "latency_frames": 10,
             "sizes": [256],
             "batches": [1],
             "budget_s": 0.3,  # timed seconds per engine config
@@ -84,6 +90,8 @@ def plan(quick: bool) -> dict[str, Any]:
         }
     return common | {
         "references": ["spade-fast", PAPER],
+        "latency_sizes": [256, 512],
+        "latency_frames": 40,
         "sizes": [256, 512],
         "batches": [1, 4, 8],
         "budget_s": 2.0,
@@ -328,7 +336,6 @@ def main(argv: list[str] | None = None) -> int:
         results["peak"] = measure_peak(args.quick)
         print(f"   {results['peak']['cpu_model']}: peak {results['peak']['peak_gflops']} GFLOP/s by threads")
     peak = results["peak"]["peak_gflops"]
-
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
         tmp = Path(tmp_name)
         served = sorted(p.parent for p in args.weights.glob("*/model.json")) if args.weights.is_dir() else []
@@ -350,6 +357,18 @@ def main(argv: list[str] | None = None) -> int:
         paper = next((f for f, _, preset in references if preset == PAPER), None)
         results["paper_model"] = model_info(paper)["name"] if paper else None
 
+        with section("runtimes side by side", timings):
+            results["runtimes"] = measure_runtimes(
+                [f for f in served if f.name in loadable] or [default_dir], args.quick
+            )
+        with section("paint → frame, 1 client", timings):
+            results["paint_latency"] = [
+                paint_latency.main(
+                    ["--weights", str(default_dir.parent), "--model", default_dir.name, "--size", str(size)]
+                    + ["--clients", "1", "--frames", str(cfg["latency_frames"])]
+                )
+                for size in cfg["latency_sizes"]
+            ]
         with section("op profile", timings):
             profiled = [default_dir] + ([paper] if paper else [])
             results["profile"] = [

@@ -47,6 +47,20 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
     fast = results["models"][0]
     assert fast["gmacs_256"] == pytest.approx(2.548, rel=0.01)  # spade-fast's budgeted size
 
+    runtimes = results["runtimes"]
+    assert list(runtimes["peaks_gflops"])[:2] == ["onnxruntime f32", "openvino f32"]
+    assert ("openvino bf16" in runtimes["peaks_gflops"]) == runtimes["native_bf16"]
+    # Nothing is served from the empty --weights, so the default reference model is the one timed.
+    (timed,) = runtimes["models"]
+    assert timed["model"] == "bench-spade-fast" and timed["storage"] == "int16"
+    assert [(r["graph"], r["batch"]) for r in timed["rows"]] == [("generator", 1), ("encoder", 1)]
+    for row in timed["rows"]:
+        assert row["vs_onnxruntime"]["onnxruntime f32"] == 1.0 and all(v > 0 for v in row["ms"].values())
+    assert 0 < timed["rows"][0]["peak_fraction"]["openvino f32"] < 1
+    (latency,) = results["paint_latency"]
+    assert latency["size"] == 256 and latency["paint_to_frame"]["1"]["frames"] == 10
+    assert latency["ratio_1_client_p50"] > 0
+
     paint = results["paint"]["runs"]
     assert [r["clients"] for r in paint] == [1, 4, 16]
     for r in paint:
@@ -74,6 +88,8 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
     page = out.with_suffix(".md").read_text()
     for heading in (
         "## Ratios (independent of machine speed)",
+        "## Runtimes side by side",
+        "### Paint → frame, 1 client, against the engine's own time",
         "## Machine peak",
         "## Models",
         "## Engine",
