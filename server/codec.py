@@ -225,9 +225,11 @@ def encode_image(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
 
 def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
     """Generator output [3,H,W] float in [-1,1] → H×W×3 uint8."""
-    return np.ascontiguousarray(
-        ((np.clip(image, -1.0, 1.0) + 1.0) * 127.5 + 0.5).astype(np.uint8).transpose(1, 2, 0)
-    )
+    scaled = np.clip(image, -1.0, 1.0)  # a new array, so the in-place steps below leave `image` alone
+    scaled += 1.0
+    scaled *= 127.5
+    scaled += 0.5  # round half up on the way to uint8, as before
+    return np.ascontiguousarray(scaled.transpose(1, 2, 0)).astype(np.uint8)
 
 
 def to_model_input(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:

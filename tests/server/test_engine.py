@@ -56,6 +56,24 @@ def test_concurrent_requests_are_batched_by_size(registry: Registry) -> None:
     assert all(r.media_type == "image/png" and r.infer_ms > 0 for r in results)
 
 
+def test_a_lone_request_waits_for_company_only_after_a_batch_had_some(registry: Registry) -> None:
+    """max_wait is paid only when batches are forming: a lone painter's frame goes at once, a request right
+    after a batch of two waits the whole max_wait for company that may come."""
+    ids = np.full((32, 32), 6, np.uint8)
+
+    async def body(engine: Engine):  # noqa: ANN202
+        lone = await engine.render(request(ids, 0))
+        again = await engine.render(request(ids, 1))
+        pair = await asyncio.gather(engine.render(request(ids, 2)), engine.render(request(ids, 3)))
+        after_pair = await engine.render(request(ids, 4))
+        return lone, again, pair, after_pair
+
+    lone, again, pair, after_pair = asyncio.run(with_engine(registry, body, max_wait_ms=400))
+    assert lone.batch_size == again.batch_size == 1 and [r.batch_size for r in pair] == [2, 2]
+    assert lone.queue_ms < 200 and again.queue_ms < 200  # far below max_wait: nobody was waited for
+    assert after_pair.batch_size == 1 and after_pair.queue_ms >= 390  # waited for company that never came
+
+
 def test_batches_are_bounded_by_pixels(registry: Registry) -> None:
     """Memory grows with batch × pixels: a 2048-pixel budget takes two 32² maps, eight 16² ones, one 48² alone."""
     sizes = [(32, 32)] * 6 + [(16, 16)] * 8 + [(48, 48)] * 2
