@@ -1,6 +1,8 @@
 """`collage data`: look at the procedural landscapes, export them as a pairs folder, or fill the shard cache.
 
     collage data preview --n 16 --size 256 --seed 1 --out grid.png   label colours beside renders
+    collage data preview --crops tree --removal blur --out crops.png  class-generator samples: context with the
+                                                                 instance removed | labels | mask | target
     collage data export  --n 1000 --size 256 --seed 0 --out DIR      images/, labels/, instances/, meta.json
     collage data cache   --length 4096 --size 256 --seed 0 --dir D   render the training cache up front
                                                                  (train with --data_cache=D, same size and seed)
@@ -23,7 +25,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from common.crops import Removal
 from models.data import FAMILIES
+from models.data.crops import MIN_SIDE, instance_crops
 from models.data.datasets import META_FILE, SHARD_SIZE, prepare_cache, render_sample
 from models.labels import LANDSCAPE
 
@@ -59,6 +63,43 @@ def preview(n: int, size: int, seed: int, out: Path) -> None:
     grid = preview_grid(pairs)
     Image.fromarray(grid).save(out)
     tqdm.write(f"wrote {out} ({grid.shape[1]}×{grid.shape[0]}, {n} pairs, {n / elapsed:.1f} pairs/s)")
+
+
+def preview_crops(thing: str, removal: Removal, n: int, size: int, seed: int, out: Path) -> None:
+    """A grid of `n` instance crops of one thing class, one row each: context with the instance removed,
+    label colours of the context, the instance mask, and the target (the context's central half, real)."""
+    try:
+        label_entry = LANDSCAPE[thing]
+    except KeyError as err:
+        raise SystemExit(f"collage data preview: {err.args[0]}") from None
+    if not label_entry.is_thing:
+        things = ", ".join(LANDSCAPE[i].name for i in LANDSCAPE.thing_ids)
+        raise SystemExit(f"collage data preview: {thing!r} is not a thing class ({things})")
+    class_id = label_entry.id
+    side = 128
+    rows = []
+    with tqdm(total=n, desc=f"{thing} crops", unit="crop") as bar:
+        for i in range(100 * n):  # a layout may hold no instance of the class; give up after 100 per crop
+            label, instance, image, _ = render_sample(seed, i, size)
+            for crop in instance_crops(label, instance, image, class_id, removal, side, side):
+                mask = np.repeat(crop.mask[..., None].astype(np.uint8) * 255, 3, axis=2)
+                rows.append((crop.context, LANDSCAPE.ids_to_colors(crop.labels), mask, crop.target))
+                bar.update()
+                if len(rows) == n:
+                    break
+            if len(rows) == n:
+                break
+    if not rows:
+        raise SystemExit(f"collage data preview: no {thing} of at least {MIN_SIDE} px in {100 * n} layouts")
+    gap = grid_gap(side)
+    grid = np.full((len(rows) * (side + gap) + gap, 4 * (side + gap) + gap, 3), 255, np.uint8)
+    for r, parts in enumerate(rows):
+        for c, part in enumerate(parts):
+            y, x = gap + r * (side + gap), gap + c * (side + gap)
+            grid[y : y + side, x : x + side] = part
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(out)
+    tqdm.write(f"wrote {out} ({len(rows)} {thing} crops, removal {removal})")
 
 
 def export(n: int, size: int, seed: int, out: Path, force: bool) -> None:
@@ -97,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256, help="side of each square sample in pixels")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
     p.add_argument("--out", type=Path, default=Path("grid.png"), help="PNG to write")
+    p.add_argument("--crops", metavar="THING", help="show class-generator crops of this thing class instead")
+    p.add_argument(
+        "--removal", choices=["blur", "zeros"], default="blur", help="how --crops removes the instance"
+    )
     e = commands.add_parser("export", help="write a pairs folder (images/, labels/, instances/)")
     e.add_argument("--n", type=int, required=True, help="number of pairs")
     e.add_argument("--size", type=int, default=256, help="side of each square sample in pixels")
@@ -113,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     count = args.length if args.command == "cache" else args.n
     if count < 1 or args.size < 1:
         parser.error("counts and --size must be positive")
-    if args.command == "preview":
+    if args.command == "preview" and args.crops:
+        preview_crops(args.crops, args.removal, args.n, args.size, args.seed, args.out)
+    elif args.command == "preview":
         preview(args.n, args.size, args.seed, args.out)
     elif args.command == "export":
         export(args.n, args.size, args.seed, args.out, args.force)

@@ -1,0 +1,49 @@
+"""Crop geometry shared by class-generator training and composition: square, 2× context, padding, removal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common.crops import Box, context_box, crop_padded, remove_instance, square_box, tight_box
+
+
+def test_tight_square_and_context_boxes() -> None:
+    mask = np.zeros((40, 50), bool)
+    mask[10:16, 20:30] = True  # 6 high, 10 wide
+    tight = tight_box(mask)
+    assert tight == Box(10, 20, 16, 30)
+    square = square_box(tight)
+    assert (square.height, square.width) == (10, 10) and square == Box(8, 20, 18, 30)  # centre kept
+    ctx = context_box(square)
+    assert (ctx.height, ctx.width) == (20, 20) and ctx == Box(3, 15, 23, 35)
+    # the square box is exactly the central half of the context box, also for odd sides
+    for side in (7, 10, 13):
+        sq = Box(5, 5, 5 + side, 5 + side)
+        c = context_box(sq)
+        assert (sq.y0 - c.y0, sq.x0 - c.x0) == (side // 2, side // 2) and c.height == 2 * side
+    with pytest.raises(ValueError, match="empty"):
+        tight_box(np.zeros((4, 4), bool))
+
+
+def test_crops_outside_the_picture_are_padded_not_clipped() -> None:
+    image = np.arange(5 * 6 * 3, dtype=np.uint8).reshape(5, 6, 3)
+    crop = crop_padded(image, Box(-2, 3, 4, 9), fill=7)
+    assert crop.shape == (6, 6, 3)
+    np.testing.assert_array_equal(crop[2:6, 0:3], image[0:4, 3:6])
+    assert (crop[:2] == 7).all() and (crop[:, 3:] == 7).all()
+    assert (crop_padded(image, Box(10, 10, 12, 12), fill=0) == 0).all()  # wholly outside: all padding
+
+
+@pytest.mark.parametrize("removal", ["zeros", "blur"])
+def test_removal_changes_only_the_instance(removal: str) -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), bool)
+    mask[20:40, 16:30] = True
+    out = remove_instance(rgb, mask, removal)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(out[~mask], rgb[~mask])
+    if removal == "zeros":
+        assert (out[mask] == 0).all()
+    else:  # only low frequencies remain: far less variation than the noise it replaced
+        assert out[mask].astype(float).std() < 0.3 * rgb[mask].astype(float).std()
