@@ -67,7 +67,7 @@ def gmacs_per_image(info: dict[str, Any], size: int) -> float | None:
 def feeds(model: Any, size: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A painted-looking map (with trees, so instances exist), repeated `batch` times, and seeded latents."""
     from benchmarks.paint_latency import paint_maps
-    from server.engine import instances_from_labels
+    from common.instances import instances_from_labels
 
     ids = paint_maps(2, size, model.num_labels)[1]  # H×W uint8
     label = np.broadcast_to(ids.astype(np.int64), (batch, 1, size, size)).copy()  # [B,1,H,W]

@@ -40,18 +40,16 @@ def export_untrained(preset: str, out: Path) -> str:
     """An untrained model of the given SPADE preset via the project's exporter (speed is what we measure)."""
     import torch
 
+    from models.archs.spade import build_encoder, build_generator, export_spec, get_preset
     from models.export import export_modules
     from models.labels import LANDSCAPE
-    from models.presets import build_encoder, build_generator, get_preset
 
     torch.manual_seed(0)
     config = get_preset(preset)
     name = f"bench-{preset}"
     size = (config["size"], config["size"]) if isinstance(config["size"], int) else tuple(config["size"])
     export_modules(
-        build_generator(config, len(LANDSCAPE)).eval(),
-        build_encoder(config).eval(),
-        label_set=LANDSCAPE,
+        export_spec(build_generator(config, len(LANDSCAPE)).eval(), build_encoder(config).eval(), LANDSCAPE),
         out_dir=out / name,
         name=name,
         image_size=size,

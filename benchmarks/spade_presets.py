@@ -28,10 +28,10 @@ import torch
 from tqdm import tqdm
 
 from common.runtime import RuntimeChoice, open_graph
-from models.export import export_generator, prepare_for_export
-from models.flops import count_params, generator_gmacs
+from models.archs.spade import build_generator, generator_role, get_preset
+from models.export import export_graph
+from models.flops import count_gmacs, count_params
 from models.labels import LANDSCAPE
-from models.presets import build_generator, get_preset
 
 
 def bench_preset(
@@ -39,16 +39,17 @@ def bench_preset(
 ) -> dict[str, Any]:
     """Export one preset's generator to `workdir` and time it; `runs` is capped to fit `budget_s` seconds."""
     torch.manual_seed(0)
-    generator = prepare_for_export(build_generator(get_preset(name), label_nc))
+    network = build_generator(get_preset(name), label_nc)
+    role = generator_role(network)
     path = workdir / f"{name}.onnx"
-    export_generator(generator, path, (size, size))
+    generator = export_graph("generator", role, path, (size, size)).module  # the exported copy
     # onnxruntime's CPU provider, as this benchmark has always timed (benchmarks/runtimes.py compares runtimes).
     session = open_graph(path, RuntimeChoice("onnxruntime", threads=2, providers=("cpu",)))
     rng = np.random.default_rng(0)
     feed: dict[str, np.ndarray] = {
         "label": rng.integers(0, label_nc, (1, 1, size, size), dtype=np.int64),
         "instance": np.zeros((1, 1, size, size), dtype=np.int64),
-        "z": rng.standard_normal((1, generator.z_dim), dtype=np.float32),
+        "z": rng.standard_normal((1, network.z_dim), dtype=np.float32),
     }
     feed = {k: v for k, v in feed.items() if k in session.inputs}
     start = time.perf_counter()
@@ -73,7 +74,7 @@ def bench_preset(
         "preset": name,
         "label_nc": label_nc,
         "size": size,
-        "gmacs": round(generator_gmacs(generator, (size, size)), 3),
+        "gmacs": round(count_gmacs(generator, *role.example(1, (size, size), 0).values()), 3),
         "params_m": round(count_params(generator) / 1e6, 3),
         "onnx_mb": round(path.stat().st_size / 2**20, 1),
         "latency_ms_median": round(statistics.median(times), 1),

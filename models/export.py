@@ -1,11 +1,14 @@
 """Export trained networks to a served model folder: `weights/<name>/model.json` + ONNX graphs.
 
-The folder is the only contract with the server (docs/contracts.md). The exporter works on a deep copy in eval
-mode with spectral norm folded into plain weights, exports with the dynamo exporter (opset 18), runs the same
-random inputs through torch and onnxruntime and refuses to write a manifest when they disagree by more than
-1e-3, then stores the weights in 16 bits (`models/weight_storage.py`: about half the file, outputs within 2e-3
-of the fp32 file, checked). The manifest is validated against `weights/model.schema.json` (generated from `server/manifest.py`) as
-data, so this module never imports `server`.
+The folder is the only contract with the server (docs/contracts.md). Any architecture is exported the same way:
+its `Arch.export` (models/archs) rebuilds the networks to serve from a checkpoint as an `ExportSpec`, one
+`ExportRole` per graph ("generator", optionally "encoder") with example inputs, outputs, dynamic axes and its
+block of model.json; `architecture` in the manifest is the arch's name. Each role is exported from a deep copy in
+eval mode with spectral norm folded into plain weights, by the dynamo exporter (opset 18); the same example
+inputs run through torch and onnxruntime, and no manifest is written when they disagree by more than 1e-3; the
+weights are then stored in 16 bits (`models/weight_storage.py`: about half the file, outputs within 2e-3 of the
+fp32 file, checked on the examples). The manifest is validated against `weights/model.schema.json` (generated
+from `common/manifest.py`) as data, so this module never imports `server`.
 
 CLI: `collage export runs/00001-spade-fast --out weights/landscape-spade [--checkpoint latest|PATH] [--name N]
 [--size S] [--style-refs K]`.
@@ -19,6 +22,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -30,11 +34,11 @@ from torch.nn.utils import parametrize
 
 from common.checksums import sha256_file
 from common.runtime import Graph, RuntimeChoice, open_graph
+from models.archs import ExportRole, ExportSpec, get_arch
 from models.checkpoints import LATEST, read_checkpoint
 from models.data.datasets import data_kind
-from models.flops import count_params, encoder_gmacs, generator_gmacs
-from models.labels import LabelSet, get_label_set
-from models.nets.spade import ConvEncoder, SPADEGenerator
+from models.flops import count_gmacs, count_params
+from models.labels import get_label_set
 from models.version import REPO_ROOT, code_version, shown_path
 from models.weight_storage import convert_file
 
@@ -107,122 +111,85 @@ def _onnx_export(module: nn.Module, args: tuple[Any, ...], path: Path, **kwargs:
 
 
 # ----------------------------------------------------------------------------
-# Generator and encoder graphs.
+# One role's graph.
 
 
-def _generator_inputs(
-    label_nc: int, z_dim: int, batch: int, size: tuple[int, int], seed: int
-) -> tuple[torch.Tensor, ...]:
-    """Random (label, instance, z) with several labels and instances, so one-hot and edges are exercised."""
-    gen = torch.Generator().manual_seed(seed)
-    height, width = size
-    # Blocky maps (8×8 cells) look like painted regions; per-pixel noise would make every pixel an edge.
-    cells = (batch, 1, -(-height // 8), -(-width // 8))
-    label = torch.randint(0, label_nc, cells, generator=gen).repeat_interleave(8, 2).repeat_interleave(8, 3)
-    instance = torch.randint(0, 4, cells, generator=gen).repeat_interleave(8, 2).repeat_interleave(8, 3)
-    label, instance = label[:, :, :height, :width].contiguous(), instance[:, :, :height, :width].contiguous()
-    z = torch.randn(batch, z_dim, generator=gen)
-    return label, instance, z  # [B,1,H,W] int64, [B,1,H,W] int64, [B,z_dim]
+@dataclass(frozen=True)
+class ExportedGraph:
+    """One role's graph as written: what the manifest, the 16-bit check and the GMAC count need."""
+
+    module: nn.Module  # the prepared copy that was exported
+    size: tuple[int, int]  # (H, W) of its example inputs: the served size, or the role's own size
+    inputs: frozenset[str]  # the graph's input names (an input the network ignores is dropped from the graph)
+    fields: dict[str, Any]  # the role's manifest block, size fields included
+    parity: float  # max abs difference between torch and onnxruntime over the checks
 
 
-def export_generator(
-    generator: SPADEGenerator, path: Path, image_size: tuple[int, int], max_size: int = 1024
-) -> dict[str, Any]:
-    """Export a prepared (label, instance, z) -> image generator; returns the manifest `inputs` + parity.
+def export_graph(
+    name: str, role: ExportRole, path: Path, image_size: tuple[int, int], max_size: int = 1024
+) -> ExportedGraph:
+    """Export a prepared copy of `role.module` to `path` and measure the file against torch.
 
-    H and W are dynamic (multiples of `generator.size_multiple`) when the network declares `size_multiple`.
+    `name` is the role ("generator", "encoder"), which errors begin with. The graph is traced on a batch of 2 at
+    the role's size; parity is checked on that batch and on a batch of 1, at (m, 2m) when H and W are dynamic
+    multiples of m (proving the dynamic axes work), else at the same size.
     """
     from torch.export import Dim
 
-    multiple = int(getattr(generator, "size_multiple", 0))
-    dynamic = multiple > 0 and image_size[0] % multiple == 0 and image_size[1] % multiple == 0
-    args = _generator_inputs(generator.label_nc, generator.z_dim, 2, image_size, seed=0)
+    module = prepare_for_export(role.module)
+    size = role.size or image_size
+    multiple = role.size_multiple
+    dynamic = role.size is None and multiple > 0 and size[0] % multiple == 0 and size[1] % multiple == 0
+    top = max(max_size, *size) // multiple if dynamic else 0
     batch = Dim("batch", min=1, max=MAX_BATCH)
+    picture: dict[int, Any] = {0: batch}  # the axes of a `spatial` input
     if dynamic:
-        top = max(max_size, *image_size) // multiple
-        height, width = multiple * Dim("h_blocks", min=1, max=top), multiple * Dim("w_blocks", min=1, max=top)
-        spatial = {0: batch, 2: height, 3: width}
+        picture |= {
+            2: multiple * Dim("h_blocks", min=1, max=top),
+            3: multiple * Dim("w_blocks", min=1, max=top),
+        }
+    args = role.example(2, size, 0)
+    _onnx_export(
+        module,
+        tuple(args.values()),
+        path,
+        input_names=list(args),
+        output_names=list(role.outputs),
+        dynamic_shapes=tuple(picture if arg in role.spatial else {0: batch} for arg in args),
+    )
+    graph = _parity_graph(path)
+    inputs = frozenset(graph.inputs)
+    diff = 0.0
+    for feed in (args, role.example(1, (multiple, 2 * multiple) if dynamic else size, 1)):
+        with torch.no_grad():
+            expected = module(*feed.values())
+        expected = (expected,) if isinstance(expected, torch.Tensor) else tuple(expected)
+        got = graph.run(list(role.outputs), {k: v.numpy() for k, v in feed.items() if k in inputs})
+        diff = max(diff, _max_abs_diff(expected, got))
+    if diff > PARITY_TOL:
+        raise ExportError(f"{name}: onnxruntime differs from torch by {diff:.3g} > {PARITY_TOL}")
+    dropped = set(args) - inputs
+    fields = {k: None if isinstance(v, str) and v in dropped else v for k, v in role.fields.items()}
+    if role.size is not None:
+        fields["size"] = list(role.size)
     else:
-        spatial = {0: batch}
-    dynamic_shapes = {"label": spatial, "instance": spatial, "z": {0: batch}}
-    _onnx_export(
-        generator,
-        args,
-        path,
-        input_names=["label", "instance", "z"],
-        output_names=["image"],
-        dynamic_shapes=dynamic_shapes,
-    )
-    graph = _parity_graph(path)
-    graph_inputs = set(graph.inputs)
-    checks = [args]
-    if dynamic:  # a second shape proves the dynamic axes really work
-        checks.append(_generator_inputs(generator.label_nc, generator.z_dim, 1, (multiple, 2 * multiple), 1))
-    diff = 0.0
-    for label, instance, z in checks:
-        feed = {"label": label.numpy(), "instance": instance.numpy(), "z": z.numpy()}
-        feed = {k: v for k, v in feed.items() if k in graph_inputs}
-        with torch.no_grad():
-            expected = generator(label, instance, z)
-        diff = max(diff, _max_abs_diff([expected], graph.run(["image"], feed)))
-    if diff > PARITY_TOL:
-        raise ExportError(f"generator: onnxruntime differs from torch by {diff:.3g} > {PARITY_TOL}")
-    inputs = {
-        "label": "label",
-        "instance": "instance" if "instance" in graph_inputs else None,  # dropped when edges are off
-        "z": "z",
-        "z_dim": int(generator.z_dim),
-        "output": "image",
-        "dynamic_size": dynamic,
-        "size_multiple": multiple if dynamic else 1,
-        "min_size": multiple if dynamic else min(image_size),
-        "max_size": top * multiple if dynamic else max(image_size),
-    }
-    return {"inputs": inputs, "parity_max_abs_diff": diff}
+        fields |= {
+            "dynamic_size": dynamic,
+            "size_multiple": multiple if dynamic else 1,
+            "min_size": multiple if dynamic else min(size),
+            "max_size": top * multiple if dynamic else max(size),
+        }
+    return ExportedGraph(module, size, inputs, fields, diff)
 
 
-def export_encoder(encoder: ConvEncoder, path: Path) -> float:
-    """Export a prepared image -> (mu, logvar) encoder at its own fixed image_size (which may differ from the
-    generator's: the manifest records it as encoder_inputs.size); returns the parity diff."""
-    from torch.export import Dim
-
-    gen = torch.Generator().manual_seed(2)
-    image = torch.rand(2, 3, *encoder.image_size, generator=gen) * 2 - 1  # [2,3,H,W] in [-1,1]
-    _onnx_export(
-        encoder,
-        (image,),
-        path,
-        input_names=["image"],
-        output_names=["mu", "logvar"],
-        dynamic_shapes={"image": {0: Dim("batch", min=1, max=MAX_BATCH)}},
-    )
-    graph = _parity_graph(path)
-    diff = 0.0
-    for batch in (image, image[:1]):
-        with torch.no_grad():
-            expected = encoder(batch)
-        diff = max(diff, _max_abs_diff(expected, graph.run(["mu", "logvar"], {"image": batch.numpy()})))
-    if diff > PARITY_TOL:
-        raise ExportError(f"encoder: onnxruntime differs from torch by {diff:.3g} > {PARITY_TOL}")
-    return diff
+def _storage_feeds(role: ExportRole, graph: ExportedGraph) -> list[dict[str, np.ndarray]]:
+    """The feeds the 16-bit weights are checked on: 8 examples (seed 3), one at a time."""
+    example = role.example(8, graph.size, 3)
+    return [{k: v[i : i + 1].numpy() for k, v in example.items() if k in graph.inputs} for i in range(8)]
 
 
 # ----------------------------------------------------------------------------
 # The manifest.
-
-
-def _storage_feeds(
-    generator: SPADEGenerator, inputs: Mapping[str, Any], image_size: tuple[int, int]
-) -> list[dict[str, np.ndarray]]:
-    """Generator feeds the 16-bit weights are checked on: 8 blocky random maps with random styles."""
-    label, instance, z = _generator_inputs(generator.label_nc, generator.z_dim, 8, image_size, seed=3)
-    feeds = []
-    for i in range(len(label)):
-        feed = {inputs["label"]: label[i : i + 1].numpy(), inputs["z"]: z[i : i + 1].numpy()}
-        if inputs["instance"]:
-            feed[inputs["instance"]] = instance[i : i + 1].numpy()
-        feeds.append(feed)
-    return feeds
 
 
 def _file_ref(path: Path, max_bytes: int, storage: str) -> dict[str, Any]:
@@ -253,11 +220,11 @@ def _styles_json(styles: Any, z_dim: int) -> list[dict[str, Any]]:
 
 
 def validate_manifest(manifest: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> None:
-    """Raise ExportError naming the first schema violation (JSON Schema generated from server/manifest.py)."""
+    """Raise ExportError naming the first schema violation (JSON Schema generated from common/manifest.py)."""
     import jsonschema
 
     if not schema_path.exists():
-        raise ExportError(f"{schema_path} is missing; generate it with `python -m server.manifest`")
+        raise ExportError(f"{schema_path} is missing; generate it with `python -m common.manifest`")
     schema = json.loads(schema_path.read_text())
     try:
         jsonschema.validate(json.loads(json.dumps(manifest)), schema)
@@ -267,31 +234,24 @@ def validate_manifest(manifest: Mapping[str, Any], schema_path: Path = SCHEMA_PA
 
 
 def export_modules(
-    generator: SPADEGenerator,
-    encoder: ConvEncoder | None,
+    spec: ExportSpec,
     *,
-    label_set: LabelSet | str,
     out_dir: str | Path,
     name: str,
-    architecture: str = "spade",
     image_size: tuple[int, int] = (256, 256),
     styles: Any = None,
     training: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
     max_file_bytes: int = MAX_FILE_BYTES,
 ) -> dict[str, Any]:
-    """Export G (and E) to `out_dir` as generator.onnx / encoder.onnx + model.json; returns the manifest.
+    """Export every role of `spec` to `out_dir` as `<role>.onnx` + model.json; returns the manifest.
 
-    `training` is provenance (data, steps, wall time, perceptual loss used…), `config` the resolved training
-    config (stored under training.config); `styles` are preset latents ({name: z} or [{name, z, family}]).
+    `image_size` is the served size (H, W); `training` is provenance (data, steps, wall time, perceptual loss
+    used…), `config` the resolved training config (stored under training.config); `styles` are preset latents
+    ({name: z} or [{name, z, family}]).
     """
     if not NAME_RE.match(name):
         raise ValueError(f"model name {name!r} must match {NAME_RE.pattern}")
-    labels = get_label_set(label_set) if isinstance(label_set, str) else label_set
-    if generator.label_nc != len(labels):
-        raise ValueError(
-            f"generator has label_nc={generator.label_nc} but {labels.name!r} has {len(labels)} labels"
-        )
     image_size = (int(image_size[0]), int(image_size[1]))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -303,50 +263,44 @@ def export_modules(
         stale.unlink()
         print(f"removed {stale}: it judged the previous model; run collage eval again", file=sys.stderr)  # noqa: T201
 
-    gen = prepare_for_export(generator)
-    gen_report = export_generator(gen, out / "generator.onnx", image_size)
-    int16 = {
-        "generator": convert_file(
-            out / "generator.onnx", _storage_feeds(gen, gen_report["inputs"], image_size)
-        )
-    }
-    files: dict[str, Any] = {"generator": _file_ref(out / "generator.onnx", max_file_bytes, "int16")}
-    parity = {"generator": gen_report["parity_max_abs_diff"]}
-    gmacs = {"generator": round(generator_gmacs(gen, image_size), 4)}
-    params = {"generator": count_params(gen)}
-    encoder_inputs = None
-    if encoder is not None:
-        enc = prepare_for_export(encoder)
-        if enc.fc_mu.out_features != gen.z_dim:
-            raise ValueError(
-                f"encoder z_dim {enc.fc_mu.out_features} differs from generator z_dim {gen.z_dim}"
-            )
-        parity["encoder"] = export_encoder(enc, out / "encoder.onnx")
-        images = torch.rand(8, 1, 3, *enc.image_size, generator=torch.Generator().manual_seed(3)) * 2 - 1
-        int16["encoder"] = convert_file(out / "encoder.onnx", [{"image": x.numpy()} for x in images])
-        files["encoder"] = _file_ref(out / "encoder.onnx", max_file_bytes, "int16")
-        gmacs["encoder"] = round(encoder_gmacs(enc), 4)
-        params["encoder"] = count_params(enc)
-        encoder_inputs = {"image": "image", "mu": "mu", "logvar": "logvar", "size": list(enc.image_size)}
+    roles = {"generator": spec.generator, "encoder": spec.encoder}
+    blocks: dict[str, dict[str, Any]] = {}
+    files: dict[str, Any] = {}
+    parity: dict[str, float] = {}
+    int16: dict[str, Any] = {}
+    gmacs: dict[str, float] = {}
+    params: dict[str, int] = {}
+    for role_name, role in roles.items():
+        if role is None:
+            continue
+        path = out / f"{role_name}.onnx"
+        graph = export_graph(role_name, role, path, image_size)
+        int16[role_name] = convert_file(path, _storage_feeds(role, graph))
+        files[role_name] = _file_ref(path, max_file_bytes, "int16")
+        parity[role_name] = graph.parity
+        gmacs[role_name] = round(count_gmacs(graph.module, *role.example(1, graph.size, 0).values()), 4)
+        params[role_name] = count_params(graph.module)
+        blocks[role_name] = graph.fields
 
     import onnxruntime as ort
 
     provenance = dict(training or {})
     if config is not None:
         provenance["config"] = dict(config)
+    labels = spec.label_set
     manifest = {
         "format_version": 1,
         "name": name,
-        "architecture": architecture,
+        "architecture": spec.architecture,
         "label_set": labels.name,
         "image_size": list(image_size),
         "labels": labels.to_json(),
         "background_label": labels.background,
-        "inputs": gen_report["inputs"],
-        "encoder_inputs": encoder_inputs,
+        "inputs": blocks["generator"],
+        "encoder_inputs": blocks.get("encoder"),
         "files": files,
         "class_generators": [],
-        "styles": _styles_json(styles, gen.z_dim),
+        "styles": _styles_json(styles, int(blocks["generator"].get("z_dim", 0))),
         "export": {
             "opset": OPSET,
             "parity_max_abs_diff": parity,
@@ -387,44 +341,38 @@ def find_checkpoint(run: Path, which: str = "latest") -> Path:
     return path
 
 
-def load_for_export(
-    checkpoint: Mapping[str, Any],
-) -> tuple[SPADEGenerator, ConvEncoder | None, dict[str, Any]]:
-    """Rebuild (G, E) from a checkpoint that carries its resolved config; prefers the EMA generator."""
-    from models.presets import build_encoder, build_generator
-
+def load_spec(checkpoint: Mapping[str, Any]) -> tuple[ExportSpec, dict[str, Any]]:
+    """The networks a `collage train` checkpoint serves, rebuilt by its architecture's `export`, and the run's
+    resolved config (with its label set, and the architecture's provenance first)."""
     if "config" not in checkpoint:
         raise ValueError("checkpoint has no 'config'; it was not written by `collage train`")
     config = dict(checkpoint["config"])
-    if config.get("arch") != "spade":
-        raise ValueError(
-            f"`collage export` exports the spade architecture, this run is {config.get('arch')!r}"
-        )
+    arch = get_arch(str(config.get("arch")))
+    build = arch.export
+    if build is None:
+        raise ValueError(f"the {arch.name} architecture serves no networks; there is nothing to export")
     label_set = get_label_set(str(checkpoint.get("label_set") or config.get("label_set") or "landscape"))
-    generator = build_generator(config, len(label_set))
-    g_key = next((k for k in ("G_ema", "G") if k in checkpoint), None)
-    if g_key is None:
-        raise ValueError("checkpoint has neither 'G_ema' nor 'G'")
-    generator.load_state_dict(checkpoint[g_key])
-    encoder = None
-    if "E" in checkpoint:
-        encoder = build_encoder(config)
-        encoder.load_state_dict(checkpoint["E"])
+    spec = build(checkpoint, label_set)
     config["label_set"] = label_set.name
-    return generator, encoder, {"generator_weights": g_key, **config}
+    return spec, {**spec.provenance, **config}
 
 
 @torch.no_grad()
 def encode_family_styles(
-    encoder: ConvEncoder, per_family: int, seed: int = 0, size: tuple[int, int] | None = None
+    encoder: nn.Module,
+    input_size: tuple[int, int],
+    per_family: int,
+    seed: int = 0,
+    size: tuple[int, int] | None = None,
 ) -> list[dict[str, Any]]:
     """One preset latent per procedural style family: the mean μ of `per_family` encoded reference renders.
 
     Landscape models only: the references are procedural layouts rendered in each family (day, golden hour,
     overcast, dusk, winter, autumn, …), so a preset reproduces that family's colours and mood. They are
     rendered at `size` (`export_run` passes the served image size: --size, default the training size; None
-    renders at the encoder's input size) and resized to the encoder's input with `fit_to_encoder`, as the
-    training step resizes real images, so E sees what it was trained on.
+    renders at the encoder's `input_size`) and resized to `input_size` with `fit_to_encoder`, as the training
+    step resizes real images, so the encoder (image -> (mu, logvar), docs/contracts.md) sees what it was
+    trained on.
     """
     from tqdm import tqdm
 
@@ -437,10 +385,10 @@ def encode_family_styles(
         images = []
         for i in range(per_family):
             rng = np.random.default_rng([seed, f, i])
-            label, instance = sample_layout(rng, size or enc.image_size)
+            label, instance = sample_layout(rng, size or input_size)
             rgb = render(label, instance, sample_style(rng, family), seed=int(rng.integers(2**31)))
             images.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1)  # [3,H,W] in [-1,1]
-        mu, _ = enc(fit_to_encoder(torch.stack(images), enc.image_size))  # [per_family,z_dim]
+        mu, _ = enc(fit_to_encoder(torch.stack(images), input_size))  # [per_family,z_dim]
         styles.append({"name": family, "family": family, "z": mu.mean(0)})
     return styles
 
@@ -467,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         "--size",
         type=int,
         help="square size the studio paints at and GMACs are counted at (default: the training size); "
-        "the generator takes any multiple of 2^num_up (its up-sampling stages), so a 128² run may serve 256²",
+        "a dynamic-size generator takes any multiple of its size multiple (SPADE: 2^num_up, its up-sampling "
+        "stages), so a 128² run may serve 256²",
     )
     args = parser.parse_args(argv)
     try:
@@ -499,21 +448,23 @@ def export_run(
     """Checkpoint of a `collage train` run -> model folder `out`; returns the manifest."""
     ckpt_path = find_checkpoint(run, which)
     checkpoint = read_checkpoint(ckpt_path)
-    generator, encoder, config = load_for_export(checkpoint)
-    if serve_size is not None:
-        multiple = generator.size_multiple  # 2^num_up: the generator up-samples from an (H/multiple)² grid
-        if serve_size < multiple or serve_size % multiple:
-            raise ExportError(
-                f"--size {serve_size}: the generator takes sizes that are positive multiples of {multiple}"
-            )
+    spec, config = load_spec(checkpoint)
+    step = max(spec.generator.size_multiple, 1)  # e.g. SPADE's 2^num_up: it up-samples from an (H/step)² grid
+    if serve_size is not None and (serve_size < step or serve_size % step):
+        raise ExportError(
+            f"--size {serve_size}: the generator takes sizes that are positive multiples of {step}"
+        )
     size = config.get("size", 256) if serve_size is None else serve_size
     image_size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     styles = None
     # Presets are encoded from procedural renders: they fit only a model trained on them, not one trained on
     # photos that merely use the landscape label set.
     procedural = data_kind(str(config.get("data", "procedural"))) == "procedural"
+    encoder = spec.encoder
     if encoder is not None and procedural and style_refs > 0:
-        styles = encode_family_styles(encoder, style_refs, seed=int(config.get("seed", 0)), size=image_size)
+        styles = encode_family_styles(
+            encoder.module, encoder.size or image_size, style_refs, int(config.get("seed", 0)), image_size
+        )
     elif encoder is not None and style_refs > 0:
         note = (
             f"no style presets: they come from procedural renders, this run trained on {config.get('data')}"
@@ -533,12 +484,9 @@ def export_run(
         "torch": checkpoint.get("torch_version"),
     }
     return export_modules(
-        generator,
-        encoder,
-        label_set=config["label_set"],
+        spec,
         out_dir=out,
         name=name,
-        architecture="spade",
         image_size=image_size,
         styles=styles,
         training={k: v for k, v in training.items() if v is not None},

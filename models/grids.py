@@ -20,12 +20,12 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from common.manifest import Manifest
 from models.data import FAMILIES
 from models.data.cli import grid_gap
 from models.eval.data import check_disjoint, eval_seeds, load_renders
@@ -98,12 +98,12 @@ def heldout_figure(
     return compose(rows, ["label map", "generated", "reference render"], labels.shape[-1])
 
 
-def family_presets(manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+def family_presets(manifest: Manifest) -> dict[str, np.ndarray]:
     """The manifest's preset latents by family (the first preset of each family), [z_dim] float32 each."""
     out: dict[str, np.ndarray] = {}
-    for style in manifest.get("styles", []):
-        if style.get("family") and style["family"] not in out:
-            out[style["family"]] = np.asarray(style["z"], np.float32)
+    for style in manifest.styles:
+        if style.family and style.family not in out:
+            out[style.family] = np.asarray(style.z, np.float32)
     return out
 
 

@@ -51,7 +51,7 @@ from models.training.config import (
     RESUMABLE_KEYS,
     ConfigError,
     apply_overrides,
-    check_config,
+    check_training_config,
     parse_value,
     resolve_config,
 )
@@ -139,7 +139,7 @@ def resume_config(
     # Keys added to BASE_CONFIG after the checkpoint was written take their defaults, which keep the old
     # behaviour (e.g. precision fp32).
     config = apply_overrides({**BASE_CONFIG, **checkpoint["config"]}, overrides)
-    check_config(config)
+    check_training_config(config)
     if config["steps"] < checkpoint["step"]:
         raise ConfigError(
             f"--steps={config['steps']}: the run is at step {checkpoint['step']} already and cannot go back"

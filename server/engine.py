@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage
 
+from common.instances import instances_from_labels
 from server.codec import FORMATS, check_label_ids, encode_image, to_uint8_rgb
 from server.errors import BadInput
 from server.metrics import Metrics
 from server.registry import LoadedModel, Registry
+from server.styles import seeded_noise
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,12 @@ class RenderRequest:
     z: np.ndarray  # [z_dim] float32 style latent
     fmt: str = "jpeg"  # jpeg | webp | png
     quality: int = 90  # JPEG/WebP quality 1..100
-    collage: bool = False  # run the CollageGAN post stage (when the model has class generators)
+    collage: bool = False  # for the CollageGAN post stage (not built yet); the API clamps it to has_collage
     instances: np.ndarray | None = (
         None  # H×W int32 instance ids; None = connected components of thing classes
     )
     source: str = "rest"  # metrics label: paint | rest | job
+    seed: int = 0  # draws a noise input's noise: the style's seed, 0 for a preset or uploaded style
 
 
 @dataclass(frozen=True)
@@ -72,20 +74,6 @@ class Overloaded(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"the render queue is full; retry in {retry_after} s")
         self.retry_after = retry_after
-
-
-def instances_from_labels(labels: np.ndarray, thing_ids: list[int]) -> np.ndarray:
-    """H×W ids → H×W int32 instance ids: 4-connected components of each thing class, 0 on stuff."""
-    out = np.zeros(labels.shape, dtype=np.int32)
-    next_id = 0
-    for cid in thing_ids:
-        mask = labels == cid
-        if not mask.any():
-            continue
-        components, count = ndimage.label(mask)
-        out[mask] = components[mask] + next_id
-        next_id += count
-    return out
 
 
 @dataclass(frozen=True)
@@ -130,7 +118,9 @@ class Engine:
         self.max_batch_pixels = max_batch_pixels
         self.max_wait = max_wait_ms / 1000.0
         self.queue_limit = queue_limit
-        self.post_stages: list[PostStage] = []
+        self.post_stages: list[
+            PostStage
+        ] = []  # empty until the CollageGAN stage exists; tests observe with it
         self._queues: dict[Priority, deque[_Pending]] = {"interactive": deque(), "bulk": deque()}
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="collage-infer")
@@ -313,7 +303,10 @@ class Engine:
                 else instances_from_labels(req.labels, model.thing_ids)
             )
         z = np.stack([p.request.z for p in batch]).astype(np.float32, copy=False)  # [B,z_dim]
-        out = model.run_generator(label, instance, z)  # [B,3,H,W] in [-1,1]
+        noise = None
+        if model.noise_channels:  # per request, from its seed: batching never changes a picture
+            noise = np.stack([seeded_noise(p.request.seed, model.noise_channels, h, w) for p in batch])
+        out = model.run_generator(label, instance, z, noise)  # [B,3,H,W] in [-1,1]
         images = []
         for i, p in enumerate(batch):
             image = out[i]

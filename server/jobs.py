@@ -169,11 +169,12 @@ class JobStore:
             for r in self._query("SELECT id FROM jobs WHERE status IN (?,?) ORDER BY created", UNFINISHED)
         ]
 
-    def pending_items(self, job_id: str) -> list[tuple[int, np.ndarray]]:
+    def pending_items(self, job_id: str) -> list[tuple[int, np.ndarray, int]]:
+        """(index, z, noise seed) of the items still to render; the noise seed is 0 for a preset or style."""
         rows = self._query(
-            "SELECT idx, z FROM items WHERE job_id=? AND status='pending' ORDER BY idx", (job_id,)
+            "SELECT idx, z, seed FROM items WHERE job_id=? AND status='pending' ORDER BY idx", (job_id,)
         )
-        return [(idx, np.frombuffer(z, dtype=np.float32)) for idx, z in rows]
+        return [(idx, np.frombuffer(z, dtype=np.float32), seed or 0) for idx, z, seed in rows]
 
     def load_input(self, job_id: str, idx: int) -> np.ndarray:
         with Image.open(self.job_dir(job_id) / "inputs" / f"{idx:05d}.png") as image:
@@ -245,7 +246,7 @@ class JobStore:
             _, fmt, _, _ = self.job(job_id)
             for tmp in (self.job_dir(job_id) / "results").glob("*.tmp"):
                 tmp.unlink()
-            for idx, _ in self.pending_items(job_id):
+            for idx, _, _ in self.pending_items(job_id):
                 if self.result_path(job_id, idx, fmt).exists():
                     with self._tx() as db:
                         db.execute("UPDATE items SET status='done' WHERE job_id=? AND idx=?", (job_id, idx))
@@ -350,13 +351,13 @@ class JobRunner:
         pending = await asyncio.to_thread(self.store.pending_items, job_id)
         slots = asyncio.Semaphore(self.concurrency)
 
-        async def render_one(idx: int, z: np.ndarray) -> None:
+        async def render_one(idx: int, z: np.ndarray, seed: int) -> None:
             async with slots:
                 if job_id in self._stopped:
                     return
                 try:  # a lost input file fails its item like a failed render
                     labels = await asyncio.to_thread(self.store.load_input, job_id, idx)
-                    request = RenderRequest(model, labels, z, fmt, quality, collage, source="job")
+                    request = RenderRequest(model, labels, z, fmt, quality, collage, source="job", seed=seed)
                     result = await self.engine.render(request, priority="bulk")
                 except Exception as exc:  # one bad item must not sink the job
                     if not isinstance(exc, BadInput):
@@ -369,7 +370,7 @@ class JobRunner:
                 if await asyncio.to_thread(self.store.complete, job_id, idx, fmt, data, ms):
                     self.metrics.job_items.labels("done").inc()
 
-        await asyncio.gather(*(render_one(idx, z) for idx, z in pending))
+        await asyncio.gather(*(render_one(idx, z, seed) for idx, z, seed in pending))
         status = await asyncio.to_thread(self.store.status, job_id)
         final = "failed" if status["failed"] == status["total"] else "done"
         await asyncio.to_thread(self.store.set_status, job_id, final, None)  # a no-op if it was cancelled

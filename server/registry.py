@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from common.checksums import sha256_file
+from common.manifest import Manifest, ManifestError, read_manifest, verified_files
 from common.runtime import (
     Graph,
     RuntimeChoice,
@@ -26,7 +25,6 @@ from common.runtime import (
     resolve_runtime,
 )
 from server.errors import BadInput
-from server.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +35,6 @@ class ModelLoadError(Exception):
 
 class _RuntimeFailed(Exception):
     """The runtime could not open or run a graph (as opposed to a manifest that does not fit its graph)."""
-
-
-def _checked_file(directory: Path, name: str, sha256: str) -> Path:
-    """Resolve a manifest file name inside the model folder and verify its checksum."""
-    path = (directory / name).resolve()
-    if path.parent != directory.resolve():
-        raise ModelLoadError(f"file {name!r} is not a plain file name inside the model folder")
-    if not path.is_file():
-        raise ModelLoadError(f"file {name!r} listed in model.json is missing")
-    actual = sha256_file(path)
-    if actual != sha256:
-        raise ModelLoadError(f"file {name!r} does not match its sha256 in model.json (got {actual[:12]}…)")
-    return path
 
 
 @dataclass
@@ -79,6 +64,12 @@ class LoadedModel:
     @property
     def z_dim(self) -> int:
         return self.manifest.inputs.z_dim
+
+    @property
+    def noise_channels(self) -> int:
+        """Channels of the generator's per-pixel noise input; 0 when it has none."""
+        inputs = self.manifest.inputs
+        return inputs.noise_channels if inputs.noise else 0
 
     @property
     def encoder_size(self) -> tuple[int, int]:
@@ -121,14 +112,21 @@ class LoadedModel:
         names = ", ".join(s.name for s in self.manifest.styles) or "none"
         raise BadInput("unknown_preset", f"model {self.name} has no preset style {name!r} (presets: {names})")
 
-    def run_generator(self, label: np.ndarray, instance: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """label, instance int64 [B,1,H,W]; z float32 [B,z_dim] → image float32 [B,3,H,W] in [-1,1]."""
+    def run_generator(
+        self, label: np.ndarray, instance: np.ndarray, z: np.ndarray, noise: np.ndarray | None = None
+    ) -> np.ndarray:
+        """label, instance int64 [B,1,H,W]; z float32 [B,z_dim]; noise float32 [B,noise_channels,H,W] (only for
+        a generator with a noise input) → image float32 [B,3,H,W] in [-1,1]."""
         inputs = self.manifest.inputs
         feeds: dict[str, np.ndarray] = {inputs.label: label}
         if inputs.instance:
             feeds[inputs.instance] = instance
         if inputs.z:
             feeds[inputs.z] = z
+        if inputs.noise:
+            if noise is None:
+                raise ValueError(f"model {self.name} takes a noise input and none was given")
+            feeds[inputs.noise] = noise
         return self.generator.run([inputs.output], feeds)[0]
 
     def run_encoder(self, image: np.ndarray) -> np.ndarray:
@@ -165,25 +163,13 @@ class LoadedModel:
                 "style_image": self.encoder is not None,
                 "collage": self.has_collage,
                 "z_dim": self.z_dim,
+                "noise": self.noise_channels > 0,  # the seed re-rolls the texture, not only the style
             },
             "runtime": self.runtime.runtime,
             "device": self.runtime.device,
             "precision": self.runtime.precision,
             "metrics": m.metrics,
         }
-
-
-def _read_manifest(directory: Path) -> Manifest:
-    try:
-        return Manifest.model_validate_json((directory / "model.json").read_bytes())
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read model.json: {exc.strerror}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ModelLoadError(
-            f"model.json is invalid ({exc.error_count()} errors; first: {where}: {first['msg']})"
-        ) from None
 
 
 def _open(path: Path, choice: RuntimeChoice) -> Graph:
@@ -214,7 +200,7 @@ def _check_graphs(model: LoadedModel) -> None:
     """The graphs have the inputs, outputs and sizes model.json names, and the generator runs on a blank map
     at the model's size (on OpenVINO this compiles the default size, so the first frame is not slow)."""
     manifest, inputs, generator = model.manifest, model.manifest.inputs, model.generator
-    wanted = [n for n in (inputs.label, inputs.instance, inputs.z) if n]
+    wanted = [n for n in (inputs.label, inputs.instance, inputs.z, inputs.noise) if n]
     if missing := [n for n in wanted if n not in generator.inputs]:
         raise ModelLoadError(
             f"generator graph lacks inputs {missing} named in model.json (has {list(generator.inputs)})"
@@ -223,6 +209,15 @@ def _check_graphs(model: LoadedModel) -> None:
         raise ModelLoadError(f"generator graph has no output {inputs.output!r}")
     if inputs.z and inputs.z_dim < 1:
         raise ModelLoadError("model.json names a z input but z_dim is 0")
+    if inputs.noise:
+        if inputs.noise_channels < 1:
+            raise ModelLoadError("model.json names a noise input but noise_channels is 0")
+        shape = generator.inputs[inputs.noise]  # [B,C,H,W]
+        if len(shape) != 4 or shape[1] not in (inputs.noise_channels, None):
+            raise ModelLoadError(
+                f"generator graph's noise input has shape {list(shape)}, but model.json says "
+                f"[B,{inputs.noise_channels},H,W]"
+            )
     if model.encoder is not None and manifest.encoder_inputs is not None:
         image_shape = model.encoder.inputs.get(manifest.encoder_inputs.image)
         if image_shape is None:
@@ -245,6 +240,7 @@ def _check_graphs(model: LoadedModel) -> None:
             np.zeros((1, 1, h, w), np.int64),
             np.zeros((1, 1, h, w), np.int64),
             np.zeros((1, model.z_dim), np.float32),
+            np.zeros((1, model.noise_channels, h, w), np.float32) if model.noise_channels else None,
         )
         if model.encoder is not None and manifest.encoder_inputs is not None:
             model.run_encoder(np.zeros((1, 3, *model.encoder_size), np.float32))
@@ -259,15 +255,11 @@ def load_model(directory: Path, choice: RuntimeChoice) -> LoadedModel:
 
     When OpenVINO cannot open or run the graphs, the model is opened with onnxruntime instead (one log line
     says so); a manifest that does not fit its graphs is refused whatever the runtime."""
-    manifest = _read_manifest(directory)
-    if manifest.inputs.noise:
-        raise ModelLoadError("generators with a noise input are not supported by this server version")
-    gen_path = _checked_file(directory, manifest.files.generator.path, manifest.files.generator.sha256)
-    enc_path = None
-    if manifest.files.encoder is not None:
-        enc_path = _checked_file(directory, manifest.files.encoder.path, manifest.files.encoder.sha256)
-    for cg in manifest.class_generators:
-        _checked_file(directory, cg.file, cg.sha256)
+    try:
+        manifest = read_manifest(directory)
+        gen_path, enc_path = verified_files(directory, manifest)
+    except ManifestError as exc:
+        raise ModelLoadError(str(exc)) from None
     try:
         runtime = resolve_runtime(choice.runtime)
     except RuntimeUnavailable as exc:

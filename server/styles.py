@@ -31,6 +31,13 @@ def seeded_z(seed: int, z_dim: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(z_dim, dtype=np.float32)
 
 
+def seeded_noise(seed: int, channels: int, height: int, width: int) -> np.ndarray:
+    """The per-pixel noise [channels,H,W] float32 of a generator with a noise input, drawn from the request's seed
+    (a preset or uploaded style renders with seed 0). Its own stream, `default_rng([seed, 1])`, so it is not the
+    seed's z; a new seed re-rolls the texture, the same seed gives the same picture at the same size."""
+    return np.random.default_rng([seed, 1]).standard_normal((channels, height, width), dtype=np.float32)
+
+
 @dataclass(frozen=True)
 class StyleRecord:
     style_id: str

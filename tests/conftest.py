@@ -20,9 +20,9 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # model skip instead of erroring. Only a missing torch skips (pytest ≥ 9 skips on ModuleNotFoundError alone);
     # a broken install raising ImportError fails.
     torch = pytest.importorskip("torch")
+    from models.archs.spade import build_encoder, build_generator, export_spec, get_preset
     from models.export import export_modules
     from models.labels import LANDSCAPE
-    from models.presets import build_encoder, build_generator, get_preset
 
     torch.manual_seed(0)
     config = get_preset("spade-tiny")
@@ -33,9 +33,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     styles = {name: 2.0 * torch.randn(z_dim, generator=rng) for name in ("winter", "dusk")}
     weights = tmp_path_factory.mktemp("weights")
     export_modules(
-        generator,
-        encoder,
-        label_set=LANDSCAPE,
+        export_spec(generator, encoder, LANDSCAPE),
         out_dir=weights / "tiny-spade",
         name="tiny-spade",
         image_size=(config["size"], config["size"]),

@@ -8,7 +8,11 @@ architecture means adding one file here. An architecture gives:
 - `build(config, label_set, device) -> Recipe`: its networks, optimisers and training step, bound to the
   resolved config. A GAN has G, D and maybe an encoder E with two optimisers; a segmenter has one network
   and one optimiser. The names in `Recipe.nets` are the checkpoint keys;
-- optionally `check(config)`: the constraints its networks put on the config (sizes), checked up front.
+- optionally `check(config)`: the constraints its networks put on the config (sizes), checked up front;
+- optionally `export(checkpoint, label_set) -> ExportSpec`: the networks it serves, rebuilt from a checkpoint,
+  each as an `ExportRole` (network, example inputs, outputs, dynamic axes, its block of model.json), so that
+  `collage export` (`models/export.py`) exports any architecture through one path. Without it the
+  architecture is not served (the segmenter is the evaluator's judge).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import difflib
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -62,6 +66,49 @@ class Recipe:
         raise NotImplementedError
 
 
+ExampleInputs = Callable[[int, tuple[int, int], int], dict[str, torch.Tensor]]
+"""(batch, (H, W), seed) -> a network's inputs keyed by graph input name, in forward-argument order.
+
+Deterministic per seed, with values that exercise the whole graph (several labels and instances, say): the
+exporter traces on them, compares torch with onnxruntime on them, checks the 16-bit weights on them and counts
+GMACs on them (batch 1). (H, W) is the role's size: the served size, or the role's own fixed size."""
+
+
+@dataclass(frozen=True)
+class ExportRole:
+    """One network of a served model, exported as `<role>.onnx` (docs/contracts.md says what each role's graph
+    takes and returns: "generator" a label map -> picture, "encoder" a picture -> style latent).
+
+    Every input's axis 0 becomes a dynamic batch. A role at the served size (`size` None) has the H, W axes
+    (2, 3) of its `spatial` inputs dynamic in multiples of `size_multiple` when the served size is one, and the
+    exporter adds the size fields (dynamic_size, size_multiple, min_size, max_size) to its manifest block; a
+    role with its own fixed `size` gets `size: [H, W]` there instead.
+    """
+
+    module: nn.Module  # the trained network; the exporter works on a copy (eval mode, spectral norm folded)
+    example: ExampleInputs  # inputs to trace, check and count on
+    outputs: tuple[str, ...]  # graph output names, in the order forward returns them
+    # The role's block of model.json: input and output names and what they need (z_dim, noise_channels), e.g.
+    # the generator's `inputs`. A field naming an input the exported graph dropped (unused) becomes null.
+    fields: Mapping[str, Any]
+    spatial: tuple[str, ...] = ()  # inputs [B,C,H,W] at the picture's H, W
+    size_multiple: int = 0  # H, W the network takes are multiples of this; 0 = the exported size only
+    size: tuple[int, int] | None = None  # the role's own fixed input (H, W); None = the served size
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What one trained model serves: a generator and optionally a style encoder."""
+
+    architecture: str  # `Arch.name`, recorded as model.json's `architecture`
+    label_set: LabelSet  # the labels the generator was built for
+    generator: ExportRole
+    encoder: ExportRole | None = None
+    # Where the weights came from (e.g. {"generator_weights": "G_ema"}); `collage export` puts it first in
+    # model.json's training.config.
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Arch:
     name: str  # the value of `--arch`
@@ -73,6 +120,13 @@ class Arch:
     # Raises ValueError for a resolved config its networks cannot train on (e.g. a size G cannot produce), so the
     # trainer refuses it before any run folder exists rather than failing inside the first forward pass.
     check: Callable[[Mapping[str, Any]], None] | None = None
+    # Checkpoint (as `models.checkpoints.read_checkpoint` returns it: resolved config + state dicts) and the label
+    # set it was trained on -> the networks to serve, weights loaded. Raises ValueError for a checkpoint that lacks
+    # them. None: nothing of this architecture is served.
+    export: Callable[[Mapping[str, Any], LabelSet], ExportSpec] | None = None
+    # The run's picture dataset, label set and resolved config -> what this architecture trains on (CollageGAN's
+    # class generators train on instance crops of the pictures). Raises ValueError for a config it cannot use.
+    wrap_dataset: Callable[[Any, LabelSet, Mapping[str, Any]], Any] | None = None
 
 
 ARCHS: dict[str, Arch] = {}
@@ -88,14 +142,17 @@ def register(arch: Arch) -> Arch:
 
 
 def available() -> list[str]:
-    """Architecture modules in this package (registered or not yet imported)."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    """Architecture names, from the modules in this package (registered or not yet imported); a module name's
+    underscores are the architecture's hyphens (`collage_class.py` is `collage-class`)."""
+    return sorted(
+        m.name.replace("_", "-") for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")
+    )
 
 
 def get_arch(name: str) -> Arch:
-    """The registered architecture `name`, importing `models.archs.<name>` on first use."""
+    """The registered architecture `name`, importing `models.archs.<name with _ for ->` on first use."""
     if name not in ARCHS and name in available():
-        importlib.import_module(f"{__name__}.{name}")
+        importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
     if name not in ARCHS:
         hint = difflib.get_close_matches(name, available(), n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""

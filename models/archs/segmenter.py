@@ -25,6 +25,7 @@ from torch import nn
 
 from models.archs import Arch, Batch, Recipe, register
 from models.augment import RECOLOUR, recolour
+from models.checkpoints import LATEST, read_checkpoint
 from models.labels import LabelSet, get_label_set
 from models.nets.segmenter import SegNet
 
@@ -97,7 +98,7 @@ def build_segnet(config: Mapping[str, Any], num_classes: int) -> SegNet:
     return SegNet(num_classes=num_classes, **config["S"])
 
 
-def check_config(config: Mapping[str, Any]) -> None:
+def check_segmenter_sizes(config: Mapping[str, Any]) -> None:
     """SegNet takes sides of at least 2^levels: it halves them `levels` times, and below that its BatchNorm
     layers see a single pixel per image (an error at batch 1)."""
     levels = config["S"]["levels"]
@@ -144,19 +145,17 @@ class SegmenterRecipe(Recipe):
 
 
 def load_segmenter(path: str | Path) -> tuple[SegNet, int, dict[str, Any]]:
-    """A trained judge from a `collage train --arch segmenter` checkpoint or run folder.
+    """A trained judge from a `collage train --arch segmenter` checkpoint or run folder (its latest checkpoint).
 
-    Returns (net in eval mode, training size, provenance). Prefers the EMA weights.
+    Returns (net in eval mode, training size, provenance). Prefers the EMA weights. Read like every checkpoint
+    (`read_checkpoint`): a truncated or foreign file is a `CheckpointError` (a ValueError) naming it.
     """
     path = Path(path)
-    file = path / "checkpoint-latest.pt" if path.is_dir() else path
+    file = path / LATEST if path.is_dir() else path
     if not file.is_file():
         raise FileNotFoundError(f"segmenter checkpoint {file} does not exist")
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises pickle/zip errors of several kinds for a file that is no checkpoint
-        raise ValueError(f"{file} is not a segmenter checkpoint: {e}") from None
-    config = ckpt.get("config") or {} if isinstance(ckpt, dict) else {}
+    ckpt = read_checkpoint(file)
+    config = ckpt.get("config") or {}
     if config.get("arch") != "segmenter":
         raise ValueError(f"{file} is a {config.get('arch') or 'non-collage'} checkpoint, not a segmenter")
     label_set = get_label_set(str(ckpt.get("label_set") or config["label_set"]))
@@ -167,4 +166,4 @@ def load_segmenter(path: str | Path) -> tuple[SegNet, int, dict[str, Any]]:
     return net.eval(), int(config["size"]), info
 
 
-register(Arch("segmenter", PRESETS, "segmenter-small", SegmenterRecipe, check=check_config))
+register(Arch("segmenter", PRESETS, "segmenter-small", SegmenterRecipe, check=check_segmenter_sizes))

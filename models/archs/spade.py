@@ -1,10 +1,34 @@
-"""The `spade` architecture: the SPADE/GauGAN training step (Park et al., CVPR 2019), written from the paper.
+"""The `spade` architecture: SPADE/GauGAN (Park et al., CVPR 2019), written from the paper. Its presets, the
+builders that turn a config into networks (the networks themselves are `models/nets/`), the training step and
+what `collage export` serves all live here.
 
     collage train --arch spade --preset spade-fast --data procedural
 
-Networks (built by `models/presets.py`, which the exporter uses too): G the SPADE generator, E the VAE image
-encoder, D the multi-scale PatchGAN. One step:
-1. G and E: z = μ + σ·ε from E(real), resized to E's own input size (presets.py); fake = G(label, instance, z).
+A config is a dict with `generator`, `encoder`, `discriminator` kwargs, `loss` weights, the optimiser settings
+and `size`; label_nc comes from the label set at build time. The trainer merges a preset into its defaults; the
+exporter rebuilds the networks from the config a checkpoint carries, with the same builders.
+
+- `spade-paper`: the paper's widths (ngf 64, SPADE hidden 128, 1024-channel low-resolution blocks, z 256).
+  For ADE20K (151 label channels, no edge channel) the generator without its z layers has 96.49 M parameters,
+  the paper's 96.5 M (Cityscapes' 36 channels give 93.05 M, the 93.0 M of the DP-GAN table); the z -> SPADE
+  hidden maps add 0.59 M. Reference for speed and size comparisons; too large to serve (≈375 MB of fp32).
+- `spade-fast`: the landscape default, ≤ 5 GMACs per 256² frame: ngf 16, widths capped at 128, SPADE hidden
+  widths shrinking with resolution, shortcut SPADEs reuse the first SPADE's hidden features, z 64.
+- `spade-tiny`: a few thousand parameters for tests (32² output).
+- `spade-fast-seg`, `spade-tiny-seg`: the same networks plus OASIS's segmentation discriminator S beside the
+  PatchGAN (`models/nets/seg_discriminator.py`): G also learns from S's class-balanced per-pixel cross-entropy
+  (`loss.seg`), the label-alignment signal OASIS and DP-GAN add over SPADE; S sees images recoloured at random
+  (`seg_augment`, the judge's augmentation strengths) so it must read texture. S is training-only: the exported
+  generator is the plain `spade-fast` one, so a `spade-fast` checkpoint starts a `-seg` run (`--init_from`,
+  S from scratch) and latency is unchanged.
+
+The encoder's input size (`encoder.image_size`) is its own setting, not the training `size`: G and D take any
+size, so a run at 128² and its fine-tuning at 256² share every weight shape, and the step resizes real images
+to the encoder (`fit_to_encoder`). Configs without it (checkpoints written before it existed) fall back to
+`size`, which is what they were trained with.
+
+Networks: G the SPADE generator, E the VAE image encoder, D the multi-scale PatchGAN. One step:
+1. G and E: z = μ + σ·ε from E(real), resized to E's own input size; fake = G(label, instance, z).
    D, frozen, judges cat(fake, real) in one pass. Loss = hinge (G form) + D feature matching (λ=10) +
    perceptual (VGG19 λ=10 with `--vgg_weights`, else the down-sampled L1 substitute of losses.py) + KL
    (0.05). E is trained by G's optimiser, as in the authors' code.
@@ -23,14 +47,15 @@ before G listens to it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, cast
 
 import torch
 from torch import nn
 
-from models.archs import Arch, Batch, Recipe, register, unwrap
-from models.augment import recolour
+from models.archs import Arch, Batch, ExportRole, ExportSpec, Recipe, register, unwrap
+from models.augment import RECOLOUR, recolour
 from models.labels import LabelSet
 from models.losses import (
     DOutputs,
@@ -42,9 +67,17 @@ from models.losses import (
     seg_d_loss,
     seg_g_loss,
 )
-from models.nets.spade import ConvEncoder, fit_to_encoder, reparameterize
-from models.presets import PRESETS as NET_PRESETS
-from models.presets import build_discriminator, build_encoder, build_generator, build_seg_discriminator
+from models.nets.discriminator import MultiscaleDiscriminator
+from models.nets.seg_discriminator import SegmentationDiscriminator
+from models.nets.spade import ConvEncoder, SPADEGenerator, fit_to_encoder, reparameterize
+
+LOSS_WEIGHTS = {
+    "gan": 1.0,  # hinge GAN (G form)
+    "feat": 10.0,  # discriminator feature matching (SPADE λ=10)
+    "kl": 0.05,  # KL of the VAE encoder (SPADE 0.05)
+    "vgg": 10.0,  # VGG19 perceptual, when --vgg-weights is given (SPADE λ=10)
+    "l1_down": 1.0,  # substitute for VGG: L1 on 4×/8× down-sampled images [ours]
+}
 
 OPTIMISER = {
     "lr_g": 1e-4,  # Adam learning rate of G and E (TTUR, paper)
@@ -53,7 +86,123 @@ OPTIMISER = {
     "vgg_weights": "",  # torchvision VGG19 state dict for the perceptual loss ("" = the substitute)
 }
 
-PRESETS: dict[str, dict[str, Any]] = {name: {**OPTIMISER, **preset} for name, preset in NET_PRESETS.items()}
+PRESETS: dict[str, dict[str, Any]] = {
+    "spade-paper": {
+        **OPTIMISER,
+        "size": 256,
+        "generator": {
+            "ngf": 64,
+            "channel_mult": [16, 16, 8, 4, 2, 1],
+            "nhidden": 128,
+            "kernel_size": 3,
+            "num_up": 5,
+            "norm": "instance",
+            "use_edges": True,
+            "z_dim": 256,
+            "spectral": True,
+            "share_shortcut_hidden": False,
+        },
+        "encoder": {"image_size": 256, "nef": 64, "max_mult": 8, "num_down": 6},
+        "discriminator": {"ndf": 64, "n_layers": 4, "num_scales": 2, "max_ch": 512},
+        "loss": dict(LOSS_WEIGHTS),
+    },
+    "spade-fast": {
+        **OPTIMISER,
+        "size": 256,
+        "generator": {
+            "ngf": 16,
+            "channel_mult": [8, 8, 4, 2, 1, 1],  # 128 ch at 8² and 16², 16 ch at 128² and 256²
+            "nhidden": [64, 64, 64, 32, 32, 16, 8],  # per block: head 8², middle 16², 16², then 32² … 256²
+            "kernel_size": 3,
+            "num_up": 5,
+            "norm": "instance",
+            "use_edges": True,
+            "z_dim": 64,
+            "spectral": True,
+            "share_shortcut_hidden": True,
+        },
+        "encoder": {
+            "image_size": 128,  # one E for every stage: 128² (--size=128), then 256² (--init_from)
+            "nef": 16,
+            "max_mult": 8,
+            "num_down": 6,  # 128² -> 2²
+        },
+        "discriminator": {"ndf": 32, "n_layers": 4, "num_scales": 2, "max_ch": 256},
+        "loss": dict(LOSS_WEIGHTS),
+    },
+    "spade-tiny": {
+        **OPTIMISER,
+        "size": 32,
+        "generator": {
+            "ngf": 8,
+            "channel_mult": [4, 4, 2, 1],
+            "nhidden": 8,
+            "kernel_size": 3,
+            "num_up": 3,
+            "norm": "instance",
+            "use_edges": True,
+            "z_dim": 8,
+            "spectral": True,
+            "share_shortcut_hidden": True,
+        },
+        "encoder": {"image_size": 32, "nef": 8, "max_mult": 2, "num_down": 3},
+        "discriminator": {"ndf": 8, "n_layers": 3, "num_scales": 2, "max_ch": 32},
+        "loss": dict(LOSS_WEIGHTS),
+    },
+}
+
+SEG_DISCRIMINATORS = {  # S per base preset: channels after each down block
+    "spade-fast": {"widths": [16, 32, 64, 128, 128], "spectral": True},  # 256² -> 8², 1.6 GMACs per image
+    "spade-tiny": {"widths": [8, 16, 16], "spectral": True},  # 32² -> 4²
+}
+PRESETS |= {
+    f"{base}-seg": {
+        **copy.deepcopy(PRESETS[base]),
+        "seg_discriminator": seg,
+        "seg_augment": dict(RECOLOUR),  # the judge's recolouring strengths
+        "loss": {**LOSS_WEIGHTS, "seg": 1.0},  # OASIS weighs its segmentation loss 1 for G
+    }
+    for base, seg in SEG_DISCRIMINATORS.items()
+}
+
+
+def get_preset(name: str) -> dict[str, Any]:
+    """A deep copy of a preset, so callers may modify it."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown SPADE preset {name!r}; known: {', '.join(PRESETS)}")
+    return copy.deepcopy(PRESETS[name])
+
+
+def _size(config: Mapping[str, Any]) -> tuple[int, int]:
+    size = config.get("size", 256)
+    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def build_generator(config: Mapping[str, Any], label_nc: int) -> SPADEGenerator:
+    """The generator a preset (or a run's saved config) describes, for `label_nc` classes."""
+    return SPADEGenerator(label_nc=label_nc, **config["generator"])
+
+
+def build_encoder(config: Mapping[str, Any]) -> ConvEncoder:
+    """The encoder at its own `image_size` (default: the training size, as in configs that predate the setting),
+    producing the generator's z_dim."""
+    kwargs = dict(config["encoder"])
+    kwargs.setdefault("image_size", _size(config))
+    kwargs.setdefault("z_dim", config["generator"]["z_dim"])
+    return ConvEncoder(**kwargs)
+
+
+def build_seg_discriminator(config: Mapping[str, Any], label_nc: int) -> SegmentationDiscriminator:
+    """OASIS's segmentation discriminator of a `-seg` preset (its N+1 outputs: `label_nc` classes and fake)."""
+    return SegmentationDiscriminator(label_nc=label_nc, **config["seg_discriminator"])
+
+
+def build_discriminator(config: Mapping[str, Any], label_nc: int) -> MultiscaleDiscriminator:
+    """The PatchGAN discriminator; it sees the instance-edge map exactly when the generator does, unless the
+    config says otherwise."""
+    kwargs = dict(config["discriminator"])
+    kwargs.setdefault("use_edges", config["generator"].get("use_edges", True))
+    return MultiscaleDiscriminator(label_nc=label_nc, **kwargs)
 
 
 def split_halves(outputs: DOutputs) -> tuple[DOutputs, DOutputs]:
@@ -63,7 +212,7 @@ def split_halves(outputs: DOutputs) -> tuple[DOutputs, DOutputs]:
     return fake, real
 
 
-def check_config(config: Mapping[str, Any]) -> None:
+def check_spade_sizes(config: Mapping[str, Any]) -> None:
     """G up-samples num_up times from a (size/2^num_up)² grid, so any other size breaks its first skip sum."""
     size, num_up = config["size"], config["generator"]["num_up"]
     multiple = 2**num_up
@@ -154,4 +303,99 @@ class SpadeRecipe(Recipe):
         return [nets["G"](label, instance, mu), nets["G"](label, instance, z)]
 
 
-register(Arch("spade", PRESETS, "spade-fast", SpadeRecipe, check=check_config))
+# ----------------------------------------------------------------------------
+# Export: G (label, instance, z) -> image at any multiple of 2^num_up, E image -> (mu, logvar) at its own size.
+
+
+def label_map_inputs(
+    label_nc: int, z_dim: int, batch: int, size: tuple[int, int], seed: int
+) -> dict[str, torch.Tensor]:
+    """Random (label, instance, z) with several labels and instances, so one-hot and edges are exercised."""
+    gen = torch.Generator().manual_seed(seed)
+    height, width = size
+    # Blocky maps (8×8 cells) look like painted regions; per-pixel noise would make every pixel an edge.
+    cells = (batch, 1, -(-height // 8), -(-width // 8))
+    label = torch.randint(0, label_nc, cells, generator=gen).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    instance = torch.randint(0, 4, cells, generator=gen).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    label, instance = label[:, :, :height, :width].contiguous(), instance[:, :, :height, :width].contiguous()
+    z = torch.randn(batch, z_dim, generator=gen)
+    return {"label": label, "instance": instance, "z": z}  # [B,1,H,W] int64, [B,1,H,W] int64, [B,z_dim]
+
+
+def image_inputs(batch: int, size: tuple[int, int], seed: int) -> dict[str, torch.Tensor]:
+    """Uniform random pictures [B,3,H,W] in [-1, 1]."""
+    return {"image": torch.rand(batch, 3, *size, generator=torch.Generator().manual_seed(seed)) * 2 - 1}
+
+
+def generator_role(generator: SPADEGenerator) -> ExportRole:
+    """G as the served generator: dynamic H, W in multiples of 2^num_up; `instance` is dropped from the graph
+    (and nulled in the manifest) when G computes no edges."""
+    return ExportRole(
+        module=generator,
+        example=lambda batch, size, seed: label_map_inputs(
+            generator.label_nc, generator.z_dim, batch, size, seed
+        ),
+        outputs=("image",),
+        fields={
+            "label": "label",
+            "instance": "instance",
+            "z": "z",
+            "z_dim": generator.z_dim,
+            "output": "image",
+        },
+        spatial=("label", "instance"),
+        size_multiple=generator.size_multiple,
+    )
+
+
+def encoder_role(encoder: ConvEncoder) -> ExportRole:
+    """E as the served style encoder, at its own fixed size (references are resized to it)."""
+    return ExportRole(
+        module=encoder,
+        example=image_inputs,
+        outputs=("mu", "logvar"),
+        fields={"image": "image", "mu": "mu", "logvar": "logvar"},
+        size=encoder.image_size,
+    )
+
+
+def export_spec(
+    generator: SPADEGenerator,
+    encoder: ConvEncoder | None,
+    label_set: LabelSet,
+    provenance: Mapping[str, Any] | None = None,
+) -> ExportSpec:
+    """The served networks of a SPADE model; refuses networks that do not fit the label set or each other."""
+    if generator.label_nc != len(label_set):
+        raise ValueError(
+            f"generator has label_nc={generator.label_nc} but {label_set.name!r} has {len(label_set)} labels"
+        )
+    if encoder is not None and encoder.fc_mu.out_features != generator.z_dim:
+        raise ValueError(
+            f"encoder z_dim {encoder.fc_mu.out_features} differs from generator z_dim {generator.z_dim}"
+        )
+    return ExportSpec(
+        architecture="spade",
+        label_set=label_set,
+        generator=generator_role(generator),
+        encoder=encoder_role(encoder) if encoder is not None else None,
+        provenance=dict(provenance or {}),
+    )
+
+
+def export_checkpoint(checkpoint: Mapping[str, Any], label_set: LabelSet) -> ExportSpec:
+    """G and E rebuilt from the config a checkpoint carries; G is the EMA copy when there is one."""
+    config = checkpoint["config"]
+    generator = build_generator(config, len(label_set))
+    g_key = next((k for k in ("G_ema", "G") if k in checkpoint), None)
+    if g_key is None:
+        raise ValueError("checkpoint has neither 'G_ema' nor 'G'")
+    generator.load_state_dict(checkpoint[g_key])
+    encoder = None
+    if "E" in checkpoint:
+        encoder = build_encoder(config)
+        encoder.load_state_dict(checkpoint["E"])
+    return export_spec(generator, encoder, label_set, {"generator_weights": g_key})
+
+
+register(Arch("spade", PRESETS, "spade-fast", SpadeRecipe, check=check_spade_sizes, export=export_checkpoint))

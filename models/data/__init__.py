@@ -1,7 +1,7 @@
 """Procedural landscapes: the project's embedded dataset (layouts, styles and the renderer)."""
 
-from models.data.layout import instances_from_labels, sample_layout
+from models.data.layout import sample_layout
 from models.data.render import render
 from models.data.style import FAMILIES, Style, sample_style
 
-__all__ = ["FAMILIES", "Style", "instances_from_labels", "render", "sample_layout", "sample_style"]
+__all__ = ["FAMILIES", "Style", "render", "sample_layout", "sample_style"]

@@ -23,7 +23,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from models.data import FAMILIES, instances_from_labels, render, sample_layout, sample_style
+from common.instances import instances_from_labels
+from models.data import FAMILIES, render, sample_layout, sample_style
 from models.labels import (
     ADE20K,
     CITYSCAPES,

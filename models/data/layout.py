@@ -9,7 +9,6 @@ instance id. All lengths are fractions of the image height so any size or aspect
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 from scipy.special import ndtri
 
 from models.data.noise import fbm, fbm1d, ridged
@@ -52,23 +51,6 @@ def _size(size: int | tuple[int, int]) -> tuple[int, int]:
     if int(h) < 16 or int(w) < 16:
         raise ValueError(f"layout size must be at least 16×16, got {h}×{w}")
     return int(h), int(w)
-
-
-def instances_from_labels(
-    label_map: np.ndarray, thing_ids: tuple[int, ...] | list[int] = THING_IDS
-) -> np.ndarray:
-    """Instance ids for a painted map: each 4-connected component of a thing class gets its own id 1..K."""
-    label_map = np.asarray(label_map)
-    if label_map.ndim != 2:
-        raise ValueError(f"label map must be H×W, got shape {label_map.shape}")
-    out = np.zeros(label_map.shape, dtype=np.int32)
-    next_id = 0
-    for cls in thing_ids:
-        comp, n = ndimage.label(label_map == cls)
-        if n:
-            out[comp > 0] = comp[comp > 0] + next_id
-            next_id += n
-    return out
 
 
 def _threshold(coverage: float) -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from common.instances import instances_from_labels
 from models.data.layout import (
     BUSH,
     CLOUD,
@@ -31,7 +32,6 @@ from models.data.layout import (
     THING_IDS,
     TREE,
     WATER,
-    instances_from_labels,
 )
 from models.data.noise import fbm, ridged
 from models.data.style import Style
@@ -69,7 +69,7 @@ def _check_inputs(label_map: np.ndarray, instance_map: np.ndarray | None) -> tup
         raise ValueError(f"label id {bad} is not a landscape id (valid: 0..{_N_LABELS - 1})")
     labels = label_map.astype(np.uint8)
     if instance_map is None:
-        return labels, instances_from_labels(labels)
+        return labels, instances_from_labels(labels, THING_IDS)
     instances = np.asarray(instance_map)
     if instances.shape != labels.shape or not np.issubdtype(instances.dtype, np.integer):
         raise ValueError(
@@ -80,7 +80,7 @@ def _check_inputs(label_map: np.ndarray, instance_map: np.ndarray | None) -> tup
     instances = np.where(thing, instances, 0).astype(np.int64)
     missing = thing & (instances <= 0)
     if missing.any():
-        derived = instances_from_labels(np.where(missing, labels, 0))
+        derived = instances_from_labels(np.where(missing, labels, 0), THING_IDS)
         instances = np.where(missing, derived + instances.max(), instances)
     # Renumber 1..K by (instance, class), so that an id spanning two classes becomes two instances and huge ids
     # cost nothing; an already compact single-class map keeps its order.

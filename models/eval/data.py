@@ -233,7 +233,7 @@ def check_disjoint(model: ExportedModel, seeds: Mapping[str, int]) -> None:
     """Refuse to evaluate on layouts the model was trained on (a run with --data_seed set to an eval seed)."""
     from models.data.datasets import VAL_SEED_OFFSET
 
-    config = model.manifest.get("training", {}).get("config", {})
+    config = model.manifest.training.get("config", {})
     trained = config.get("data_seed")
     if trained is None:
         return

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
 from importlib import import_module
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.checksums import sha256_file
+from common.manifest import EncoderInputs, Manifest, ManifestError, read_manifest, verified_files
 from common.runtime import Graph, RuntimeChoice, open_graph
 from models.labels import LabelSet, get_label_set
 
@@ -32,7 +30,8 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 class ExportedModel:
-    """An exported model folder run on the runtime `choice` asks for, checksums verified like the server does.
+    """An exported model folder run on the runtime `choice` asks for, read and checksummed as the server does
+    (`common.manifest`): a folder the server would refuse is a `ManifestError` naming the folder.
 
     Raises `common.runtime.RuntimeUnavailable` for a choice this install or CPU cannot run (bf16 on
     onnxruntime, OpenVINO not installed), after the checksums and before any graph is opened.
@@ -40,31 +39,24 @@ class ExportedModel:
 
     def __init__(self, folder: str | Path, choice: RuntimeChoice = DEFAULT_CHOICE) -> None:
         self.folder = Path(folder)
-        path = self.folder / "model.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"{self.folder} is not a model folder: no model.json")
-        self.manifest: dict[str, Any] = json.loads(path.read_text())
-        files = self.manifest["files"]
-        for role, ref in files.items():
-            if ref is None:
-                continue
-            file = self.folder / ref["path"]
-            if not file.is_file():
-                raise FileNotFoundError(f"{file} ({role}) named by {path} does not exist")
-            if sha256_file(file) != ref["sha256"]:
-                raise ValueError(f"{file} does not match the sha256 in {path}; re-export the model")
-        self.name = str(self.manifest["name"])
-        self.labels: LabelSet = get_label_set(self.manifest["label_set"])
-        self.inputs: dict[str, Any] = self.manifest["inputs"]
-        self.z_dim = int(self.inputs.get("z_dim") or 0)
-        self.image_size = tuple(int(v) for v in self.manifest["image_size"])
-        self.generator: Graph = open_graph(self.folder / files["generator"]["path"], choice)
+        try:
+            self.manifest: Manifest = read_manifest(self.folder)
+            generator, encoder = verified_files(self.folder, self.manifest)
+        except ManifestError as e:
+            raise ManifestError(f"{self.folder}: {e}") from None
+        self.name = self.manifest.name
+        self.labels: LabelSet = get_label_set(self.manifest.label_set)
+        self.inputs = self.manifest.inputs
+        self.z_dim = self.inputs.z_dim
+        self.image_size = self.manifest.image_size
+        self.generator: Graph = open_graph(generator, choice)
         self.encoder: Graph | None = None
-        if files.get("encoder"):
-            self.encoder = open_graph(self.folder / files["encoder"]["path"], choice)
-            self.encoder_inputs = self.manifest.get("encoder_inputs") or {"image": "image", "mu": "mu"}
-            # The encoder's own input size (absent in manifests written before it had one: image_size).
-            self.encoder_size = tuple(int(v) for v in self.encoder_inputs.get("size") or self.image_size)
+        # The graph names' defaults where a manifest names no encoder inputs; the encoder's own input size, or
+        # image_size in manifests written before it had one.
+        self.encoder_inputs = self.manifest.encoder_inputs or EncoderInputs()
+        self.encoder_size = self.encoder_inputs.size or self.image_size
+        if encoder is not None:
+            self.encoder = open_graph(encoder, choice)
 
     def runtime(self) -> dict[str, str]:
         """What runs the generator (runtime, its version, device, precision), for the report.
@@ -77,8 +69,8 @@ class ExportedModel:
         return info | {"version": str(import_module(info["runtime"]).__version__)}
 
     def check_size(self, size: int) -> None:
-        if self.inputs.get("dynamic_size"):
-            multiple, lo, hi = self.inputs["size_multiple"], self.inputs["min_size"], self.inputs["max_size"]
+        if self.inputs.dynamic_size:
+            multiple, lo, hi = self.inputs.size_multiple, self.inputs.min_size, self.inputs.max_size
             if size % multiple or not lo <= size <= hi:
                 raise ValueError(f"{self.name}: size {size} must be a multiple of {multiple} in [{lo}, {hi}]")
         elif (size, size) != self.image_size:
@@ -88,12 +80,12 @@ class ExportedModel:
 
     def generate(self, labels: np.ndarray, instances: np.ndarray, z: np.ndarray | None) -> np.ndarray:
         """labels/instances [B,H,W], z [B,z_dim] → uint8 [B,H,W,3]."""
-        feed = {self.inputs["label"]: np.asarray(labels, np.int64)[:, None]}
-        if self.inputs.get("instance"):
-            feed[self.inputs["instance"]] = np.asarray(instances, np.int64)[:, None]
-        if self.inputs.get("z"):
-            feed[self.inputs["z"]] = np.asarray(z, np.float32)
-        return to_uint8(self.generator.run([self.inputs.get("output", "image")], feed)[0])
+        feed = {self.inputs.label: np.asarray(labels, np.int64)[:, None]}
+        if self.inputs.instance:
+            feed[self.inputs.instance] = np.asarray(instances, np.int64)[:, None]
+        if self.inputs.z:
+            feed[self.inputs.z] = np.asarray(z, np.float32)
+        return to_uint8(self.generator.run([self.inputs.output], feed)[0])
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """uint8 [B,H,W,3] → μ [B,z_dim] (resized to the encoder's input size when needed)."""
@@ -105,7 +97,7 @@ class ExportedModel:
             x = F.interpolate(
                 t, size=self.encoder_size, mode="bilinear", antialias=True, align_corners=False
             ).numpy()
-        mu = self.encoder.run([self.encoder_inputs["mu"]], {self.encoder_inputs["image"]: x})[0]
+        mu = self.encoder.run([self.encoder_inputs.mu], {self.encoder_inputs.image: x})[0]
         return np.asarray(mu, np.float32)
 
 

@@ -154,7 +154,7 @@ def resolve_config(arch: str, preset: str | None, overrides: list[tuple[str, str
     config.update(arch=arch, preset=preset)
     config = apply_overrides(config, overrides)
     config["data"] = absolute_data(config["data"])
-    check_config(config)
+    check_training_config(config)
     return config
 
 
@@ -165,7 +165,7 @@ def absolute_data(spec: str) -> str:
     return f"{kind}:{os.path.abspath(path)}" if colon and path else spec
 
 
-def check_config(config: Mapping[str, Any]) -> None:
+def check_training_config(config: Mapping[str, Any]) -> None:
     """Refuse values no run could use, then ask the arch about its own constraints (sizes its nets need)."""
     for key in ("size", "batch", "steps", "log_every", "checkpoint_every", "sample_count"):
         if config[key] < 1:

@@ -31,6 +31,7 @@ class Capabilities(BaseModel):
     style_image: bool  # POST /styles works (the model has a style encoder)
     collage: bool  # the CollageGAN stage is available
     z_dim: int
+    noise: bool  # the generator takes per-pixel noise drawn from the style's seed: a new seed re-rolls it
 
 
 class ModelInfo(ModelSummary):

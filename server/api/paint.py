@@ -280,6 +280,7 @@ class PaintSession:
                 config.quality,
                 config.collage,
                 source="paint",
+                seed=config.style.get("seed", 0),  # the noise seed; 0 with a preset or uploaded style
             )
             try:
                 result = await self.engine.render(request)

@@ -78,13 +78,17 @@ async def create_render(
     format: Annotated[ImageFormat, Form(description="image format of the answer")] = "png",
     quality: Annotated[int, Form(ge=1, le=100, description="JPEG/WebP quality")] = 90,
 ) -> Response:
-    """Render one label map. Style: one of seed / style_id / preset; none → a random seed (see X-Seed)."""
+    """Render one label map. Style: one of seed / style_id / preset; none → a random seed (see X-Seed). The seed
+    also draws the noise of a model with a noise input (docs/contracts.md)."""
     m = registry.get(model)
     ids = await asyncio.to_thread(decode_labels, await labels.read(), m, settings.max_pixels, width, height)
     if seed is None and style_id is None and preset is None:
         seed = secrets.randbelow(2**31)
     z = resolve_style(m, styles, seed, style_id, preset)
-    request = RenderRequest(m.name, ids, z, format, quality, collage and m.has_collage, source="rest")
+    noise_seed = seed if seed is not None else 0  # a preset or uploaded style renders with noise seed 0
+    request = RenderRequest(
+        m.name, ids, z, format, quality, collage and m.has_collage, source="rest", seed=noise_seed
+    )
     data, headers = await render_or_503(engine, request)
     if seed is not None:
         headers["X-Seed"] = str(seed)

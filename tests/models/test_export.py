@@ -16,16 +16,18 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 import models.export as export
-from models.data import FAMILIES
-from models.export import (
-    ExportError,
-    export_encoder,
-    export_generator,
-    export_modules,
-    main,
-    prepare_for_export,
+from models.archs import ExportRole
+from models.archs.spade import (
+    build_encoder,
+    build_generator,
+    export_spec,
+    get_preset,
+    image_inputs,
+    label_map_inputs,
 )
-from models.presets import build_encoder, build_generator, get_preset
+from models.data import FAMILIES
+from models.export import ExportError, export_graph, export_modules, main, prepare_for_export
+from models.labels import LANDSCAPE, get_label_set
 
 Z_DIM = get_preset("spade-tiny")["generator"]["z_dim"]
 
@@ -80,7 +82,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_manifest_validates_and_checksums_match_files(exported: dict[str, Any]) -> None:
-    from server.manifest import Manifest  # the server's own model of the manifest (tests may import it)
+    from common.manifest import Manifest  # the server's own model of the manifest
 
     out, manifest = exported["out"], exported["manifest"]
     Manifest.model_validate(manifest)
@@ -156,7 +158,7 @@ def write_run(tmp_path: Path, config: dict[str, Any]) -> tuple[nn.Module, nn.Mod
 
 def test_encoder_exports_at_its_own_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 32² model whose encoder takes 16²: encoder.onnx and the manifest say 16², parity holds, presets exist."""
-    from server.manifest import Manifest
+    from common.manifest import Manifest
 
     config = tiny_config()
     config["encoder"]["image_size"] = 16
@@ -242,6 +244,22 @@ def test_unreadable_checkpoints_are_named(tmp_path: Path, capsys: pytest.Capture
     assert not (tmp_path / "w").exists()
 
 
+def test_architectures_that_serve_nothing_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "00001-segmenter-small"
+    run.mkdir()
+    torch.save(
+        {"format_version": 1, "config": {"arch": "segmenter"}, "step": 1}, run / "checkpoint-latest.pt"
+    )
+    assert main([str(run), "--out", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == "collage export: the segmenter architecture serves no networks; there is nothing to export\n"
+    )
+    assert not (tmp_path / "w").exists()
+
+
 def test_preset_styles_differ_between_families(exported: dict[str, Any]) -> None:
     z = np.array([s["z"] for s in exported["manifest"]["styles"]])  # [families,z_dim]
     assert np.abs(z[:, None] - z[None]).sum(-1)[~np.eye(len(z), dtype=bool)].min() > 0
@@ -289,22 +307,36 @@ class OffsetEncoder(nn.Module):
 
 
 def test_generator_parity_is_measured_against_torch(tmp_path: Path) -> None:
+    role = ExportRole(
+        OffsetGenerator().eval(),
+        lambda batch, size, seed: label_map_inputs(
+            OffsetGenerator.label_nc, OffsetGenerator.z_dim, batch, size, seed
+        ),
+        outputs=("image",),
+        fields={},
+    )
     with pytest.raises(ExportError, match=r"^generator: onnxruntime differs from torch by 0\.0015 > 0\.001$"):
-        export_generator(OffsetGenerator().eval(), tmp_path / "generator.onnx", (16, 16))
+        export_graph("generator", role, tmp_path / "generator.onnx", (16, 16))
 
 
 def test_encoder_parity_is_measured_against_torch(tmp_path: Path) -> None:
+    role = ExportRole(
+        OffsetEncoder().eval(), image_inputs, ("mu", "logvar"), {}, size=OffsetEncoder.image_size
+    )
     with pytest.raises(ExportError, match=r"^encoder: onnxruntime differs from torch by 0\.0015 > 0\.001$"):
-        export_encoder(OffsetEncoder().eval(), tmp_path / "encoder.onnx")
+        export_graph("encoder", role, tmp_path / "encoder.onnx", (32, 32))
 
 
 def test_bad_requests_fail_before_exporting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = get_preset("spade-tiny")
     generator = build_generator(config, 14)
     with pytest.raises(ValueError, match="label_nc=14 but 'cityscapes'"):
-        export_modules(generator, None, label_set="cityscapes", out_dir=tmp_path, name="x")
+        export_spec(generator, None, get_label_set("cityscapes"))
+    small_z = build_encoder(config | {"generator": {**config["generator"], "z_dim": 4}})
+    with pytest.raises(ValueError, match="encoder z_dim 4 differs from generator z_dim 8"):
+        export_spec(generator, small_z, LANDSCAPE)
     with pytest.raises(ValueError, match="model name"):
-        export_modules(generator, None, label_set="landscape", out_dir=tmp_path, name="Bad Name")
+        export_modules(export_spec(generator, None, LANDSCAPE), out_dir=tmp_path, name="Bad Name")
     assert main([str(tmp_path / "no-run"), "--out", str(tmp_path / "w")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

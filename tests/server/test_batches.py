@@ -279,7 +279,7 @@ def test_recovery_adopts_renamed_results_and_drops_debris(tmp_path, landscape) -
 
     store = JobStore(tmp_path / "jobs")
     assert store.recover() == 1
-    assert [idx for idx, _ in store.pending_items(job_id)] == [2]
+    assert [(idx, seed) for idx, _, seed in store.pending_items(job_id)] == [(2, 2)]
     assert store.status(job_id)["done"] == 2
     assert not orphan.exists() and not list((tmp_path / "jobs" / job_id / "results").glob("*.tmp"))
     np.testing.assert_array_equal(store.load_input(job_id, 2), landscape())

@@ -1,4 +1,4 @@
-"""Micro-batching, bounded queues, post stages and instances, on the tiny exported model."""
+"""Micro-batching, bounded queues and post stages, on the tiny exported model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from server.config import Settings
-from server.engine import Engine, Overloaded, RenderRequest, instances_from_labels
+from server.engine import Engine, Overloaded, RenderRequest
 from server.errors import BadInput
 from server.metrics import Metrics
 from server.registry import LoadedModel, Registry
@@ -211,15 +211,3 @@ def test_invalid_requests_are_refused(registry: Registry) -> None:
 
     codes = asyncio.run(with_engine(registry, body))
     assert codes == ["unknown_model", "bad_size", "bad_label_id", "bad_style", "bad_quality"]
-
-
-def test_instances_are_connected_components_of_things() -> None:
-    ids = np.zeros((6, 8), np.uint8)
-    ids[0:2, 0:2] = 8  # tree
-    ids[0:2, 5:7] = 8  # another tree
-    ids[4:6, 0:3] = 13  # house
-    ids[4:6, 5:8] = 6  # grass (stuff)
-    inst = instances_from_labels(ids, [4, 8, 13])
-    assert inst.dtype == np.int32
-    assert inst[0, 0] == 1 and inst[0, 5] == 2 and inst[4, 0] == 3
-    assert set(np.unique(inst[ids == 6])) == {0} and set(np.unique(inst[ids == 0])) == {0}

@@ -94,18 +94,16 @@ def test_bad_style_uploads(make_client: Callable[..., TestClient]) -> None:
 def small_encoder_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`tiny-spade` exported with a 16² encoder beside its 32² generator (encoder_inputs.size = [16, 16])."""
     torch = pytest.importorskip("torch")
+    from models.archs.spade import build_encoder, build_generator, export_spec, get_preset
     from models.export import export_modules
     from models.labels import LANDSCAPE
-    from models.presets import build_encoder, build_generator, get_preset
 
     torch.manual_seed(0)
     config = get_preset("spade-tiny")
     config["encoder"]["image_size"] = 16
     weights = tmp_path_factory.mktemp("weights-small-encoder")
     export_modules(
-        build_generator(config, len(LANDSCAPE)).eval(),
-        build_encoder(config).eval(),
-        label_set=LANDSCAPE,
+        export_spec(build_generator(config, len(LANDSCAPE)).eval(), build_encoder(config).eval(), LANDSCAPE),
         out_dir=weights / "tiny-spade",
         name="tiny-spade",
         image_size=(32, 32),

@@ -6,6 +6,7 @@ from torch.utils.data import default_collate
 
 from models.archs import get_arch
 from models.archs.segmenter import PRESETS, class_weights, load_segmenter, random_flip
+from models.checkpoints import CheckpointError
 from models.labels import LANDSCAPE
 
 
@@ -124,3 +125,7 @@ def test_load_segmenter_refuses_other_checkpoints(tmp_path: Path) -> None:
     torch.save({"config": {"arch": "spade"}}, path)
     with pytest.raises(ValueError, match="not a segmenter"):
         load_segmenter(path)
+    junk = tmp_path / "junk.pt"  # read by the checkpoints' own reader, which names the file and the reason
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match=r"junk\.pt is not a readable collage checkpoint"):
+        load_segmenter(junk)

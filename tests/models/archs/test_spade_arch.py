@@ -16,12 +16,12 @@ import torch
 from models import train
 from models.archs import get_arch
 from models.archs import spade as spade_arch
+from models.archs.spade import build_encoder, build_generator
 from models.augment import recolour
 from models.data.datasets import make_dataset
 from models.ema import make_ema
 from models.labels import LANDSCAPE
 from models.losses import seg_g_loss
-from models.presets import build_encoder, build_generator
 from models.training.config import ConfigError, resolve_config
 from models.training.setup import build_recipe, load_init_weights, seed_all
 

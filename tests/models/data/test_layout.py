@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from models.data.layout import instances_from_labels, sample_layout
+from models.data.layout import sample_layout
 from models.labels import LANDSCAPE
 
 L = {label.name: label.id for label in LANDSCAPE.labels}
@@ -104,22 +104,3 @@ def test_small_and_odd_sizes(size: int | tuple[int, int]) -> None:
 def test_too_small_size_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 16"):
         sample_layout(np.random.default_rng(0), 8)
-
-
-def test_instances_from_labels_are_connected_components_per_class() -> None:
-    label = np.zeros((10, 12), dtype=np.uint8)
-    label[1:3, 1:3] = L["tree"]
-    label[1:3, 5:7] = L["tree"]  # a second, separate tree
-    label[3:5, 3:5] = L["tree"]  # touches the first only diagonally: its own component (4-connectivity)
-    label[6:9, 1:4] = L["rock"]
-    label[6:9, 4:6] = L["house"]  # touches the rock: still a separate instance (different class)
-    label[6:9, 8:11] = L["grass"]
-    inst = instances_from_labels(label)
-    assert inst.dtype == np.int32
-    assert (inst[~np.isin(label, THINGS)] == 0).all()
-    assert np.unique(inst[label == L["tree"]]).size == 3
-    assert np.unique(inst[inst > 0]).size == 5
-    for i in np.unique(inst[inst > 0]):
-        assert np.unique(label[inst == i]).size == 1
-    with pytest.raises(ValueError, match="H×W"):
-        instances_from_labels(np.zeros((2, 3, 4), dtype=np.uint8))

@@ -3,12 +3,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from models.data import FAMILIES, Style, instances_from_labels, render, sample_layout, sample_style
+from common.instances import instances_from_labels
+from models.data import FAMILIES, Style, render, sample_layout, sample_style
 from models.data.render import _check_inputs
 from models.data.style import RGB
 from models.labels import LANDSCAPE
 
 L = {label.name: label.id for label in LANDSCAPE.labels}
+THINGS = LANDSCAPE.thing_ids
 
 
 def _style(family: str = "day", seed: int = 0, **changes: object) -> Style:
@@ -61,10 +63,12 @@ def test_hand_painted_maps_render_with_and_without_instances() -> None:
         derived = render(label, None, style, seed=k)
         assert derived.shape == (80, 120, 3)
         # No instance map ≡ the connected components of the thing classes.
-        assert derived.tobytes() == render(label, instances_from_labels(label), style, seed=k).tobytes()
+        assert (
+            derived.tobytes() == render(label, instances_from_labels(label, THINGS), style, seed=k).tobytes()
+        )
         # Instance ids missing on some thing pixels are filled in with the connected components of those pixels,
         # kept apart from the given instances (a clash of ids would merge a filled-in tree with a given one).
-        partial = instances_from_labels(label)
+        partial = instances_from_labels(label, THINGS)
         partial[:, :60] = 0
         thing = np.isin(label, LANDSCAPE.thing_ids)
         missing, given = thing & (partial == 0), thing & (partial > 0)
@@ -72,7 +76,7 @@ def test_hand_painted_maps_render_with_and_without_instances() -> None:
         filled = _check_inputs(label, partial)[1]
         assert (filled[thing] > 0).all() and (filled[~thing] == 0).all()
         assert np.intersect1d(filled[missing], filled[given]).size == 0
-        components = instances_from_labels(np.where(missing, label, 0))[missing]
+        components = instances_from_labels(np.where(missing, label, 0), THINGS)[missing]
         pairs = np.unique(np.stack([filled[missing], components]), axis=1)  # one-to-one: the same partition
         assert pairs.shape[1] == np.unique(filled[missing]).size == np.unique(components).size
         # Ids on stuff are ignored: the picture is byte-identical with or without them.

@@ -3,7 +3,6 @@ module cannot import a sibling's helpers)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import onnx
 import pytest
 
 from common.checksums import sha256_file
+from common.manifest import FileRef, Files, GraphInputs, Manifest
 
 
 def _identity_onnx(path: Path, doc: str) -> None:
@@ -33,16 +33,19 @@ def identity_onnx() -> Callable[[Path, str], None]:
 def model_folder(tmp_path: Path) -> Path:
     """A hand-made model folder (two Identity graphs stand in for the networks): seconds cheaper than an
     export, and the checksums are verified before any graph is opened."""
-    files = {}
+    refs = {}
     for role in ("generator", "encoder"):
-        _identity_onnx(tmp_path / f"{role}.onnx", role)
-        files[role] = {"path": f"{role}.onnx", "sha256": sha256_file(tmp_path / f"{role}.onnx")}
-    manifest = {
-        "name": "hand-made",
-        "label_set": "landscape",
-        "image_size": [32, 32],
-        "inputs": {"label": "label", "z": "z", "z_dim": 4},
-        "files": files,
-    }
-    (tmp_path / "model.json").write_text(json.dumps(manifest))
+        path = tmp_path / f"{role}.onnx"
+        _identity_onnx(path, role)
+        refs[role] = FileRef(path=path.name, sha256=sha256_file(path), bytes=path.stat().st_size)
+    manifest = Manifest(
+        name="hand-made",
+        architecture="spade",
+        label_set="landscape",
+        image_size=(32, 32),
+        labels=[],
+        inputs=GraphInputs(z_dim=4, dynamic_size=False),
+        files=Files(generator=refs["generator"], encoder=refs["encoder"]),
+    )
+    (tmp_path / "model.json").write_text(manifest.model_dump_json())
     return tmp_path

@@ -18,16 +18,14 @@ needs_openvino = pytest.mark.skipif(find_spec("openvino") is None, reason="OpenV
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
+    from models.archs.spade import build_encoder, build_generator, export_spec, get_preset
     from models.export import export_modules
-    from models.presets import build_encoder, build_generator, get_preset
 
     torch.manual_seed(0)
     config = get_preset("spade-tiny") | {"size": 64}
     out = tmp_path_factory.mktemp("weights") / "tiny"
     export_modules(
-        build_generator(config, len(LANDSCAPE)),
-        build_encoder(config),
-        label_set=LANDSCAPE,
+        export_spec(build_generator(config, len(LANDSCAPE)), build_encoder(config), LANDSCAPE),
         out_dir=out,
         name="tiny",
         image_size=(64, 64),
@@ -198,7 +196,7 @@ def test_collage_eval_refuses_bad_input(tiny_judge: Path, tmp_path: Path, capsys
     not_a_checkpoint = tmp_path / "notes.txt"
     not_a_checkpoint.write_text("hello")
     assert main(["--segmenter", str(not_a_checkpoint), *SMALL]) == 2
-    assert "not a segmenter checkpoint" in capsys.readouterr().err
+    assert "notes.txt is not a readable collage checkpoint" in capsys.readouterr().err
     assert main(["--segmenter", str(tiny_judge), *SMALL, "--style-refs", "0"]) == 2
     assert "--style-refs must be ≥ 1" in capsys.readouterr().err
 

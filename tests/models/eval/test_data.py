@@ -14,7 +14,7 @@ def test_check_disjoint_refuses_a_model_trained_on_an_eval_seed() -> None:
 
     def model(data_seed: int | None) -> SimpleNamespace:
         config = {} if data_seed is None else {"data_seed": data_seed}
-        return SimpleNamespace(name="m", manifest={"training": {"config": config}})
+        return SimpleNamespace(name="m", manifest=SimpleNamespace(training={"config": config}))
 
     check_disjoint(model(0), seeds)  # the trainer's default seed: disjoint from every eval set
     check_disjoint(model(None), seeds)  # no record of the training data: nothing to check

@@ -1,6 +1,7 @@
 """The exported-model runner: latent and pixel conventions (the server's contract), checksum refusals, the runtime
 choice."""
 
+import json
 from collections.abc import Callable
 from importlib import import_module
 from importlib.util import find_spec
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from common.manifest import ManifestError
 from common.runtime import RuntimeChoice, resolve_precision, resolve_runtime
 from models.eval.onnx_model import ExportedModel, latencies_ms, seeded_z, to_uint8
 
@@ -68,8 +70,19 @@ def test_a_file_that_does_not_match_its_sha256_is_refused(
     model_folder: Path, identity_onnx: Callable[[Path, str], None], role: str
 ) -> None:
     identity_onnx(model_folder / f"{role}.onnx", "edited after export")  # still a loadable graph
-    with pytest.raises(ValueError, match=rf"{role}\.onnx does not match the sha256 in .*model\.json"):
+    with pytest.raises(ManifestError, match=rf"{role}\.onnx' does not match its sha256 in model\.json"):
         ExportedModel(model_folder)
+
+
+def test_a_manifest_the_server_would_refuse_is_refused(model_folder: Path) -> None:
+    """model.json is read with the server's own model (common.manifest), not as a dict with defaults of its own."""
+    path = model_folder / "model.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"architecture": "GauGAN"}))
+    with pytest.raises(ManifestError) as refused:
+        ExportedModel(model_folder)
+    assert str(refused.value).startswith(
+        f"{model_folder}: model.json is invalid (1 errors; first: architecture"
+    )
 
 
 def test_latencies_take_turns_frame_by_frame() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch.nn.utils import parametrize
 
+from models.archs.spade import build_discriminator, get_preset
 from models.nets.discriminator import MultiscaleDiscriminator
-from models.presets import build_discriminator, get_preset
 
 
 def inputs(batch: int = 2, size: int = 32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch.nn.utils import parametrize
 
+from models.archs.spade import build_seg_discriminator, get_preset
 from models.data.datasets import make_dataset
 from models.losses import class_balanced_weights, seg_ce_loss
 from models.nets.seg_discriminator import SegmentationDiscriminator
-from models.presets import build_seg_discriminator, get_preset
 
 
 def test_n_plus_one_logits_at_the_image_size_with_spectral_norm() -> None:

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.flops import count_params, generator_gmacs
+from models.archs.spade import build_encoder, build_generator, get_preset
+from models.flops import count_gmacs, count_params
 from models.nets.blocks import SPADEResBlock, downsample_nearest, instance_edges, one_hot
 from models.nets.spade import ConvEncoder, SPADEGenerator, fit_to_encoder
-from models.presets import build_encoder, build_generator, get_preset
 
 LANDSCAPE_NC = 14
 
@@ -185,7 +185,9 @@ def test_spade_paper_parameter_count_matches_the_paper(label_nc: int, reported_m
 def test_spade_fast_fits_the_frame_budget() -> None:
     with torch.device("meta"):
         generator = build_generator(get_preset("spade-fast"), LANDSCAPE_NC)
-    gmacs = generator_gmacs(generator, (256, 256))
+        label = torch.zeros(1, 1, 256, 256, dtype=torch.long)  # [1,1,H,W], also the instance map
+        z = torch.zeros(1, generator.z_dim)
+    gmacs = count_gmacs(generator, label, label, z)
     assert 1.0 < gmacs <= 5.0
     assert count_params(generator) < 4_000_000  # 2–4 M params per served network (the design budget)
     assert generator.z_dim == 64 and generator.use_edges
