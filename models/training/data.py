@@ -24,6 +24,7 @@ from models.training.setup import DistEnv
 def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
     """The run's dataset and label set. Pairs on disk are checked first (every header, a few decoded), so a
     bad file fails here, in --dry-run too, rather than in a DataLoader worker hours into the run."""
+    from models.archs import get_arch
     from models.data.datasets import PairsDataset, data_kind, make_dataset
 
     procedural = data_kind(config["data"]) == "procedural"
@@ -40,7 +41,8 @@ def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
         dataset, label_set = make_dataset(config["data"], config["size"], **extra)
         if isinstance(dataset, PairsDataset):
             dataset.check()
-        return dataset, label_set
+        wrap = get_arch(config["arch"]).wrap_dataset
+        return (wrap(dataset, label_set, config) if wrap else dataset), label_set
     except (ValueError, FileNotFoundError) as e:
         raise ConfigError(f"--data={config['data']}: {e}") from e
 
