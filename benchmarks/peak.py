@@ -1,9 +1,10 @@
-"""Measured FP32 peak of this CPU: a large MatMul and a large 3×3 Conv through onnxruntime, best of several runs.
+"""Measured peak of this CPU: a large MatMul and a large 3×3 Conv on the server's default runtime, best of several.
 
-The peak every model's achieved FLOP/s is compared with is what onnxruntime itself reaches on dense, cache-friendly
-work on the same cores, not a datasheet number: the two graphs are built with `onnx.helper` (one node each, the
-weights as initializers) and run with default session options (busy-waiting allowed), so nothing but the kernel
-counts. Measured for 1 thread and for all cores.
+The peak every model's achieved FLOP/s is compared with is what the runtime the server uses (OpenVINO, in bf16
+where the CPU has it; else onnxruntime f32) reaches on dense, cache-friendly work on the same cores, not a
+datasheet number: the two graphs are built with `onnx.helper` (one node each, the weights as initializers), so
+nothing but the kernel counts. Measured for 1 thread and for all cores. `benchmarks.runtimes` measures the same
+two graphs for every runtime and precision side by side.
 
     python -m benchmarks.peak [--quick]
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -62,21 +65,24 @@ def conv_model(channels: int, side: int, batch: int) -> tuple[bytes, dict[str, n
     return model.SerializeToString(), feed, 2.0 * batch * side * side * channels * channels * 9
 
 
-def best_gflops(model: bytes, feed: dict[str, np.ndarray], flops: float, threads: int, runs: int) -> float:
-    """Best-of-`runs` GFLOP/s of one graph on `threads` intra-op threads (after one warm-up run)."""
-    import onnxruntime as ort
+def best_gflops(
+    model: bytes, feed: dict[str, np.ndarray], flops: float, threads: int, runs: int
+) -> tuple[float, str]:
+    """Best-of-`runs` GFLOP/s of one graph on the server's default runtime with `threads` threads (after one
+    warm-up run), and what ran it ("openvino bf16", …)."""
+    from common.runtime import RuntimeChoice, open_graph
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    session.run(None, feed)
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        best = min(best, time.perf_counter() - start)
-    return flops / best / 1e9
+    with tempfile.TemporaryDirectory(prefix="peak-") as tmp:
+        path = Path(tmp) / "peak.onnx"
+        path.write_bytes(model)
+        graph = open_graph(path, RuntimeChoice(threads=threads))
+        graph.run(graph.outputs, feed)
+        best = float("inf")
+        for _ in range(runs):
+            start = time.perf_counter()
+            graph.run(graph.outputs, feed)
+            best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9, f"{graph.info.runtime} {graph.info.precision}"
 
 
 def measure_peak(quick: bool = False) -> dict[str, Any]:
@@ -104,7 +110,8 @@ def measure_peak(quick: bool = False) -> dict[str, Any]:
     jobs = [(name, t) for t in thread_counts for name in graphs]
     for name, threads in tqdm(jobs, desc="machine peak", leave=False):
         model, feed, flops = graphs[name]
-        result["gflops"][name][str(threads)] = round(best_gflops(model, feed, flops, threads, runs), 2)
+        gflops, result["runtime"] = best_gflops(model, feed, flops, threads, runs)
+        result["gflops"][name][str(threads)] = round(gflops, 2)
     result["peak_gflops"] = {
         str(t): max(result["gflops"][name][str(t)] for name in graphs) for t in thread_counts
     }

@@ -29,7 +29,6 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     """Machine-independent ratios: default vs spade-paper, end-to-end vs engine, vs peak, bf16 vs fp32."""
     threads = results["config"]["server_threads"]
     size = results["config"]["paint_size"]
-    peak = results["peak"]["peak_gflops"]
     default = find_model(results, results["default_model"])
     paper = find_model(results, results.get("paper_model"))
     out: dict[str, Any] = {"at": f"{size}², batch 1, {threads} thread(s)"}
@@ -85,7 +84,7 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     compute = {}
     for prof in results.get("profile", []):
         if prof.get("compute_gflops"):
-            compute[prof["model"]] = round(prof["compute_gflops"] / peak[str(prof["threads"])], 4)
+            compute[prof["model"]] = round(prof["compute_gflops"] / profile_peak(results, prof), 4)
     out["compute_ops_vs_peak"] = compute
     step = results.get("train_step")
     if step:
@@ -151,12 +150,21 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def profile_peak(results: dict[str, Any], prof: dict[str, Any]) -> float:
+    """The peak an op profile is compared with: the profile is onnxruntime's (f32), so onnxruntime f32's peak
+    from the runtimes section when it was measured at the profile's thread count, else the machine peak."""
+    runtimes = results.get("runtimes")
+    if runtimes and runtimes["threads"] == prof["threads"]:
+        return float(runtimes["peaks_gflops"]["onnxruntime f32"]["peak"])
+    return float(results["peak"]["peak_gflops"][str(prof["threads"])])
+
+
 def gap_note(results: dict[str, Any]) -> list[str]:
-    """Where the biggest gap to the peak is, from the default model's op profile."""
+    """Where the biggest gap to the peak is, from the default model's op profile (onnxruntime f32)."""
     prof = next((p for p in results.get("profile", []) if p["model"] == results["default_model"]), None)
     if not prof or not prof.get("graph_gflops"):
         return []
-    peak = results["peak"]["peak_gflops"][str(prof["threads"])]
+    peak = profile_peak(results, prof)
     compute_share = prof["compute_ms"] / prof["kernel_ms"] if prof["kernel_ms"] else 0.0
     others = [
         (op, s) for op, s in prof["share"].items() if op not in ("Conv", "MatMul", "Gemm", "ConvTranspose")
@@ -169,8 +177,9 @@ def gap_note(results: dict[str, Any]) -> list[str]:
         else ""
     )
     return [
-        f"The default model ({prof['model']}, {prof['size']}², batch 1, {prof['threads']} thread(s)) runs at "
-        f"{prof['graph_gflops']:.1f} GFLOP/s = {100 * prof['graph_gflops'] / peak:.1f}% of the measured peak. "
+        f"On onnxruntime f32, the default model ({prof['model']}, {prof['size']}², batch 1, {prof['threads']} "
+        f"thread(s)) runs at {prof['graph_gflops']:.1f} GFLOP/s = {100 * prof['graph_gflops'] / peak:.1f}% of "
+        "onnxruntime's measured f32 peak. "
         f"Conv/MatMul hold all of its MACs and take {100 * compute_share:.0f}% of the kernel time at "
         f"{_fmt(prof['compute_gflops'])} GFLOP/s ({100 * (prof['compute_gflops'] or 0) / peak:.1f}% of peak); the "
         f"rest goes to ops that do no MACs and only move memory ({top}).{reorder}",
@@ -185,7 +194,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Written by `{meta['command']}` on {meta['date']} — commit `{meta['git_commit']}`"
         f"{' (uncommitted changes)' if meta['git_dirty'] else ''}, {meta['cpu_model']} "
-        f"({meta['cores']} cores), onnxruntime {meta['onnxruntime']}, {meta['wall_s']:.0f} s in total. "
+        f"({meta['cores']} cores), onnxruntime {meta['onnxruntime']}, OpenVINO {meta.get('openvino', '–')}, "
+        f"{meta['wall_s']:.0f} s in total. "
         f"Load average at start/end: {meta['load_start']} / {meta['load_end']}."
         + (" **Quick run: tiny grid, few iterations — smoke test only.**" if cfg["quick"] else ""),
         "",
@@ -204,7 +214,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Machine peak",
         "",
-        "FP32 through onnxruntime, best of several runs, one node per graph (built with `onnx.helper`).",
+        f"On the server's default runtime ({peak.get('runtime', 'onnxruntime f32')}), best of several runs, one node "
+        "per graph (built with `onnx.helper`).",
         "",
         "| kernel | shape | " + " | ".join(f"{t} thread(s), GFLOP/s" for t in peak["peak_gflops"]) + " |",
         "|---|---|" + "---:|" * len(peak["peak_gflops"]),
@@ -236,7 +247,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Engine",
         "",
-        "Generator only (`server.registry.load_model`, the server's session options), a batch of copies of one "
+        "Generator only (`server.registry.load_model` on the server's default runtime, as the peak), a batch of copies of one "
         "painted map; p50/p95 over the timed runs after one warm-up run; "
         "achieved GFLOP/s = 2 × MACs / p50, against the peak for the same thread count. Configs predicted to "
         f"take over {cfg['max_config_s']:g} s (warm-up + one run, extrapolated from the same model's cheapest "

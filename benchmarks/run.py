@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     import onnxruntime
+    import openvino
 
     timings: dict[str, float] = {}
     results: dict[str, Any] = {
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             "cores": cfg["cores"],
             "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__,
+            "openvino": openvino.__version__,
             "load_start": load_average(),
             "timings_s": timings,
         },
