@@ -122,6 +122,33 @@ class Manifest(_Strict):
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def encoder_size(self) -> tuple[int, int]:
+        """(H, W) the style encoder takes: its own size, or image_size in manifests written before it had one."""
+        own = self.encoder_inputs.size if self.encoder_inputs is not None else None
+        return own or self.image_size
+
+    def size_problem(self, height: int, width: int) -> str | None:
+        """Why the generator graph cannot take a height×width label map, or None when it can.
+
+        Here rather than on either side so that the server (a `bad_size` answer) and `collage eval`/`grids` (a
+        CLI error) refuse the same sizes with the same words; the server's are part of its API (docs/protocol.md).
+        """
+        inputs = self.inputs
+        if not inputs.dynamic_size:
+            h, w = self.image_size
+            if (height, width) != (h, w):
+                return f"model {self.name} renders only {w}×{h}, got {width}×{height}"
+            return None
+        m = inputs.size_multiple
+        for side, value in (("width", width), ("height", height)):
+            if not inputs.min_size <= value <= inputs.max_size or value % m:
+                return (
+                    f"{side} {value} is not supported by model {self.name}: it needs a multiple of {m} "
+                    f"between {inputs.min_size} and {inputs.max_size}"
+                )
+        return None
+
 
 def json_schema() -> dict[str, Any]:
     return Manifest.model_json_schema()

@@ -76,27 +76,17 @@ class LabelSet:
         """Convert an H×W×3 uint8 colour-coded label image (numpy array) to an H×W uint8 id map.
 
         Raises UnknownColorError naming the first unknown colour (in row-major order) and its (x, y) position.
-        numpy is imported here, not at module level, so that importing the label sets stays stdlib-only.
+        The lookup is `common.colors`, the server's too; it is imported here, not at module level, because it
+        needs numpy and importing the label sets stays stdlib-only.
         """
-        import numpy as np
+        from common import colors
 
-        rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[2] < 3:
-            raise ValueError(f"expected an H×W×3 colour image, got shape {rgb.shape}")
-        packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-        keys = np.array([(c[0] << 16) | (c[1] << 8) | c[2] for c in self._by_color], dtype=np.int64)
-        values = np.array(list(self._by_color.values()), dtype=np.uint8)
-        order = np.argsort(keys)
-        keys, values = keys[order], values[order]
-        pos = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
-        known = keys[pos] == packed
-        if not known.all():
-            y, x = (int(v) for v in np.argwhere(~known)[0])
-            color = tuple(int(c) for c in rgb[y, x, :3])
+        try:
+            return colors.ids_from_colors(rgb, self.palette())
+        except colors.UnknownColorError as e:
             raise UnknownColorError(
-                f"unknown label colour {color} at (x={x}, y={y}) for label set {self.name!r}"
-            )
-        return values[pos]
+                f"unknown label colour {e.color} at (x={e.x}, y={e.y}) for label set {self.name!r}"
+            ) from None
 
     def ids_to_colors(self, ids: Any) -> Any:
         """H×W id map → H×W×3 uint8 display colours (numpy)."""

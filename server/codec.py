@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from common.colors import UnknownColorError, ids_from_colors
 from server.errors import BadInput
 
 # Our own max_pixels check is far stricter than Pillow's warning threshold; the warning would only add noise.
@@ -118,20 +119,16 @@ def check_label_ids(ids: np.ndarray, num_labels: int) -> None:
 
 
 def colors_to_ids(rgb: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndarray:
-    """H×W×3 uint8 colour-coded label image → H×W uint8 ids, via the manifest's label colours."""
-    packed = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-    keys = np.array([(c[0] << 16) | (c[1] << 8) | c[2] for c in colors], dtype=np.int64)
-    order = np.argsort(keys)
-    keys, values = keys[order], np.arange(len(colors), dtype=np.uint8)[order]
-    pos = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
-    known = keys[pos] == packed
-    if not known.all():
-        y, x = (int(v) for v in np.argwhere(~known)[0])
-        color = tuple(int(c) for c in rgb[y, x, :3])
+    """H×W×3 uint8 colour-coded label image → H×W uint8 ids, via the manifest's label colours.
+
+    The lookup is `common.colors`, the one the dataset loaders use, so a picture maps to the ids training saw.
+    """
+    try:
+        return ids_from_colors(rgb, colors)
+    except UnknownColorError as e:
         raise BadInput(
-            "unknown_color", f"colour {color} at (x={x}, y={y}) is not one of the model's label colours"
-        )
-    return values[pos]
+            "unknown_color", f"colour {e.color} at (x={e.x}, y={e.y}) is not one of the model's label colours"
+        ) from None
 
 
 def _open_image(data: bytes, max_pixels: int, formats: list[str], what: str) -> Image.Image:

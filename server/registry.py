@@ -73,9 +73,8 @@ class LoadedModel:
 
     @property
     def encoder_size(self) -> tuple[int, int]:
-        """(H, W) the style encoder takes: its own size, or image_size in manifests that predate it."""
-        names = self.manifest.encoder_inputs
-        return names.size if names is not None and names.size else self.manifest.image_size
+        """(H, W) the style encoder takes (the manifest's rule)."""
+        return self.manifest.encoder_size
 
     @property
     def runtime(self) -> RuntimeInfo:
@@ -87,23 +86,10 @@ class LoadedModel:
         return bool(self.manifest.class_generators)
 
     def check_size(self, height: int, width: int) -> None:
-        """Refuse a label-map size the generator graph cannot take."""
-        inputs = self.manifest.inputs
-        if not inputs.dynamic_size:
-            if (height, width) != tuple(self.manifest.image_size):
-                want = self.manifest.image_size
-                raise BadInput(
-                    "bad_size", f"model {self.name} renders only {want[1]}×{want[0]}, got {width}×{height}"
-                )
-            return
-        m = inputs.size_multiple
-        for side, value in (("width", width), ("height", height)):
-            if not inputs.min_size <= value <= inputs.max_size or value % m:
-                raise BadInput(
-                    "bad_size",
-                    f"{side} {value} is not supported by model {self.name}: it needs a multiple of {m} "
-                    f"between {inputs.min_size} and {inputs.max_size}",
-                )
+        """Refuse a label-map size the generator graph cannot take (the manifest's rule, `collage eval`'s too)."""
+        problem = self.manifest.size_problem(height, width)
+        if problem is not None:
+            raise BadInput("bad_size", problem)
 
     def preset(self, name: str) -> np.ndarray:
         for style in self.manifest.styles:

@@ -51,10 +51,9 @@ class ExportedModel:
         self.image_size = self.manifest.image_size
         self.generator: Graph = open_graph(generator, choice)
         self.encoder: Graph | None = None
-        # The graph names' defaults where a manifest names no encoder inputs; the encoder's own input size, or
-        # image_size in manifests written before it had one.
+        # The graph names' defaults where a manifest names no encoder inputs.
         self.encoder_inputs = self.manifest.encoder_inputs or EncoderInputs()
-        self.encoder_size = self.encoder_inputs.size or self.image_size
+        self.encoder_size = self.manifest.encoder_size
         if encoder is not None:
             self.encoder = open_graph(encoder, choice)
 
@@ -69,14 +68,14 @@ class ExportedModel:
         return info | {"version": str(import_module(info["runtime"]).__version__)}
 
     def check_size(self, size: int) -> None:
-        if self.inputs.dynamic_size:
-            multiple, lo, hi = self.inputs.size_multiple, self.inputs.min_size, self.inputs.max_size
-            if size % multiple or not lo <= size <= hi:
-                raise ValueError(f"{self.name}: size {size} must be a multiple of {multiple} in [{lo}, {hi}]")
-        elif (size, size) != self.image_size:
-            raise ValueError(
-                f"{self.name} runs only at {self.image_size}; drop --size or pass --size {self.image_size[0]}"
-            )
+        """Refuse, before any work, a size×size the generator cannot take: the server's rule and words
+        (`Manifest.size_problem`), with the way out on the command line where the model has one size only."""
+        problem = self.manifest.size_problem(size, size)
+        if problem is None:
+            return
+        if not self.inputs.dynamic_size:
+            problem += f"; drop --size or pass --size {self.image_size[0]}"
+        raise ValueError(problem)
 
     def generate(self, labels: np.ndarray, instances: np.ndarray, z: np.ndarray | None) -> np.ndarray:
         """labels/instances [B,H,W], z [B,z_dim] → uint8 [B,H,W,3]."""

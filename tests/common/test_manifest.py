@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common.manifest import SCHEMA_PATH, ManifestError, json_schema, read_manifest
+from common.manifest import SCHEMA_PATH, EncoderInputs, Manifest, ManifestError, json_schema, read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,3 +31,42 @@ def test_read_manifest_names_what_is_wrong_but_never_the_folder(tmp_path: Path) 
     assert str(invalid.value) == "model.json is invalid (1 errors; first: labels: Field required)"
     (folder / "model.json").write_text(json.dumps(shipped))
     assert read_manifest(folder).name == "landscape-spade"
+
+
+def _shipped() -> Manifest:
+    """The served default: sizes in multiples of 32 from 32 to 1024, trained at 256², encoder at 128²."""
+    return Manifest.model_validate_json((REPO / "weights" / "landscape-spade" / "model.json").read_bytes())
+
+
+def test_size_rule_of_a_dynamic_graph() -> None:
+    manifest = _shipped()
+    for height, width in ((256, 256), (32, 1024), (96, 64)):
+        assert manifest.size_problem(height, width) is None
+    # Width is checked before height, so a size wrong both ways names the width.
+    assert manifest.size_problem(30, 31) == (
+        "width 31 is not supported by model landscape-spade: it needs a multiple of 32 between 32 and 1024"
+    )
+    assert manifest.size_problem(2048, 64) == (
+        "height 2048 is not supported by model landscape-spade: it needs a multiple of 32 between 32 and 1024"
+    )
+    assert "height 0 " in str(manifest.size_problem(0, 64))
+
+
+def test_size_rule_of_a_fixed_size_graph() -> None:
+    shipped = _shipped()
+    manifest = shipped.model_copy(
+        update={
+            "image_size": (64, 128),
+            "inputs": shipped.inputs.model_copy(update={"dynamic_size": False}),
+        }
+    )
+    assert manifest.size_problem(64, 128) is None
+    assert manifest.size_problem(128, 64) == "model landscape-spade renders only 128×64, got 64×128"
+    assert manifest.size_problem(64, 256) is not None  # a multiple of 32 within range is no excuse
+
+
+def test_encoder_size_is_its_own_or_else_image_size() -> None:
+    shipped = _shipped()
+    assert shipped.encoder_size == (128, 128)
+    assert shipped.model_copy(update={"encoder_inputs": EncoderInputs()}).encoder_size == (256, 256)
+    assert shipped.model_copy(update={"encoder_inputs": None}).encoder_size == (256, 256)
