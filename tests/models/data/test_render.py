@@ -5,7 +5,7 @@ import pytest
 
 from common.instances import instances_from_labels
 from models.data import FAMILIES, Style, render, sample_layout, sample_style
-from models.data.render import _check_inputs
+from models.data.render_maps import checked_maps
 from models.data.style import RGB
 from models.labels import LANDSCAPE
 
@@ -73,7 +73,7 @@ def test_hand_painted_maps_render_with_and_without_instances() -> None:
         thing = np.isin(label, LANDSCAPE.thing_ids)
         missing, given = thing & (partial == 0), thing & (partial > 0)
         assert missing.any() and given.any()
-        filled = _check_inputs(label, partial)[1]
+        filled = checked_maps(label, partial)[1]
         assert (filled[thing] > 0).all() and (filled[~thing] == 0).all()
         assert np.intersect1d(filled[missing], filled[given]).size == 0
         components = instances_from_labels(np.where(missing, label, 0), THINGS)[missing]
