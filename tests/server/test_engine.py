@@ -58,7 +58,7 @@ def test_concurrent_requests_are_batched_by_size(registry: Registry) -> None:
 
 def test_a_lone_request_waits_for_company_only_after_a_batch_had_some(registry: Registry) -> None:
     """max_wait is paid only when batches are forming: a lone painter's frame goes at once, a request right
-    after a batch of two waits the whole max_wait for company that may come."""
+    after a batch of two waits the whole max_wait for company that may come, and so does every batch-job item."""
     ids = np.full((32, 32), 6, np.uint8)
 
     async def body(engine: Engine):  # noqa: ANN202
@@ -66,12 +66,18 @@ def test_a_lone_request_waits_for_company_only_after_a_batch_had_some(registry: 
         again = await engine.render(request(ids, 1))
         pair = await asyncio.gather(engine.render(request(ids, 2)), engine.render(request(ids, 3)))
         after_pair = await engine.render(request(ids, 4))
-        return lone, again, pair, after_pair
+        lone_again = await engine.render(request(ids, 5))
+        bulk = await engine.render(request(ids, 6), "bulk")
+        return lone, again, pair, after_pair, lone_again, bulk
 
-    lone, again, pair, after_pair = asyncio.run(with_engine(registry, body, max_wait_ms=400))
+    lone, again, pair, after_pair, lone_again, bulk = asyncio.run(
+        with_engine(registry, body, max_wait_ms=400)
+    )
     assert lone.batch_size == again.batch_size == 1 and [r.batch_size for r in pair] == [2, 2]
     assert lone.queue_ms < 200 and again.queue_ms < 200  # far below max_wait: nobody was waited for
     assert after_pair.batch_size == 1 and after_pair.queue_ms >= 390  # waited for company that never came
+    assert lone_again.queue_ms < 200  # after a batch of one, lone again
+    assert bulk.batch_size == 1 and bulk.queue_ms >= 390  # a batch-job item always waits for company
 
 
 def test_batches_are_bounded_by_pixels(registry: Registry) -> None:
