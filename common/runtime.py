@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -89,11 +90,18 @@ def resolve_runtime(requested: str) -> RuntimeName:
     return requested
 
 
-def cpu_has_native_bf16() -> bool:
-    """OpenVINO's own verdict: BF16 among the CPU plugin's optimisation capabilities (AVX512-BF16 or AMX)."""
+@cache
+def _openvino_core() -> Any:
+    """One OpenVINO Core per process: it loads the CPU plugin, which every graph and query can share."""
     import openvino as ov
 
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return ov.Core()
+
+
+@cache
+def cpu_has_native_bf16() -> bool:
+    """OpenVINO's own verdict: BF16 among the CPU plugin's optimisation capabilities (AVX512-BF16 or AMX)."""
+    return "BF16" in _openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def resolve_precision(runtime: RuntimeName, requested: str) -> str:
@@ -173,11 +181,9 @@ class OpenVinoGraph:
         precision: str = "auto",  # auto | f32 | bf16, resolved by `resolve_precision`
         max_compiled: int = DEFAULT_MAX_COMPILED,  # compiled shapes kept; the least recently used goes first
     ) -> None:
-        import openvino as ov
-
         if max_compiled < 1:
             raise ValueError("max_compiled must be at least 1")
-        self._core = ov.Core()
+        self._core = _openvino_core()
         self._model = self._core.read_model(str(path))  # raises on ops OpenVINO's ONNX frontend lacks
         resolved = resolve_precision("openvino", precision)
         self._config: dict[str, Any] = {

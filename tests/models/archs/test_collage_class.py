@@ -22,15 +22,6 @@ from models.train import parse_args
 from models.training.config import ConfigError, resolve_config
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny nets run fastest on one thread; two threads spin badly when the shared CPU is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_crops_are_deterministic_per_index() -> None:
     crops = ProceduralCrops("tree", length=6, seed=0, size=128, context_size=32, target_size=16)
     first = crops[3]

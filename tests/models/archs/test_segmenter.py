@@ -51,15 +51,6 @@ def _tiny_config() -> dict:
     return config
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny nets run fastest on one thread; two threads spin badly when the shared CPU is busy (~40× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_segmenter_loss_falls_on_a_few_procedural_samples(one_thread: None) -> None:
     from models.data.datasets import ProceduralLandscapes
 
