@@ -90,3 +90,17 @@ def remove_instance(rgb: np.ndarray, mask: np.ndarray, removal: Removal) -> np.n
     blurred = np.asarray(small.resize((w, h), Image.Resampling.BILINEAR))
     out[mask] = blurred[mask]
     return out
+
+
+def resize_square(array: np.ndarray, side: int, nearest: bool) -> np.ndarray:
+    """Square H×W(×3) array → side×side; nearest for ids and masks (bool stays bool), antialiased bilinear
+    (PIL, reducing_gap 2.0) for uint8 pictures. The one resize of context crops and boxes, so the composition
+    stage feeds a class generator exactly what it trained on; returns `array` itself when it has that side."""
+    if array.shape[0] == side:
+        return array
+    mode = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    if array.dtype == bool:
+        return np.asarray(Image.fromarray(array.astype(np.uint8) * 255).resize((side, side), mode)) > 127
+    return np.asarray(
+        Image.fromarray(array).resize((side, side), mode, reducing_gap=None if nearest else 2.0)
+    )

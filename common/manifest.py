@@ -20,6 +20,7 @@ from common.checksums import sha256_file
 
 FORMAT_VERSION: Final = 1  # Final keeps the Literal[1] type that `format_version` needs
 MANIFEST_NAME = "model.json"
+PACK_NAME = "class_pack.json"  # a class-generator pack's manifest (`ClassPack`)
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "weights" / "model.schema.json"
 
 
@@ -84,12 +85,39 @@ class Files(_Strict):
 
 
 class ClassGenerator(_Strict):
+    """One CollageGAN class generator attached to the model (docs/contracts.md "Class generators"): two graphs
+    with fixed input sizes, the feature crop between them done by the caller in numpy.
+
+    encoder: context [B,3,S,S] float32 in [-1,1] (the instance removed), labels [B,1,S,S] int64, mask and valid
+    [B,1,S,S] float32 0/1 -> mu, logvar [B,z_dim], phi_prime [B,C,P,P]; decoder: phi [B,C,P/2,P/2] (the central
+    half of phi_prime), z [B,z_dim], noise [B,noise_channels,T,T] -> image [B,3,T,T] float32 in [-1,1].
+    """
+
+    thing: str = Field(pattern=r"^[a-z][a-z0-9_-]*$", description="the thing class's name in the label set")
     class_id: int = Field(ge=0)
-    file: str
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    crop_size: int = Field(gt=0)
-    removal: Literal["blur", "zeros"]
-    z_dim: int = Field(0, ge=0)
+    label_set: str = Field(description="the label set it was trained on: the base model's must be the same")
+    encoder: FileRef
+    decoder: FileRef
+    context_size: int = Field(gt=0, description="S: side of the context crop the encoder takes")
+    target_size: int = Field(gt=0, description="T = S/2: side of the square box the decoder draws")
+    phi_size: int = Field(gt=0, description="P: side of the encoder's feature map phi_prime")
+    z_dim: int = Field(gt=0)
+    noise_channels: int = Field(ge=0)
+    removal: Literal["blur", "zeros"] = Field(description="how the instance is removed from its context")
+    min_side: int = Field(
+        ge=1, description="instances whose tight box is shorter on both sides (picture pixels) are skipped"
+    )
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClassPack(_Strict):
+    """`class_pack.json`: class generators exported on their own, to be attached to any base model with the same
+    label set (`collage attach`). Files are named relative to the pack's folder."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    label_set: str
+    class_generators: list[ClassGenerator] = Field(min_length=1)
 
 
 class Style(_Strict):
@@ -199,8 +227,8 @@ def _checked_file(folder: Path, name: str, sha256: str) -> Path:
 def verified_files(folder: Path, manifest: Manifest) -> tuple[Path, Path | None]:
     """(generator, encoder or None) paths, once every file the manifest names matches its sha256.
 
-    The class generators are checked too although nothing runs them yet (the CollageGAN stage is not built):
-    a folder is served whole or not at all, and one whose files were edited after export is refused.
+    The class generators' files are checked too: a folder is served whole or not at all, and one whose files were
+    edited after export is refused.
     """
     files = manifest.files
     generator = _checked_file(folder, files.generator.path, files.generator.sha256)
@@ -208,7 +236,8 @@ def verified_files(folder: Path, manifest: Manifest) -> tuple[Path, Path | None]
         None if files.encoder is None else _checked_file(folder, files.encoder.path, files.encoder.sha256)
     )
     for cg in manifest.class_generators:
-        _checked_file(folder, cg.file, cg.sha256)
+        _checked_file(folder, cg.encoder.path, cg.encoder.sha256)
+        _checked_file(folder, cg.decoder.path, cg.decoder.sha256)
     return generator, encoder
 
 

@@ -11,7 +11,8 @@ import sys
 COMMANDS = {
     "data": ("models.data.cli", "preview or export procedural landscapes"),
     "train": ("models.train", "train an architecture (spade, segmenter, …)"),
-    "export": ("models.export", "export a training run to weights/NAME (model.json + ONNX)"),
+    "export": ("models.export", "export a training run to weights/NAME (model.json + ONNX) or a class pack"),
+    "attach": ("models.attach", "attach class-generator packs (CollageGAN) to a model folder"),
     "eval": ("models.eval.cli", "evaluate an exported model folder"),
     "grids": ("models.grids", "draw the README figures (held-out layouts, style families) of a model folder"),
     "slim": ("models.slim", "keep a run's weights (no optimiser state) to continue it elsewhere"),

@@ -3,7 +3,9 @@
 The folder is the only contract with the server (docs/contracts.md). Any architecture is exported the same way:
 its `Arch.export` (models/archs) rebuilds the networks to serve from a checkpoint as an `ExportSpec`, one
 `ExportRole` per graph ("generator", optionally "encoder") with example inputs, outputs, dynamic axes and its
-block of model.json; `architecture` in the manifest is the arch's name. Each role is exported from a deep copy in
+block of model.json; `architecture` in the manifest is the arch's name. A CollageGAN class generator's
+`ClassPackSpec` becomes a class pack instead (`models/export_pack.py`), through the same per-graph path
+(`write_graph`). Each role is exported from a deep copy in
 eval mode with spectral norm folded into plain weights, by the dynamo exporter (opset 18); the same example
 inputs run through torch and onnxruntime, and no manifest is written when they disagree by more than 1e-3; the
 weights are then stored in 16 bits (`models/weight_storage.py`: about half the file, outputs within 2e-3 of the
@@ -11,7 +13,8 @@ fp32 file, checked on the examples). The manifest is validated against `weights/
 from `common/manifest.py`) as data, so this module never imports `server`.
 
 CLI: `collage export runs/00001-spade-fast --out weights/landscape-spade [--checkpoint latest|PATH] [--name N]
-[--size S] [--style-refs K]`.
+[--size S] [--style-refs K]`; `collage export runs/00007-collage-class --out packs/house` (a class pack: --name,
+--size and --style-refs do not apply).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from torch.nn.utils import parametrize
 
 from common.checksums import sha256_file
 from common.runtime import Graph, RuntimeChoice, open_graph
-from models.archs import ExportRole, ExportSpec, get_arch
+from models.archs import ClassPackSpec, ExportRole, ExportSpec, get_arch
 from models.checkpoints import LATEST, read_checkpoint
 from models.data.datasets import data_kind
 from models.flops import count_gmacs, count_params
@@ -188,6 +191,57 @@ def _storage_feeds(role: ExportRole, graph: ExportedGraph) -> list[dict[str, np.
     return [{k: v[i : i + 1].numpy() for k, v in example.items() if k in graph.inputs} for i in range(8)]
 
 
+@dataclass(frozen=True)
+class StoredGraph:
+    """One role's file as served: exported, parity-checked, weights in 16 bits, measured."""
+
+    file: dict[str, Any]  # its FileRef (path, sha256, bytes, storage)
+    inputs: frozenset[str]  # the graph's input names
+    fields: dict[str, Any]  # the role's manifest block, size fields included
+    parity: float  # max abs difference between torch and onnxruntime (fp32 file)
+    int16: dict[str, Any]  # the 16-bit conversion's report (weights, bytes before and after, max abs diff)
+    gmacs: float  # per batch-1 call at the role's size
+    params: int
+
+
+def write_graph(
+    name: str, role: ExportRole, path: Path, image_size: tuple[int, int], max_file_bytes: int = MAX_FILE_BYTES
+) -> StoredGraph:
+    """`export_graph`, then the 16-bit weights (checked on the role's examples), the file's checksum and size
+    limit, and its GMACs and parameter count: everything a served graph gets, for a model's roles and a class
+    pack's alike."""
+    graph = export_graph(name, role, path, image_size)
+    int16 = convert_file(path, _storage_feeds(role, graph))
+    return StoredGraph(
+        file=_file_ref(path, max_file_bytes, "int16"),
+        inputs=graph.inputs,
+        fields=graph.fields,
+        parity=graph.parity,
+        int16=int16,
+        gmacs=round(count_gmacs(graph.module, *role.example(1, graph.size, 0).values()), 4),
+        params=count_params(graph.module),
+    )
+
+
+def export_report(graphs: Mapping[str, StoredGraph]) -> dict[str, Any]:
+    """The `export` figures of a set of graphs: opset, parity, 16-bit storage, GMACs, parameters, versions."""
+    import onnxruntime as ort
+
+    return {
+        "opset": OPSET,
+        "parity_max_abs_diff": {name: g.parity for name, g in graphs.items()},
+        "parity_tolerance": PARITY_TOL,
+        "int16_at_rest": {name: g.int16 for name, g in graphs.items()},
+        "gmacs": {name: g.gmacs for name, g in graphs.items()},
+        "params": {name: g.params for name, g in graphs.items()},
+        "spectral_norm_folded": True,
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "code_version": code_version(),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
 # ----------------------------------------------------------------------------
 # The manifest.
 
@@ -264,25 +318,12 @@ def export_modules(
         print(f"removed {stale}: it judged the previous model; run collage eval again", file=sys.stderr)  # noqa: T201
 
     roles = {"generator": spec.generator, "encoder": spec.encoder}
-    blocks: dict[str, dict[str, Any]] = {}
-    files: dict[str, Any] = {}
-    parity: dict[str, float] = {}
-    int16: dict[str, Any] = {}
-    gmacs: dict[str, float] = {}
-    params: dict[str, int] = {}
-    for role_name, role in roles.items():
-        if role is None:
-            continue
-        path = out / f"{role_name}.onnx"
-        graph = export_graph(role_name, role, path, image_size)
-        int16[role_name] = convert_file(path, _storage_feeds(role, graph))
-        files[role_name] = _file_ref(path, max_file_bytes, "int16")
-        parity[role_name] = graph.parity
-        gmacs[role_name] = round(count_gmacs(graph.module, *role.example(1, graph.size, 0).values()), 4)
-        params[role_name] = count_params(graph.module)
-        blocks[role_name] = graph.fields
-
-    import onnxruntime as ort
+    graphs = {
+        role_name: write_graph(role_name, role, out / f"{role_name}.onnx", image_size, max_file_bytes)
+        for role_name, role in roles.items()
+        if role is not None
+    }
+    blocks = {role_name: graph.fields for role_name, graph in graphs.items()}
 
     provenance = dict(training or {})
     if config is not None:
@@ -298,23 +339,10 @@ def export_modules(
         "background_label": labels.background,
         "inputs": blocks["generator"],
         "encoder_inputs": blocks.get("encoder"),
-        "files": files,
+        "files": {role_name: graph.file for role_name, graph in graphs.items()},
         "class_generators": [],
         "styles": _styles_json(styles, int(blocks["generator"].get("z_dim", 0))),
-        "export": {
-            "opset": OPSET,
-            "parity_max_abs_diff": parity,
-            "parity_tolerance": PARITY_TOL,
-            "int16_at_rest": int16,
-            "gmacs": gmacs,
-            "gmacs_at": list(image_size),
-            "params": params,
-            "spectral_norm_folded": True,
-            "torch": torch.__version__,
-            "onnxruntime": ort.__version__,
-            "code_version": code_version(),
-            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
+        "export": export_report(graphs) | {"gmacs_at": list(image_size)},
         "training": provenance,
         "metrics": {},
     }
@@ -341,7 +369,7 @@ def find_checkpoint(run: Path, which: str = "latest") -> Path:
     return path
 
 
-def load_spec(checkpoint: Mapping[str, Any]) -> tuple[ExportSpec, dict[str, Any]]:
+def load_spec(checkpoint: Mapping[str, Any]) -> tuple[ExportSpec | ClassPackSpec, dict[str, Any]]:
     """The networks a `collage train` checkpoint serves, rebuilt by its architecture's `export`, and the run's
     resolved config (with its label set, and the architecture's provenance first)."""
     if "config" not in checkpoint:
@@ -399,7 +427,10 @@ def main(argv: list[str] | None = None) -> int:
         "run", type=Path, help="training run folder (e.g. runs/00001-spade-fast) or a .pt file"
     )
     parser.add_argument(
-        "--out", type=Path, required=True, help="model folder to write, e.g. weights/landscape"
+        "--out",
+        type=Path,
+        required=True,
+        help="model folder to write, e.g. weights/landscape (a class pack folder for a collage-class run)",
     )
     parser.add_argument(
         "--checkpoint", default="latest", help="'latest' (RUN/checkpoint-latest.pt) or a path"
@@ -426,7 +457,16 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, ValueError, ExportError) as err:
         print(f"collage export: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)  # noqa: T201
         return 2
-    print(json.dumps({"out": str(args.out), "files": manifest["files"], **manifest["export"]}, indent=2))  # noqa: T201
+    if "files" in manifest:
+        summary = {"files": manifest["files"], **manifest["export"]}
+    else:  # a class pack: one generator
+        entry = manifest["class_generators"][0]
+        summary = {
+            "thing": entry["thing"],
+            "files": [entry["encoder"], entry["decoder"]],
+            **entry["training"]["export"],
+        }
+    print(json.dumps({"out": str(args.out), **summary}, indent=2))  # noqa: T201
     return 0
 
 
@@ -445,10 +485,20 @@ def hide_locations(config: dict[str, Any]) -> None:
 def export_run(
     run: Path, out: Path, which: str, name: str, style_refs: int, serve_size: int | None = None
 ) -> dict[str, Any]:
-    """Checkpoint of a `collage train` run -> model folder `out`; returns the manifest."""
+    """Checkpoint of a `collage train` run -> model folder `out`; returns the manifest. A class generator's run
+    -> class pack folder `out`; returns class_pack.json."""
     ckpt_path = find_checkpoint(run, which)
     checkpoint = read_checkpoint(ckpt_path)
     spec, config = load_spec(checkpoint)
+    if isinstance(spec, ClassPackSpec):
+        from models.export_pack import export_pack  # it imports this module
+
+        if serve_size is not None:
+            raise ExportError(f"--size {serve_size}: a class generator's graphs keep the sizes it trained at")
+        hide_locations(config)
+        return export_pack(
+            spec, out_dir=out, training=training_record(ckpt_path, checkpoint, config), config=config
+        )
     step = max(spec.generator.size_multiple, 1)  # e.g. SPADE's 2^num_up: it up-samples from an (H/step)² grid
     if serve_size is not None and (serve_size < step or serve_size % step):
         raise ExportError(
@@ -471,6 +521,22 @@ def export_run(
         )
         print(note, file=sys.stderr)  # noqa: T201
     hide_locations(config)
+    return export_modules(
+        spec,
+        out_dir=out,
+        name=name,
+        image_size=image_size,
+        styles=styles,
+        training=training_record(ckpt_path, checkpoint, config),
+        config=config,
+    )
+
+
+def training_record(
+    ckpt_path: Path, checkpoint: Mapping[str, Any], config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Where the exported weights came from (model.json's or a pack entry's `training`, without the config);
+    `config` with its locations hidden already."""
     training = {
         "run": shown_path(ckpt_path.parent),
         "checkpoint": ckpt_path.name,
@@ -483,15 +549,7 @@ def export_run(
         "code_version": checkpoint.get("code_version"),
         "torch": checkpoint.get("torch_version"),
     }
-    return export_modules(
-        spec,
-        out_dir=out,
-        name=name,
-        image_size=image_size,
-        styles=styles,
-        training={k: v for k, v in training.items() if v is not None},
-        config=config,
-    )
+    return {k: v for k, v in training.items() if v is not None}
 
 
 if __name__ == "__main__":

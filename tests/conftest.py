@@ -9,17 +9,14 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights folder with one untrained `spade-tiny` model exported by the real exporter, built once.
+def export_tiny_spade(out: Path, name: str) -> None:
+    """One untrained `spade-tiny` model (seed 0) exported by the real exporter to `out`, named `name`.
 
-    Model `tiny-spade`: landscape labels, 32² native size, any multiple of 8 up to 1024, style encoder, two
-    presets (`winter`, `dusk`).
+    Landscape labels, 32² native size, any multiple of 8 up to 1024, style encoder, two presets (`winter`,
+    `dusk`).
     """
-    # importorskip, not import: in a serving venv (no torch) with pytest added, the server tests that need this
-    # model skip instead of erroring. Only a missing torch skips (pytest ≥ 9 skips on ModuleNotFoundError alone);
-    # a broken install raising ImportError fails.
-    torch = pytest.importorskip("torch")
+    import torch
+
     from models.archs.spade import build_encoder, build_generator, export_spec, get_preset
     from models.export import export_modules
     from models.labels import LANDSCAPE
@@ -31,16 +28,65 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     z_dim = config["generator"]["z_dim"]
     rng = torch.Generator().manual_seed(1)
     styles = {name: 2.0 * torch.randn(z_dim, generator=rng) for name in ("winter", "dusk")}
-    weights = tmp_path_factory.mktemp("weights")
     export_modules(
         export_spec(generator, encoder, LANDSCAPE),
-        out_dir=weights / "tiny-spade",
-        name="tiny-spade",
+        out_dir=out,
+        name=name,
         image_size=(config["size"], config["size"]),
         styles=styles,
         training={"note": "untrained, for tests"},
         config=config,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder with one untrained `spade-tiny` model exported by the real exporter, built once.
+
+    Model `tiny-spade`: landscape labels, 32² native size, any multiple of 8 up to 1024, style encoder, two
+    presets (`winter`, `dusk`).
+    """
+    # importorskip, not import: in a serving venv (no torch) with pytest added, the server tests that need this
+    # model skip instead of erroring. Only a missing torch skips (pytest ≥ 9 skips on ModuleNotFoundError alone);
+    # a broken install raising ImportError fails.
+    pytest.importorskip("torch")
+    weights = tmp_path_factory.mktemp("weights")
+    export_tiny_spade(weights / "tiny-spade", "tiny-spade")
+    return weights
+
+
+@pytest.fixture(scope="session")
+def tiny_collage_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder with one model, `tiny-collage`: the `tiny-spade` base (built as `tiny_weights` builds
+    it) with untrained `collage-class-tiny` class generators for tree, rock and house attached, each exported
+    as a class pack by the real exporter and attached by `collage attach`, built once.
+
+    Class generators: context 32², box 16², φ′ 16², z_dim 8, 3 noise channels, removal blur, min_side 12
+    (picture pixels). Seeded (torch seed 10, 11, 12 for tree, rock, house); their noise strengths are set to
+    0.1 (untrained they are 0, and the noise input would change nothing), so seeds move pixels through both
+    z and noise.
+    """
+    torch = pytest.importorskip("torch")
+    from models.archs.collage_class import build_generator, export_spec, get_preset
+    from models.attach import attach
+    from models.export_pack import export_pack
+    from models.labels import LANDSCAPE
+    from models.nets.stylegan import NoiseInjection
+
+    weights = tmp_path_factory.mktemp("collage-weights")
+    export_tiny_spade(weights / "tiny-collage", "tiny-collage")
+    packs = tmp_path_factory.mktemp("packs")
+    for seed, thing in enumerate(("tree", "rock", "house"), start=10):
+        torch.manual_seed(seed)
+        config = get_preset("collage-class-tiny") | {"thing": thing}
+        generator = build_generator(config, len(LANDSCAPE)).eval()
+        with torch.no_grad():
+            for module in generator.modules():
+                if isinstance(module, NoiseInjection):
+                    module.strength.fill_(0.1)
+        spec = export_spec(generator, LANDSCAPE, config)
+        export_pack(spec, out_dir=packs / thing, training={"note": "untrained, for tests"}, config=config)
+    attach([packs / thing for thing in ("house", "tree", "rock")], weights / "tiny-collage")
     return weights
 
 

@@ -9,10 +9,11 @@ architecture means adding one file here. An architecture gives:
   resolved config. A GAN has G, D and maybe an encoder E with two optimisers; a segmenter has one network
   and one optimiser. The names in `Recipe.nets` are the checkpoint keys;
 - optionally `check(config)`: the constraints its networks put on the config (sizes), checked up front;
-- optionally `export(checkpoint, label_set) -> ExportSpec`: the networks it serves, rebuilt from a checkpoint,
-  each as an `ExportRole` (network, example inputs, outputs, dynamic axes, its block of model.json), so that
-  `collage export` (`models/export.py`) exports any architecture through one path. Without it the
-  architecture is not served (the segmenter is the evaluator's judge).
+- optionally `export(checkpoint, label_set) -> ExportSpec | ClassPackSpec`: the networks it serves, rebuilt
+  from a checkpoint, each as an `ExportRole` (network, example inputs, outputs, dynamic axes, its block of
+  model.json), so that `collage export` (`models/export.py`) exports any architecture through one path: an
+  `ExportSpec` becomes a model folder, a `ClassPackSpec` (CollageGAN's class generators) a class pack to attach
+  to one. Without it the architecture is not served (the segmenter is the evaluator's judge).
 """
 
 from __future__ import annotations
@@ -110,6 +111,26 @@ class ExportSpec:
 
 
 @dataclass(frozen=True)
+class ClassPackSpec:
+    """What a CollageGAN class generator serves: not a model of its own but two graphs attached to a base model
+    with the same label set (`collage attach`). `collage export` writes them as `<thing>_encoder.onnx` and
+    `<thing>_decoder.onnx` beside `class_pack.json` (docs/contracts.md "Class generators"); the feature crop
+    between the two is the caller's numpy slice."""
+
+    label_set: LabelSet  # the labels the generator was trained on
+    encoder: ExportRole  # (context, labels, mask, valid) -> (mu, logvar, phi_prime), at its own fixed size
+    decoder: ExportRole  # (phi, z, noise) -> image clipped to [-1, 1], at its own fixed size
+    # The pack entry's fields other than the files, training and metrics (`common.manifest.ClassGenerator`):
+    # thing, class_id, label_set, context_size, target_size, phi_size, z_dim, noise_channels, removal, min_side.
+    entry: Mapping[str, Any]
+    provenance: Mapping[str, Any] = field(default_factory=dict)  # as ExportSpec.provenance
+
+    @property
+    def thing(self) -> str:
+        return str(self.entry["thing"])
+
+
+@dataclass(frozen=True)
 class Arch:
     name: str  # the value of `--arch`
     presets: Mapping[
@@ -121,9 +142,10 @@ class Arch:
     # trainer refuses it before any run folder exists rather than failing inside the first forward pass.
     check: Callable[[Mapping[str, Any]], None] | None = None
     # Checkpoint (as `models.checkpoints.read_checkpoint` returns it: resolved config + state dicts) and the label
-    # set it was trained on -> the networks to serve, weights loaded. Raises ValueError for a checkpoint that lacks
-    # them. None: nothing of this architecture is served.
-    export: Callable[[Mapping[str, Any], LabelSet], ExportSpec] | None = None
+    # set it was trained on -> the networks to serve, weights loaded: a model (ExportSpec) or a class pack
+    # (ClassPackSpec). Raises ValueError for a checkpoint that lacks them. None: nothing of this architecture is
+    # served.
+    export: Callable[[Mapping[str, Any], LabelSet], ExportSpec | ClassPackSpec] | None = None
     # The run's picture dataset, label set and resolved config -> what this architecture trains on (CollageGAN's
     # class generators train on instance crops of the pictures). Raises ValueError for a config it cannot use.
     wrap_dataset: Callable[[Any, LabelSet, Mapping[str, Any]], Any] | None = None

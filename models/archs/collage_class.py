@@ -2,6 +2,8 @@
 §1.3, §1.4, §1.6), a conditional StyleGAN2 that draws one thing class's instance box from its context.
 
     collage train --arch collage-class --thing house --data procedural [--size=256] [--removal=zeros]
+    collage export runs/00007-collage-class --out packs/house      # a class pack: two graphs + class_pack.json
+    collage attach packs/tree packs/rock packs/house --model weights/landscape-spade
 
 The name is the module's: the registry imports `models.archs.<arch name>` on first use and `collage train
 --help` lists the modules, so a hyphenated name would be found by neither until the registry maps '-' to '_'.
@@ -41,11 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.archs import Arch, Batch, Recipe, register, unwrap
+from models.archs import Arch, Batch, ClassPackSpec, ExportRole, Recipe, register, unwrap
 from models.data.crops import ClassCrops, thing_class
 from models.labels import LabelSet
 from models.losses import downsampled_l1_loss, kl_loss
-from models.nets.collage import ClassGenerator, central_half
+from models.nets.collage import ClassGenerator, ClippedDecoder, central_half, feature_crop
 from models.nets.stylegan import StyleDiscriminator
 
 LOSS_WEIGHTS = {
@@ -70,8 +72,29 @@ CROPS = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # 128² context -> 64² box. φ′ is 32² and φ 16², the paper's class-model sizes at half its resolution.
+    # 64² context -> 32² box: the generators shipped here, sized for CPU training (a step costs ~1/4 of the
+    # 128² preset's) and for the boxes they draw — in 256² pictures a house's is ~37 px and a tree's ~26 px, so
+    # 32² loses little; at 512² they are upsampled ~2×. φ′ is 16² and φ 8².
     "collage-class": {
+        **OPTIMISER,
+        **CROPS,
+        "size": 256,  # procedural pictures the instances are cut from
+        "batch": 8,
+        "ema_decay": 0.999,
+        "context_size": 64,
+        "z_dim": 64,
+        "encoder": {
+            "widths": [32, 64, 128, 128, 128],  # at 64, 32, 16, 8, 4
+            "fpn_levels": 3,  # bottom-up 16 → 4, top-down back to φ′ at 16²
+            "fpn_channels": 64,
+        },
+        "decoder": {"widths": [128, 64, 32], "w_dim": 128, "mapping_layers": 2},  # at 8, 16, 32
+        "discriminator": {"widths": [64, 128, 128, 128], "mbstd_group": 4},  # at 32 … 4
+        "loss": dict(LOSS_WEIGHTS),
+    },
+    # 128² context -> 64² box. φ′ is 32² and φ 16², the paper's class-model sizes at half its resolution.
+    # Not trained here (4× the compute of `collage-class` per step); for larger pictures and faster machines.
+    "collage-class-128": {
         **OPTIMISER,
         **CROPS,
         "size": 256,  # procedural pictures the instances are cut from (a tree's box is ~26 px, a house's ~37)
@@ -249,6 +272,104 @@ class CollageClassRecipe(Recipe):
         return [context[:, :, start:stop, start:stop], gen(*inputs)[0], gen(*inputs, eps)[0]]
 
 
+# ----------------------------------------------------------------------------
+# Export: a class pack (docs/contracts.md "Class generators"), two graphs at fixed sizes with the feature crop
+# between them left to the caller: encoder (context, labels, mask, valid) -> (mu, logvar, phi_prime) at S²,
+# decoder (phi, z, noise) -> image at T², clipped.
+
+
+def context_inputs(label_nc: int, side: int, batch: int, seed: int) -> dict[str, torch.Tensor]:
+    """Random encoder inputs shaped like context crops: blocky labels and pictures, an instance blob inside
+    the central half, and a band of padding (valid 0, context 0) on one side, so every input matters."""
+    gen = torch.Generator().manual_seed(seed)
+    cell = max(side // 8, 1)
+    cells = (batch, 1, -(-side // cell), -(-side // cell))
+
+    def blocky(values: torch.Tensor) -> torch.Tensor:  # [B,C,h,w] -> [B,C,side,side]
+        return values.repeat_interleave(cell, 2).repeat_interleave(cell, 3)[:, :, :side, :side].contiguous()
+
+    context = blocky(torch.rand(batch, 3, *cells[2:], generator=gen) * 2 - 1)  # [B,3,S,S]
+    labels = blocky(torch.randint(0, label_nc, cells, generator=gen))  # [B,1,S,S] int64
+    mask, valid = torch.zeros(batch, 1, side, side), torch.ones(batch, 1, side, side)
+    start, stop = central_half(side)
+    for b in range(batch):
+        y0, x0 = (int(v) for v in torch.randint(start, (start + stop) // 2, (2,), generator=gen))
+        mask[b, :, y0 : y0 + side // 4, x0 : x0 + side // 4] = 1.0
+        valid[b, :, : int(torch.randint(0, start, (1,), generator=gen)), :] = 0.0  # rows above the picture
+    return {"context": context * valid, "labels": labels, "mask": mask, "valid": valid}
+
+
+def decoder_inputs(generator: ClassGenerator, batch: int, seed: int) -> dict[str, torch.Tensor]:
+    """Decoder inputs as the server makes them: φ the central half of the encoder's φ′ on `context_inputs`,
+    z = μ + σ·ε, noise N(0, 1); so the 16-bit weights are checked on the features they will really see."""
+    enc, side = generator.encoder, generator.context_size
+    with torch.no_grad():
+        mu, logvar, phi_prime = enc(*context_inputs(enc.label_nc, side, batch, seed).values())
+    gen = torch.Generator().manual_seed(seed + 1)
+    eps = torch.randn(mu.shape, generator=gen)
+    noise = torch.randn(
+        batch, generator.noise_channels, generator.target_size, generator.target_size, generator=gen
+    )
+    return {
+        "phi": feature_crop(phi_prime).contiguous(),
+        "z": mu + torch.exp(0.5 * logvar) * eps,
+        "noise": noise,
+    }
+
+
+def export_spec(
+    generator: ClassGenerator,
+    label_set: LabelSet,
+    config: Mapping[str, Any],
+    provenance: Mapping[str, Any] | None = None,
+) -> ClassPackSpec:
+    """The class pack of a trained generator for `config['thing']`; refuses one that does not fit the label set."""
+    encoder, side = generator.encoder, generator.context_size
+    if encoder.label_nc != len(label_set):
+        raise ValueError(
+            f"generator has label_nc={encoder.label_nc} but {label_set.name!r} has {len(label_set)} labels"
+        )
+    thing = str(config["thing"])
+    encoder_role = ExportRole(
+        module=encoder,
+        example=lambda batch, size, seed: context_inputs(encoder.label_nc, side, batch, seed),
+        outputs=("mu", "logvar", "phi_prime"),
+        fields={},
+        size=(side, side),
+    )
+    decoder_role = ExportRole(
+        module=ClippedDecoder(generator.decoder),
+        example=lambda batch, size, seed: decoder_inputs(generator, batch, seed),
+        outputs=("image",),
+        fields={},
+        size=(generator.target_size, generator.target_size),
+    )
+    entry = {
+        "thing": thing,
+        "class_id": thing_class(label_set, thing),
+        "label_set": label_set.name,
+        "context_size": side,
+        "target_size": generator.target_size,
+        "phi_size": encoder.phi_size,
+        "z_dim": generator.z_dim,
+        "noise_channels": generator.noise_channels,
+        "removal": config["removal"],
+        "min_side": int(config["min_side"]),
+    }
+    return ClassPackSpec(label_set, encoder_role, decoder_role, entry, dict(provenance or {}))
+
+
+def export_checkpoint(checkpoint: Mapping[str, Any], label_set: LabelSet) -> ClassPackSpec:
+    """G rebuilt from the config a checkpoint carries, as a class pack; the EMA copy when there is one."""
+    config = checkpoint["config"]
+    generator = build_generator(config, len(label_set))
+    g_key = next((k for k in ("G_ema", "G") if k in checkpoint), None)
+    if g_key is None:
+        raise ValueError("checkpoint has neither 'G_ema' nor 'G'")
+    generator.load_state_dict(checkpoint[g_key])
+    return export_spec(generator, label_set, config, {"generator_weights": g_key})
+
+
 register(
     Arch(
         "collage-class",
@@ -256,6 +377,7 @@ register(
         "collage-class",
         CollageClassRecipe,
         check=check_collage_class,
+        export=export_checkpoint,
         wrap_dataset=wrap_dataset,
     )
 )

@@ -14,10 +14,18 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from common.crops import Box, Removal, context_box, crop_padded, remove_instance, square_box, tight_box
+from common.crops import (
+    Box,
+    Removal,
+    context_box,
+    crop_padded,
+    remove_instance,
+    resize_square,
+    square_box,
+    tight_box,
+)
 from models.labels import LANDSCAPE, LabelSet
 
 MIN_SIDE = 12  # skip instances whose tight box is shorter on both sides: too small to be worth a model
@@ -36,15 +44,49 @@ class InstanceCrop:
     instance_id: int
 
 
-def _resize(array: np.ndarray, side: int, nearest: bool) -> np.ndarray:
-    """Square H×W(×3) array → side×side; nearest for ids and masks, antialiased bilinear for pictures."""
-    if array.shape[0] == side:
-        return array
-    mode = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
-    if array.dtype == bool:
-        return np.asarray(Image.fromarray(array.astype(np.uint8) * 255).resize((side, side), mode)) > 127
-    return np.asarray(
-        Image.fromarray(array).resize((side, side), mode, reducing_gap=None if nearest else 2.0)
+def usable_instances(
+    label: np.ndarray,  # H×W uint8 label ids
+    instance: np.ndarray,  # H×W int instance ids (0 = stuff)
+    class_id: int,  # the thing class the generator is for
+    min_side: int = MIN_SIDE,  # skip instances whose tight box is smaller on both sides
+    min_fill: float = MIN_FILL,  # skip instances covering less of their tight box
+) -> list[tuple[int, np.ndarray]]:
+    """(instance id, H×W mask) of every usable instance of `class_id`, largest first (the order composition
+    pastes them in). Cheap next to cutting a crop, so a training item picks its instance before cutting one."""
+    ids = [int(i) for i in np.unique(instance[label == class_id]) if i != 0]
+    masks = [(i, (instance == i) & (label == class_id)) for i in ids]
+    masks.sort(key=lambda item: -int(item[1].sum()))
+    usable = []
+    for instance_id, mask in masks:
+        tight = tight_box(mask)
+        if max(tight.height, tight.width) >= min_side and mask.sum() >= min_fill * tight.height * tight.width:
+            usable.append((instance_id, mask))
+    return usable
+
+
+def crop_instance(
+    label: np.ndarray,  # H×W uint8 label ids
+    image: np.ndarray,  # H×W×3 uint8 picture (the real one when training)
+    mask: np.ndarray,  # H×W bool: the instance's pixels
+    instance_id: int,  # recorded in the crop
+    removal: Removal,  # how the instance is removed from its context
+    context_size: int,  # side the context box is resized to
+    target_size: int,  # side the square box is resized to
+) -> InstanceCrop:
+    """One instance's context, label and mask crops and its target, in `common.crops`' geometry."""
+    square = square_box(tight_box(mask))
+    ctx = context_box(square)
+    in_picture = crop_padded(np.ones(label.shape, bool), ctx, False)
+    crop_mask = crop_padded(mask, ctx, False)
+    context = remove_instance(crop_padded(image, ctx), crop_mask, removal)
+    return InstanceCrop(
+        context=resize_square(context, context_size, nearest=False),
+        labels=resize_square(crop_padded(label, ctx), context_size, nearest=True),
+        mask=resize_square(crop_mask, context_size, nearest=True),
+        valid=resize_square(in_picture, context_size, nearest=True),
+        target=resize_square(crop_padded(image, square), target_size, nearest=False),
+        box=square,
+        instance_id=instance_id,
     )
 
 
@@ -59,28 +101,9 @@ def instance_crops(
     min_side: int = MIN_SIDE,  # skip instances whose tight box is smaller on both sides
     min_fill: float = MIN_FILL,  # skip instances covering less of their tight box
 ) -> Iterator[InstanceCrop]:
-    """Every instance of `class_id` in one picture, largest first (the order composition pastes them in)."""
-    ids = [int(i) for i in np.unique(instance[label == class_id]) if i != 0]
-    masks = [(i, (instance == i) & (label == class_id)) for i in ids]
-    masks.sort(key=lambda item: -int(item[1].sum()))
-    for instance_id, mask in masks:
-        tight = tight_box(mask)
-        if max(tight.height, tight.width) < min_side or mask.sum() < min_fill * tight.height * tight.width:
-            continue
-        square = square_box(tight)
-        ctx = context_box(square)
-        in_picture = crop_padded(np.ones(label.shape, bool), ctx, False)
-        crop_mask = crop_padded(mask, ctx, False)
-        context = remove_instance(crop_padded(image, ctx), crop_mask, removal)
-        yield InstanceCrop(
-            context=_resize(context, context_size, nearest=False),
-            labels=_resize(crop_padded(label, ctx), context_size, nearest=True),
-            mask=_resize(crop_mask, context_size, nearest=True),
-            valid=_resize(in_picture, context_size, nearest=True),
-            target=_resize(crop_padded(image, square), target_size, nearest=False),
-            box=square,
-            instance_id=instance_id,
-        )
+    """Every usable instance of `class_id` in one picture, largest first."""
+    for instance_id, mask in usable_instances(label, instance, class_id, min_side, min_fill):
+        yield crop_instance(label, image, mask, instance_id, removal, context_size, target_size)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -134,13 +157,25 @@ class ClassCrops(Dataset[dict[str, torch.Tensor]]):
     def __len__(self) -> int:
         return self.length
 
+    def picture_arrays(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Picture `index` as (H×W uint8 labels, H×W instance ids, H×W×3 uint8): straight from the dataset's
+        `arrays` when it has one (the procedural shards are uint8; going through the float sample and back
+        cost more than cutting the crop), else from its sample dict."""
+        arrays = getattr(self.pictures, "arrays", None)
+        if arrays is not None:
+            label, instance, rgb = arrays(index)
+            return label.astype(np.uint8, copy=False), instance, rgb
+        sample = self.pictures[index]
+        image = ((sample["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # [3,H,W]
+        return (
+            sample["label"].numpy().astype(np.uint8),
+            sample["instance"].numpy(),
+            image.permute(1, 2, 0).numpy(),
+        )
+
     def crops_of(self, index: int) -> list[InstanceCrop]:
         """Every usable instance of the class in picture `index`, largest first."""
-        sample = self.pictures[index]
-        label = sample["label"].numpy().astype(np.uint8)  # [H,W]
-        instance = sample["instance"].numpy()  # [H,W]
-        image = ((sample["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # [3,H,W]
-        rgb = image.permute(1, 2, 0).numpy()  # [H,W,3]
+        label, instance, rgb = self.picture_arrays(index)
         crops = instance_crops(
             label, instance, rgb, self.class_id, self.removal,
             self.context_size, self.target_size, self.min_side, self.min_fill,
@@ -153,9 +188,14 @@ class ClassCrops(Dataset[dict[str, torch.Tensor]]):
         rng = np.random.default_rng([self.seed, index, CROP_STREAM])
         picture = index
         for _ in range(SEARCH):
-            crops = self.crops_of(picture)
-            if crops:
-                return crop_tensors(crops[int(rng.integers(len(crops)))])
+            label, instance, rgb = self.picture_arrays(picture)
+            usable = usable_instances(label, instance, self.class_id, self.min_side, self.min_fill)
+            if usable:
+                instance_id, mask = usable[int(rng.integers(len(usable)))]
+                crop = crop_instance(
+                    label, rgb, mask, instance_id, self.removal, self.context_size, self.target_size
+                )
+                return crop_tensors(crop)
             picture = int(rng.integers(self.length))
         raise ValueError(
             f"no instance of class {self.class_id} with a tight box of at least {self.min_side} px in "

@@ -205,14 +205,23 @@ class ProceduralLandscapes(Dataset[Sample]):
         return self._shards[shard]
 
     def __getitem__(self, index: int) -> Sample:
+        return to_sample(*self._render_or_read(index))
+
+    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample `index` as numpy (label uint8, instance, image H×W×3 uint8), without the tensor conversion
+        (instance-crop datasets cut uint8 crops from it)."""
+        label, instance, image, _ = self._render_or_read(index)
+        return label, instance, image
+
+    def _render_or_read(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} samples")
         index %= self.length
         if self.folder is None:
-            return to_sample(*render_sample(self.seed, index, self.size))
+            return render_sample(self.seed, index, self.size)
         arrays = self._shard(index // SHARD_SIZE)
         j = index % SHARD_SIZE
-        return to_sample(
+        return (
             np.array(arrays["label"][j]),
             np.array(arrays["instance"][j]),
             np.array(arrays["image"][j]),

@@ -19,7 +19,8 @@ The instance-mask input is [ours] (models.md §1.6): without it two touching tre
 one blob in the labels. The validity input is [ours] too: it tells padding from black pixels.
 
 Export (models.md §0.1): encoder (context, labels, mask, valid) -> (mu, logvar, phi_prime) and decoder
-(phi, z, noise) -> image are separate graphs at fixed sizes; `ClassGenerator` joins them for training.
+(phi, z, noise) -> image (`ClippedDecoder`: clipped to [-1, 1] in the graph) are separate graphs at fixed sizes;
+`ClassGenerator` joins them for training.
 """
 
 from __future__ import annotations
@@ -138,6 +139,20 @@ class ClassDecoder(nn.Module):
     def forward(self, phi: torch.Tensor, z: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """phi [B,C,s,s], z [B,z_dim], noise [B,noise_channels,T,T] -> image [B,3,T,T] (≈[-1,1], unclamped)."""
         return self.synthesis(phi, self.mapping(z), noise)
+
+
+class ClippedDecoder(nn.Module):
+    """The decoder as served: its image clipped to [-1, 1] inside the graph, the range every served image has
+    (docs/contracts.md), so the composition stage blends it without a clip of its own. Training leaves the
+    output unclipped: a clip there would stop the gradient of every saturated pixel."""
+
+    def __init__(self, decoder: ClassDecoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, phi: torch.Tensor, z: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """phi [B,C,s,s], z [B,z_dim], noise [B,noise_channels,T,T] -> image [B,3,T,T] in [-1,1]."""
+        return self.decoder(phi, z, noise).clamp(-1.0, 1.0)
 
 
 class ClassGenerator(nn.Module):

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from common.crops import Box, context_box, crop_padded, remove_instance, square_box, tight_box
+from common.crops import (
+    Box,
+    context_box,
+    crop_padded,
+    remove_instance,
+    resize_square,
+    square_box,
+    tight_box,
+)
 
 
 def test_tight_square_and_context_boxes() -> None:
@@ -47,3 +56,26 @@ def test_removal_changes_only_the_instance(removal: str) -> None:
         assert (out[mask] == 0).all()
     else:  # only low frequencies remain: far less variation than the noise it replaced
         assert out[mask].astype(float).std() < 0.3 * rgb[mask].astype(float).std()
+
+
+def test_resize_square_nearest_keeps_ids_and_masks_and_bilinear_antialiases() -> None:
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, 14, (8, 8)).astype(np.uint8).repeat(8, 0).repeat(8, 1)  # 64² map of 8² cells
+    small = resize_square(ids, 16, nearest=True)
+    assert small.shape == (16, 16) and small.dtype == np.uint8
+    np.testing.assert_array_equal(small, ids[::4, ::4])  # nearest: only ids the map has, cell-aligned here
+    mask = ids == ids[0, 0]
+    big = resize_square(mask, 128, nearest=True)
+    assert big.dtype == bool
+    np.testing.assert_array_equal(big, mask.repeat(2, 0).repeat(2, 1))
+    assert resize_square(ids, 64, nearest=True) is ids  # already that side: untouched
+
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: antialiased bilinear averages them, nearest would alias
+    down = resize_square(stripes, 16, nearest=False)
+    assert down.shape == (16, 16, 3) and down.dtype == np.uint8
+    assert np.abs(down.astype(int) - 128).max() <= 1
+    # Exactly PIL's bilinear with reducing_gap 2.0: the resize the class generators were trained with.
+    picture = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    expected = Image.fromarray(picture).resize((24, 24), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    np.testing.assert_array_equal(resize_square(picture, 24, nearest=False), np.asarray(expected))
