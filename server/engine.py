@@ -1,8 +1,9 @@
 """The render pipeline shared by the paint socket, REST renders and batch jobs.
 
 validate → queue → base generator (micro-batched: up to `max_batch` requests of the same model and size and at most
-`max_batch_pixels` pixels in all, waiting at most `max_wait_ms` for company) → post stages (the CollageGAN stage
-plugs in here) → encode.
+`max_batch_pixels` pixels in all, waiting at most `max_wait_ms` for company) → the CollageGAN stage per request
+that asks for it (common/collage.py) → encode. A request may bring its own base picture (a paint re-roll): then
+only the collage stage runs.
 
 The generator runs on one dedicated thread, so the event loop never blocks and onnxruntime's own intra-op threads
 have the cores to themselves; encoding runs on the loop's default executor so it overlaps the next batch.
@@ -17,13 +18,13 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
+from common.collage import Anchor, Placed, compose
 from common.instances import instances_from_labels
 from server.codec import FORMATS, check_label_ids, encode_image, to_uint8_rgb
 from server.errors import BadInput
@@ -46,12 +47,15 @@ class RenderRequest:
     z: np.ndarray  # [z_dim] float32 style latent
     fmt: str = "jpeg"  # jpeg | webp | png
     quality: int = 90  # JPEG/WebP quality 1..100
-    collage: bool = False  # for the CollageGAN post stage (not built yet); the API clamps it to has_collage
+    collage: bool = False  # run the CollageGAN stage; the APIs clamp it to has_collage
     instances: np.ndarray | None = (
         None  # H×W int32 instance ids; None = connected components of thing classes
     )
     source: str = "rest"  # metrics label: paint | rest | job
     seed: int = 0  # draws a noise input's noise: the style's seed, 0 for a preset or uploaded style
+    anchors: tuple[Anchor, ...] = ()  # per-instance seeds of the collage stage, by pixel; a later one wins
+    base: np.ndarray | None = None  # [3,H,W] float32 base picture: skip the base generator, only compose
+    keep_base: bool = False  # return the base picture in RenderResult.base (a paint session caches it)
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,12 @@ class RenderResult:
     data: bytes  # encoded image
     media_type: str
     queue_ms: float  # waiting for a batch slot
-    infer_ms: float  # the batch's generator (+ post stage) run
+    infer_ms: float  # the batch's run on the inference thread: base generator + every item's collage stage
     encode_ms: float
     batch_size: int
-
-
-# A post stage gets one item's generator output [3,H,W] float32 in [-1,1] and returns the same shape and range.
-PostStage = Callable[[LoadedModel, RenderRequest, np.ndarray], np.ndarray]
+    collage_ms: float = 0.0  # this request's collage stage (0 when it did not run)
+    placed: tuple[Placed, ...] = ()  # the instances the collage stage composited, in order
+    base: np.ndarray | None = None  # [3,H,W] float32 base picture, when the request asked to keep it
 
 
 class Overloaded(Exception):
@@ -85,10 +88,20 @@ class _Encoded:
 
 
 @dataclass(frozen=True)
-class _Done:
+class _Item:
+    """One request's output of the inference thread."""
+
     picture: np.ndarray | _Encoded  # H×W×3 uint8 to encode, or already encoded
+    base: np.ndarray | None  # [3,H,W] float32, when asked for
+    placed: tuple[Placed, ...]
+    collage_ms: float
+
+
+@dataclass(frozen=True)
+class _Done:
+    item: _Item
     queue_ms: float
-    infer_ms: float  # the batch's generator (+ post stages) run, without any encoding
+    infer_ms: float  # the batch's run, without any encoding
     batch_size: int
 
 
@@ -119,9 +132,6 @@ class Engine:
         self.max_batch_pixels = max_batch_pixels
         self.max_wait = max_wait_ms / 1000.0
         self.queue_limit = queue_limit
-        self.post_stages: list[
-            PostStage
-        ] = []  # empty until the CollageGAN stage exists; tests observe with it
         self._queues: dict[Priority, deque[_Pending]] = {"interactive": deque(), "bulk": deque()}
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="collage-infer")
@@ -162,6 +172,15 @@ class Engine:
             raise BadInput("bad_quality", f"quality {request.quality} is not in 1..100")
         if request.instances is not None and request.instances.shape != request.labels.shape:
             raise BadInput("bad_size", "instance map and label map differ in size")
+        h, w = request.labels.shape
+        if request.base is not None and (request.base.shape != (3, h, w) or request.base.dtype != np.float32):
+            raise BadInput(
+                "bad_size",
+                f"a base picture is float32 [3,{h},{w}], got {request.base.dtype} {request.base.shape}",
+            )
+        for a in request.anchors:
+            if not (0 <= a.x < w and 0 <= a.y < h):
+                raise BadInput("bad_instance_seeds", f"pixel ({a.x}, {a.y}) is outside the {w}×{h} map")
         return model
 
     async def render(self, request: RenderRequest, priority: Priority = "interactive") -> RenderResult:
@@ -181,16 +200,26 @@ class Engine:
         except asyncio.CancelledError:
             pending.future.cancel()  # the batcher skips it if it has not started yet
             raise
-        if isinstance(done.picture, _Encoded):
-            data, encode_ms = done.picture.data, done.picture.ms
+        item = done.item
+        if isinstance(item.picture, _Encoded):
+            data, encode_ms = item.picture.data, item.picture.ms
         else:
             t0 = time.perf_counter()
-            data = await asyncio.to_thread(encode_image, done.picture, request.fmt, request.quality)
+            data = await asyncio.to_thread(encode_image, item.picture, request.fmt, request.quality)
             encode_ms = (time.perf_counter() - t0) * 1000.0
-        queue_ms, infer_ms, batch_size = done.queue_ms, done.infer_ms, done.batch_size
         self.metrics.stage_seconds.labels("encode").observe(encode_ms / 1000.0)
         self.metrics.renders.labels(request.source).inc()
-        return RenderResult(data, FORMATS[request.fmt][1], queue_ms, infer_ms, encode_ms, batch_size)
+        return RenderResult(
+            data,
+            FORMATS[request.fmt][1],
+            done.queue_ms,
+            done.infer_ms,
+            encode_ms,
+            done.batch_size,
+            item.collage_ms,
+            item.placed,
+            item.base,
+        )
 
     async def encode_style(self, model: LoadedModel, image: np.ndarray) -> np.ndarray:
         """Reference image [1,3,H,W] in [-1,1] → style latent [z_dim], on the inference thread."""
@@ -265,7 +294,7 @@ class Engine:
                 continue
             started = time.perf_counter()
             try:
-                pictures = await loop.run_in_executor(self._executor, self._run_batch, model, batch)
+                items = await loop.run_in_executor(self._executor, self._run_batch, model, batch)
             except Exception as exc:
                 log.exception("render batch of %d on %s failed", len(batch), model.name)
                 for p in batch:
@@ -275,51 +304,67 @@ class Engine:
             elapsed = (
                 time.perf_counter()
                 - started
-                - sum(p.ms / 1000.0 for p in pictures if isinstance(p, _Encoded))
+                - sum(i.picture.ms / 1000.0 for i in items if isinstance(i.picture, _Encoded))
             )
+            collage_s = sum(i.collage_ms for i in items) / 1000.0
             self._last_batch[head.key] = len(batch)
             self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * elapsed
             self.metrics.batch_size.observe(len(batch))
-            self.metrics.stage_seconds.labels("infer").observe(elapsed)
-            for p, picture in zip(batch, pictures, strict=True):
+            self.metrics.stage_seconds.labels("infer").observe(elapsed - collage_s)
+            for p, item in zip(batch, items, strict=True):
                 queue_s = started - p.enqueued
                 self.metrics.stage_seconds.labels("queue").observe(queue_s)
+                if p.request.collage and model.has_collage:
+                    self.metrics.stage_seconds.labels("collage").observe(item.collage_ms / 1000.0)
                 if not p.future.done():
-                    p.future.set_result(_Done(picture, queue_s * 1000.0, elapsed * 1000.0, len(batch)))
+                    p.future.set_result(_Done(item, queue_s * 1000.0, elapsed * 1000.0, len(batch)))
 
-    def _run_batch(self, model: LoadedModel, batch: list[_Pending]) -> list[np.ndarray | _Encoded]:
-        """On the inference thread: stack, run the generator once, post stages, → H×W×3 uint8 per request.
+    def _run_batch(self, model: LoadedModel, batch: list[_Pending]) -> list[_Item]:
+        """On the inference thread: the base generator once for the items without a base picture, then the
+        collage stage for each item that asks for it, → H×W×3 uint8 per request.
 
         A batch of one (a lone painter, a single REST render) is also encoded here: handing the picture to
         another thread to encode cost ~0.4 ms at 256² — right after inference the runtime's worker threads
         still hold the cores — and nothing else is waiting for this thread. Larger batches are encoded on
         other threads, overlapping the next batch."""
-        n = len(batch)
-        h, w = batch[0].request.labels.shape
-        label = np.empty((n, 1, h, w), dtype=np.int64)  # [B,1,H,W]
-        instance = np.empty((n, 1, h, w), dtype=np.int64)  # [B,1,H,W]
-        for i, p in enumerate(batch):
-            req = p.request
-            label[i, 0] = req.labels
-            instance[i, 0] = (
-                req.instances
-                if req.instances is not None
-                else instances_from_labels(req.labels, model.thing_ids)
-            )
-        z = np.stack([p.request.z for p in batch]).astype(np.float32, copy=False)  # [B,z_dim]
-        noise = None
-        if model.noise_channels:  # per request, from its seed: batching never changes a picture
-            noise = np.stack([seeded_noise(p.request.seed, model.noise_channels, h, w) for p in batch])
-        out = model.run_generator(label, instance, z, noise)  # [B,3,H,W] in [-1,1]
-        images = []
-        for i, p in enumerate(batch):
-            image = out[i]
-            for stage in self.post_stages:
-                image = stage(model, p.request, image)
-            images.append(to_uint8_rgb(image))
-        if len(images) == 1:
+        requests = [p.request for p in batch]
+        instances = [
+            r.instances if r.instances is not None else instances_from_labels(r.labels, model.thing_ids)
+            for r in requests
+        ]
+        bases = self._base_pictures(model, requests, instances)
+        items = []
+        for req, base, inst in zip(requests, bases, instances, strict=True):
+            picture, collage_ms = base, 0.0
+            placed: tuple[Placed, ...] = ()
+            if req.collage and model.has_collage:
+                t0 = time.perf_counter()
+                composed = compose(base, req.labels, inst, model.class_generators, req.anchors)
+                picture, placed = composed.picture, tuple(composed.placed)
+                collage_ms = (time.perf_counter() - t0) * 1000.0
+            items.append(_Item(to_uint8_rgb(picture), base if req.keep_base else None, placed, collage_ms))
+        if len(items) == 1 and isinstance(items[0].picture, np.ndarray):
             t0 = time.perf_counter()
-            request = batch[0].request
-            data = encode_image(images[0], request.fmt, request.quality)
-            return [_Encoded(data, (time.perf_counter() - t0) * 1000.0)]
-        return list(images)
+            data = encode_image(items[0].picture, requests[0].fmt, requests[0].quality)
+            return [replace(items[0], picture=_Encoded(data, (time.perf_counter() - t0) * 1000.0))]
+        return items
+
+    @staticmethod
+    def _base_pictures(
+        model: LoadedModel, requests: list[RenderRequest], instances: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Each request's base picture [3,H,W] float32: its own, else one generator call for all the others."""
+        todo = [i for i, r in enumerate(requests) if r.base is None]
+        out: np.ndarray | None = None
+        if todo:
+            h, w = requests[0].labels.shape
+            label = np.stack([requests[i].labels for i in todo]).astype(np.int64)[:, None]  # [B,1,H,W]
+            instance = np.stack([instances[i] for i in todo]).astype(np.int64)[:, None]  # [B,1,H,W]
+            z = np.stack([requests[i].z for i in todo]).astype(np.float32, copy=False)  # [B,z_dim]
+            noise = None
+            if model.noise_channels:  # per request, from its seed: batching never changes a picture
+                seeds = [requests[i].seed for i in todo]
+                noise = np.stack([seeded_noise(s, model.noise_channels, h, w) for s in seeds])
+            out = model.run_generator(label, instance, z, noise)  # [B,3,H,W] in [-1,1]
+        generated = iter(out if out is not None else ())
+        return [r.base if r.base is not None else next(generated) for r in requests]

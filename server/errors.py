@@ -54,6 +54,7 @@ STATUS_OF_CODE = {
     "bad_style": 422,
     "bad_format": 422,
     "bad_quality": 422,
+    "bad_instance_seeds": 422,
     "unknown_job": 404,
     "job_finished": 409,
     "job_not_finished": 409,

@@ -29,7 +29,8 @@ class Metrics:
         self.renders = Counter("collage_renders", "images rendered, by caller", ["source"], registry=r)
         self.stage_seconds = Histogram(
             "collage_render_stage_seconds",
-            "time per render stage: queue (waiting for a batch), infer (the batch's graph run), encode",
+            "time per render stage: queue (waiting for a batch), infer (the batch's base generator run), "
+            "collage (one request's CollageGAN composition), encode",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=r,

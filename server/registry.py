@@ -1,8 +1,9 @@
 """Model registry: every `weights/<name>/model.json` validated, checksummed and opened by the inference runtime.
 
 A model whose manifest is invalid or whose files do not match their sha256 is refused with a clear reason
-(kept in `Registry.failures` and shown by /readyz) while the other models are served. A model OpenVINO cannot
-run falls back to onnxruntime, said in one log line.
+(kept in `Registry.failures` and shown by /readyz) while the other models are served; so is one with a class
+generator that does not fit it (another label set, not a thing class, graphs unlike their manifest entry). A
+model OpenVINO cannot run falls back to onnxruntime, said in one log line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from common.collage import DECODER_INPUTS, DECODER_OUTPUT, ENCODER_INPUTS, ENCODER_OUTPUTS, ClassGraphs
 from common.manifest import Manifest, ManifestError, read_manifest, verified_files
 from common.runtime import (
     Graph,
@@ -46,6 +48,9 @@ class LoadedModel:
     generator: Graph
     encoder: Graph | None  # when the model has a style encoder
     batchable: bool  # the generator graph has a dynamic batch axis
+    class_generators: dict[int, ClassGraphs] = field(
+        default_factory=dict
+    )  # class id → its CollageGAN generator
     thing_ids: list[int] = field(init=False)
     colors: list[tuple[int, int, int]] = field(init=False)
 
@@ -83,7 +88,12 @@ class LoadedModel:
 
     @property
     def has_collage(self) -> bool:
-        return bool(self.manifest.class_generators)
+        return bool(self.class_generators)
+
+    @property
+    def collage_classes(self) -> list[str]:
+        """Names of the thing classes with a class generator, by class id."""
+        return [self.class_generators[cid].spec.thing for cid in sorted(self.class_generators)]
 
     def check_size(self, height: int, width: int) -> None:
         """Refuse a label-map size the generator graph cannot take (the manifest's rule, `collage eval`'s too)."""
@@ -148,6 +158,7 @@ class LoadedModel:
             "capabilities": {
                 "style_image": self.encoder is not None,
                 "collage": self.has_collage,
+                "collage_classes": self.collage_classes,  # the thing classes the collage stage redraws
                 "z_dim": self.z_dim,
                 "noise": self.noise_channels > 0,  # the seed re-rolls the texture, not only the style
             },
@@ -246,6 +257,7 @@ def load_model(directory: Path, choice: RuntimeChoice) -> LoadedModel:
         gen_path, enc_path = verified_files(directory, manifest)
     except ManifestError as exc:
         raise ModelLoadError(str(exc)) from None
+    _check_class_specs(manifest)
     try:
         runtime = resolve_runtime(choice.runtime)
     except RuntimeUnavailable as exc:
@@ -274,9 +286,110 @@ def _open_model(
         generator=generator,
         encoder=_open(enc_path, choice) if enc_path is not None else None,
         batchable=generator.inputs.get(manifest.inputs.label, (1,))[0] is None,
+        class_generators={
+            cg.class_id: ClassGraphs(
+                cg, _open(directory / cg.encoder.path, choice), _open(directory / cg.decoder.path, choice)
+            )
+            for cg in manifest.class_generators
+        },
     )
     _check_graphs(model)
+    for graphs in model.class_generators.values():
+        _check_class_graphs(graphs, model.directory)
     return model
+
+
+def _check_class_specs(manifest: Manifest) -> None:
+    """Each class generator fits the base model: its label set, a thing class of it (by id and name), once,
+    and sizes the feature crop can cut (T = S/2, P a multiple of 4)."""
+    labels = {lb.id: lb for lb in manifest.labels}
+    seen: set[int] = set()
+    for cg in manifest.class_generators:
+        where = f"class generator {cg.thing!r}"
+        if cg.label_set != manifest.label_set:
+            raise ModelLoadError(
+                f"{where} was trained on label set {cg.label_set!r}, the model's is {manifest.label_set!r}"
+            )
+        label = labels.get(cg.class_id)
+        if label is None or not label.is_thing or label.name != cg.thing:
+            things = ", ".join(f"{lb.name}={lb.id}" for lb in manifest.labels if lb.is_thing) or "none"
+            raise ModelLoadError(
+                f"{where} names class id {cg.class_id}, which is not the thing class {cg.thing!r} of the "
+                f"model's labels (thing classes: {things})"
+            )
+        if cg.class_id in seen:
+            raise ModelLoadError(f"{where}: two class generators for class id {cg.class_id}")
+        seen.add(cg.class_id)
+        if cg.context_size != 2 * cg.target_size or cg.phi_size % 4:
+            raise ModelLoadError(
+                f"{where}: context_size {cg.context_size} must be twice target_size {cg.target_size} and "
+                f"phi_size {cg.phi_size} a multiple of 4 (the square box is the context's central half)"
+            )
+
+
+def _check_class_graphs(graphs: ClassGraphs, directory: Path) -> None:
+    """The class generator's graphs have the fixed names and sizes of its manifest entry and run on one blank
+    context (which also warms them: OpenVINO compiles batch size 1 now, not on the first painted tree)."""
+    spec, encoder, decoder = graphs.spec, graphs.encoder, graphs.decoder
+    where = f"class generator {spec.thing!r}"
+    wanted = DECODER_INPUTS + (("noise",) if spec.noise_channels else ())
+    for role, graph, inputs, outputs in (
+        ("encoder", encoder, ENCODER_INPUTS, ENCODER_OUTPUTS),
+        ("decoder", decoder, wanted, (DECODER_OUTPUT,)),
+    ):
+        missing = [n for n in inputs if n not in graph.inputs] + [
+            n for n in outputs if n not in graph.outputs
+        ]
+        if missing:
+            raise ModelLoadError(
+                f"{where}: {role} graph lacks {missing} (has inputs {list(graph.inputs)}, outputs {graph.outputs})"
+            )
+    noise = decoder.inputs.get("noise")
+    if noise is not None and (len(noise) != 4 or noise[1] not in (spec.noise_channels, None)):
+        raise ModelLoadError(
+            f"{where}: decoder graph's noise input has shape {list(noise)}, model.json says "
+            f"[B,{spec.noise_channels},T,T]"
+        )
+    s, t = spec.context_size, spec.target_size
+    side = [d for d in encoder.inputs["context"][2:] if d is not None]
+    if len(side) == 2 and side != [s, s]:
+        raise ModelLoadError(
+            f"{where}: encoder graph takes {side[1]}×{side[0]} contexts, model.json says {s}×{s}"
+        )
+    try:
+        blank = np.zeros((1, 1, s, s), np.float32)
+        mu, logvar, phi_prime = encoder.run(
+            ENCODER_OUTPUTS,
+            {
+                "context": np.zeros((1, 3, s, s), np.float32),
+                "labels": blank.astype(np.int64),
+                "mask": blank,
+                "valid": blank,
+            },
+        )
+    except Exception as exc:
+        raise _RuntimeFailed(
+            f"{where}: encoder fails on a blank context: {_reason(exc, directory)}"
+        ) from None
+    p = spec.phi_size
+    if mu.shape != (1, spec.z_dim) or logvar.shape != mu.shape or phi_prime.shape[2:] != (p, p):
+        raise ModelLoadError(
+            f"{where}: encoder returns mu {list(mu.shape)}, phi_prime {list(phi_prime.shape)}; model.json says "
+            f"z_dim {spec.z_dim}, phi_size {p}"
+        )
+    try:
+        image = graphs.generate(
+            np.zeros((1, 3, s, s), np.float32),
+            blank.astype(np.int64),
+            blank,
+            blank,
+            np.zeros((1, spec.z_dim), np.float32),
+            np.zeros((1, spec.noise_channels, t, t), np.float32),
+        )
+    except Exception as exc:
+        raise _RuntimeFailed(f"{where}: fails on a blank context: {_reason(exc, directory)}") from None
+    if image.shape != (1, 3, t, t):
+        raise ModelLoadError(f"{where}: decoder returns shape {list(image.shape)}, expected [1, 3, {t}, {t}]")
 
 
 @dataclass

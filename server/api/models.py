@@ -30,6 +30,7 @@ class Label(BaseModel):
 class Capabilities(BaseModel):
     style_image: bool  # POST /styles works (the model has a style encoder)
     collage: bool  # the CollageGAN stage is available
+    collage_classes: list[str]  # the thing classes it redraws (each has a class generator)
     z_dim: int
     noise: bool  # the generator takes per-pixel noise drawn from the style's seed: a new seed re-rolls it
 

@@ -4,6 +4,10 @@ Per connection: a receive loop decodes and validates every message at once (erro
 with their seq) and puts valid label maps into a one-frame pending slot; a render loop takes the slot, renders
 through the shared engine and answers. A map arriving while another renders replaces the pending one (counted
 as dropped), so the client always gets the newest picture and never an answer older than one it already has.
+
+With collage on, a `reroll` anchors a new seed on the object under a pixel for the rest of the session and
+re-composes the last frame from its cached base picture (the base generator does not run again), so only that
+object and the smaller ones composited after it can change.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
@@ -21,10 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic_core import from_json
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from common.collage import Anchor, clipped_box, instance_at
+from common.instances import instances_from_labels
 from server.api.deps import EngineDep, MetricsDep, RegistryDep, SettingsDep, StylesDep, key_matches
 from server.codec import LabelFrame, check_label_ids, image_frame, parse_label_frame
 from server.config import Settings
-from server.engine import Engine, Overloaded, RenderRequest
+from server.engine import Engine, Overloaded, RenderRequest, RenderResult
 from server.errors import BadInput
 from server.metrics import Metrics
 from server.registry import Registry
@@ -34,6 +41,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["paint"])
 
 CLOSE_UNAUTHORIZED = 4401
+MAX_ANCHORS = 256  # re-roll seeds a session keeps (the oldest go first); one per object is kept anyway
 # Messages are validated strictly from the JSON text: a number must be a JSON number ("7" is no seed), and
 # pydantic's parser bounds nesting depth where json.loads raises RecursionError.
 _STRICT = ConfigDict(extra="forbid", strict=True)
@@ -77,8 +85,16 @@ class Auth(BaseModel):
     api_key: str
 
 
-_MESSAGE: TypeAdapter[Configure | Ping | Auth] = TypeAdapter(
-    Annotated[Configure | Ping | Auth, Field(discriminator="type")]
+class Reroll(BaseModel):
+    model_config = _STRICT
+    type: Literal["reroll"]
+    x: int = Field(ge=0, le=65535)  # a pixel of the configured map size
+    y: int = Field(ge=0, le=65535)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)  # None: the server draws one
+
+
+_MESSAGE: TypeAdapter[Configure | Ping | Auth | Reroll] = TypeAdapter(
+    Annotated[Configure | Ping | Auth | Reroll, Field(discriminator="type")]
 )
 
 
@@ -107,6 +123,16 @@ class PaintConfig:
         }
 
 
+@dataclass(frozen=True)
+class LastFrame:
+    """The newest frame rendered, kept so a re-roll can re-compose it without running the base generator."""
+
+    seq: int
+    labels: np.ndarray  # H×W uint8
+    base: np.ndarray  # [3,H,W] float32: the base generator's picture, before the collage stage
+    config: PaintConfig  # what it was rendered with
+
+
 class PaintSession:
     """One websocket connection's state and its two loops."""
 
@@ -130,6 +156,9 @@ class PaintSession:
         self.pending: tuple[LabelFrame, PaintConfig, float] | None = None
         self.wake = asyncio.Event()
         self.config = self._default_config()
+        self.anchors: list[Anchor] = []  # re-roll seeds, applied to every frame of the session
+        self.last: LastFrame | None = None  # cached only for models with class generators
+        self.reroll_received: float | None = None  # a re-roll waiting for the render loop
 
     def _default_config(self) -> PaintConfig:
         model = self.registry.models.get(self.registry.default_name or "")
@@ -202,6 +231,8 @@ class PaintSession:
             await self.send_json({"type": "pong", "t": message.t})
         elif isinstance(message, Configure):
             await self._configure(message)
+        elif isinstance(message, Reroll):
+            await self._reroll(message)
 
     async def _configure(self, msg: Configure) -> None:
         old = self.config
@@ -235,7 +266,53 @@ class PaintSession:
             format=msg.format or old.format,
             quality=msg.quality or old.quality,
         )
+        if (model.name, self.config.size) != (old.model, old.size):  # seeds of objects that no longer exist
+            self.anchors, self.last, self.reroll_received = [], None, None
         await self.send_json(self.config.public(model.z_dim))
+
+    async def _reroll(self, msg: Reroll) -> None:
+        """Anchor a new seed on the composited object under (x, y) and re-compose the last frame with it."""
+        config, last = self.config, self.last
+        w, h = config.size
+        if msg.x >= w or msg.y >= h:
+            await self.send_error("bad_message", f"pixel ({msg.x}, {msg.y}) is outside the {w}×{h} map")
+            return
+        model = self.registry.models.get(config.model or "")
+        if model is None or not (config.collage and model.has_collage):
+            await self.send_error(
+                "collage_off",
+                "re-roll needs collage on (configure collage: true) and a model with class generators",
+            )
+            return
+        if last is None:
+            await self.send_error("no_frame", "nothing to re-roll yet: send a label map first")
+            return
+        specs = {cid: g.spec for cid, g in model.class_generators.items()}
+        thing_ids, labels = model.thing_ids, last.labels
+        hit = await asyncio.to_thread(  # as the engine finds them: components of the thing classes
+            lambda: instance_at(labels, instances_from_labels(labels, thing_ids), specs, msg.x, msg.y)
+        )
+        if hit is None:
+            await self.send_error(
+                "no_instance",
+                f"no composited object at ({msg.x}, {msg.y}) (objects: {', '.join(model.collage_classes)})",
+            )
+            return
+        seed = msg.seed if msg.seed is not None else secrets.randbelow(2**31)
+        kept = [a for a in self.anchors if not hit.contains(a.x, a.y)]  # this object's older seeds
+        self.anchors = [*kept[-(MAX_ANCHORS - 1) :], Anchor(msg.x, msg.y, seed)]
+        await self.send_json(
+            {
+                "type": "rerolled",
+                "x": msg.x,
+                "y": msg.y,
+                "seed": seed,
+                "thing": hit.thing,
+                "box": list(clipped_box(hit.square, h, w)),
+            }
+        )
+        self.reroll_received = time.perf_counter()
+        self.wake.set()
 
     async def _on_frame(self, data: bytes) -> None:
         received = time.perf_counter()
@@ -267,37 +344,79 @@ class PaintSession:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            if self.pending is None:
-                continue
-            frame, config, received = self.pending
-            self.pending = None
-            assert config.model is not None and config.z is not None
-            request = RenderRequest(
-                config.model,
-                frame.ids,
-                config.z,
-                config.format,
-                config.quality,
-                config.collage,
-                source="paint",
-                seed=config.style.get("seed", 0),  # the noise seed; 0 with a preset or uploaded style
+            if self.pending is not None:
+                frame, config, received = self.pending
+                self.pending = None
+                self.reroll_received = None  # this frame renders with the new seed anyway
+                await self._render_frame(frame, config, received)
+            elif self.reroll_received is not None and self.last is not None:
+                received, self.reroll_received = self.reroll_received, None
+                await self._render_reroll(self.last, received)
+
+    async def _render_frame(self, frame: LabelFrame, config: PaintConfig, received: float) -> None:
+        assert config.model is not None and config.z is not None
+        model = self.registry.models.get(config.model)
+        request = RenderRequest(
+            config.model,
+            frame.ids,
+            config.z,
+            config.format,
+            config.quality,
+            config.collage,
+            source="paint",
+            seed=config.style.get("seed", 0),  # the noise seed; 0 with a preset or uploaded style
+            anchors=tuple(self.anchors),
+            keep_base=model is not None and model.has_collage,
+        )
+        result = await self._render(request, frame.seq, received)
+        current = self.config
+        if (
+            result is not None
+            and result.base is not None
+            and (config.model, config.size)
+            == (
+                current.model,
+                current.size,
             )
-            try:
-                result = await self.engine.render(request)
-            except BadInput as exc:
-                await self.send_error(exc.code, exc.message, frame.seq)
-                continue
-            except Overloaded as exc:
-                await self.send_error("overloaded", str(exc), frame.seq)
-                continue
-            except Exception:
-                log.exception("paint render failed")
-                await self.send_error("internal", "rendering failed; see the server log", frame.seq)
-                continue
-            # One render loop and strictly increasing seqs in the slot: answers are strictly increasing too.
-            server_ms = (time.perf_counter() - received) * 1000.0
-            async with self.send_lock:
-                await self.ws.send_bytes(image_frame(frame.seq, server_ms, config.format, result.data))
+        ):
+            self.last = LastFrame(frame.seq, frame.ids, result.base, config)
+
+    async def _render_reroll(self, last: LastFrame, received: float) -> None:
+        """The last frame again, its cached base picture re-composed with the session's seeds (same seq)."""
+        config = last.config
+        assert config.model is not None and config.z is not None
+        request = RenderRequest(
+            config.model,
+            last.labels,
+            config.z,
+            config.format,
+            config.quality,
+            collage=True,
+            source="paint",
+            anchors=tuple(self.anchors),
+            base=last.base,
+        )
+        await self._render(request, last.seq, received)
+
+    async def _render(self, request: RenderRequest, seq: int, received: float) -> RenderResult | None:
+        """Render and answer with an image frame for `seq`, or with an error tagged with it."""
+        try:
+            result = await self.engine.render(request)
+        except BadInput as exc:
+            await self.send_error(exc.code, exc.message, seq)
+            return None
+        except Overloaded as exc:
+            await self.send_error("overloaded", str(exc), seq)
+            return None
+        except Exception:
+            log.exception("paint render failed")
+            await self.send_error("internal", "rendering failed; see the server log", seq)
+            return None
+        # One render loop and strictly increasing seqs in the slot: answers never go back in seq.
+        server_ms = (time.perf_counter() - received) * 1000.0
+        async with self.send_lock:
+            await self.ws.send_bytes(image_frame(seq, server_ms, request.fmt, result.data))
+        return result
 
 
 def _api_key_of(text: str) -> str | None:

@@ -194,7 +194,13 @@ def test_the_registry_loads_the_toy_and_says_it_takes_noise(toy: dict[str, Any])
     model = registry.get("toy")
     info = model.public(default=True)
     assert info["architecture"] == ARCH and info["styles"] == []
-    assert info["capabilities"] == {"style_image": False, "collage": False, "z_dim": 0, "noise": True}
+    assert info["capabilities"] == {
+        "style_image": False,
+        "collage": False,
+        "collage_classes": [],
+        "z_dim": 0,
+        "noise": True,
+    }
     assert model.noise_channels == NOISE_CHANNELS
     blank = np.zeros((1, 1, 8, 8), np.int64)
     with pytest.raises(ValueError, match="model toy takes a noise input and none was given"):

@@ -1,4 +1,6 @@
-"""Micro-batching, bounded queues and post stages, on the tiny exported model."""
+"""Micro-batching, bounded queues, a request's own base picture, on the tiny exported model.
+
+Tests hold or observe the inference thread by wrapping the model's `run_generator` (monkeypatch)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.collage import Anchor
 from server.config import Settings
 from server.engine import Engine, Overloaded, RenderRequest
 from server.errors import BadInput
@@ -109,19 +112,33 @@ def test_batched_and_single_renders_agree(registry: Registry, landscape) -> None
     assert np.abs(a - c).mean() > 1.0  # another seed is another picture
 
 
-def test_full_queue_raises_overloaded_and_recovers(registry: Registry, landscape) -> None:  # noqa: ANN001
+def wrap_generator(monkeypatch: pytest.MonkeyPatch, model: LoadedModel, before) -> None:  # noqa: ANN001
+    """Call `before(label, instance, z)` on the inference thread ahead of each generator run of `model`."""
+    run = model.run_generator
+
+    def wrapped(label: np.ndarray, instance: np.ndarray, z: np.ndarray, noise=None) -> np.ndarray:  # noqa: ANN001
+        before(label, instance, z)
+        return run(label, instance, z, noise)
+
+    monkeypatch.setattr(model, "run_generator", wrapped)
+
+
+def test_full_queue_raises_overloaded_and_recovers(
+    registry: Registry, landscape, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
     ids = landscape(32, 32)
     gate = asyncio.Event
+    stalling = [True]
 
     async def body(engine: Engine):  # noqa: ANN202
         release = gate()
         loop = asyncio.get_running_loop()
 
-        def stall(model: LoadedModel, req: RenderRequest, image: np.ndarray) -> np.ndarray:
-            asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)  # hold the inference thread
-            return image
+        def stall(*_: np.ndarray) -> None:
+            if stalling[0]:  # hold the inference thread
+                asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
 
-        engine.post_stages.append(stall)
+        wrap_generator(monkeypatch, registry.get("tiny-spade"), stall)
         first = asyncio.create_task(engine.render(request(ids)))  # taken by the batcher, then stalls
         await asyncio.sleep(0.2)
         queued = [
@@ -133,7 +150,7 @@ def test_full_queue_raises_overloaded_and_recovers(registry: Registry, landscape
         assert info.value.retry_after >= 1
         release.set()
         done = await asyncio.gather(first, *queued)
-        engine.post_stages.clear()
+        stalling[0] = False
         again = await engine.render(request(ids))
         return done, again
 
@@ -141,53 +158,59 @@ def test_full_queue_raises_overloaded_and_recovers(registry: Registry, landscape
     assert len(done) == 3 and again.data == done[0].data
 
 
-def test_post_stage_sees_each_item(registry: Registry, landscape) -> None:  # noqa: ANN001
+def test_a_request_with_its_own_base_picture_skips_the_generator(
+    registry: Registry, landscape, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """keep_base returns the generator's picture; a request bringing it back renders the same bytes without
+    running the generator (how a paint re-roll re-composes a frame)."""
     ids = landscape(32, 32)
-    seen: list[tuple[bool, tuple[int, ...]]] = []
-
-    def invert(model: LoadedModel, req: RenderRequest, image: np.ndarray) -> np.ndarray:
-        seen.append((req.collage, image.shape))
-        return -image
+    runs: list[int] = []
 
     async def body(engine: Engine):  # noqa: ANN202
-        plain = await engine.render(request(ids))
-        engine.post_stages.append(invert)
-        inverted = await engine.render(request(ids))
-        return plain, inverted
+        first = await engine.render(replace(request(ids, 2), keep_base=True))
+        wrap_generator(monkeypatch, registry.get("tiny-spade"), lambda label, *_: runs.append(len(label)))
+        assert first.base is not None
+        again = await engine.render(replace(request(ids, 9), base=first.base))  # z is not used
+        plain = await engine.render(request(ids, 2))
+        mixed = await asyncio.gather(
+            engine.render(replace(request(ids, 9), base=first.base)), engine.render(request(ids, 2))
+        )
+        return first, again, plain, mixed
 
-    plain, inverted = asyncio.run(with_engine(registry, body))
-    a = np.asarray(Image.open(io.BytesIO(plain.data)), np.int16)
-    b = np.asarray(Image.open(io.BytesIO(inverted.data)), np.int16)
-    assert seen == [(False, (3, 32, 32))]
-    assert np.abs((a + b) - 255).max() <= 1  # x -> -x in [-1,1] is 255 - v in uint8
+    first, again, plain, mixed = asyncio.run(with_engine(registry, body, max_wait_ms=50))
+    assert first.base.shape == (3, 32, 32) and first.base.dtype == np.float32  # type: ignore[union-attr]
+    assert again.data == first.data and plain.base is None and plain.placed == () and plain.collage_ms == 0.0
+    assert runs == [1, 1]  # only the requests without a base ran the generator, one of them in a batch of 2
+    assert mixed[0].batch_size == 2 and mixed[0].data == mixed[1].data == first.data
 
 
-def test_interactive_requests_overtake_bulk(registry: Registry, landscape) -> None:  # noqa: ANN001
+def test_interactive_requests_overtake_bulk(
+    registry: Registry, landscape, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
     ids = landscape(32, 32)
-    tags: dict[int, str] = {}
+    tags: dict[bytes, str] = {}  # z bytes → tag: each request has its own z
     inferred: list[str] = []  # the order the inference thread took the requests in
 
     async def body(engine: Engine):  # noqa: ANN202
         release = asyncio.Event()
         loop = asyncio.get_running_loop()
 
-        def record(model: LoadedModel, req: RenderRequest, image: np.ndarray) -> np.ndarray:
-            inferred.append(tags[id(req)])
+        def record(label: np.ndarray, instance: np.ndarray, z: np.ndarray) -> None:
+            inferred.append(tags[z[0].tobytes()])
             if len(inferred) == 1:  # hold the inference thread on the first item until paint is queued
                 asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
-            return image
 
-        async def submit(tag: str, priority: str) -> None:
-            req = request(ids)
-            tags[id(req)] = tag
+        async def submit(tag: str, priority: str, seed: int) -> None:
+            req = request(ids, seed)
+            tags[req.z.tobytes()] = tag
             await engine.render(req, priority)  # type: ignore[arg-type]
 
-        engine.post_stages.append(record)
-        bulk = [asyncio.create_task(submit(f"bulk{i}", "bulk")) for i in range(4)]
+        wrap_generator(monkeypatch, registry.get("tiny-spade"), record)
+        bulk = [asyncio.create_task(submit(f"bulk{i}", "bulk", i)) for i in range(4)]
         async with asyncio.timeout(10):  # a broken engine fails here instead of hanging the suite
             while not inferred:  # one bulk item is running (held), the other three wait in the queue
                 await asyncio.sleep(0.01)
-        inter = asyncio.create_task(submit("paint", "interactive"))
+        inter = asyncio.create_task(submit("paint", "interactive", 9))
         await asyncio.sleep(0.05)  # paint is queued behind them
         release.set()
         await asyncio.gather(*bulk, inter)
@@ -208,6 +231,18 @@ def test_invalid_requests_are_refused(registry: Registry) -> None:
             RenderRequest("tiny-spade", np.full((32, 32), 14, np.uint8), np.zeros(8, np.float32)),
             RenderRequest("tiny-spade", np.zeros((32, 32), np.uint8), np.zeros(3, np.float32)),
             RenderRequest("tiny-spade", np.zeros((32, 32), np.uint8), np.zeros(8, np.float32), quality=0),
+            RenderRequest(
+                "tiny-spade",
+                np.zeros((32, 32), np.uint8),
+                np.zeros(8, np.float32),
+                base=np.zeros((3, 32, 16)),
+            ),
+            RenderRequest(
+                "tiny-spade",
+                np.zeros((32, 32), np.uint8),
+                np.zeros(8, np.float32),
+                anchors=(Anchor(32, 0, 1),),
+            ),
         ]
         for req in bad:
             with pytest.raises(BadInput) as info:
@@ -216,4 +251,6 @@ def test_invalid_requests_are_refused(registry: Registry) -> None:
         return codes
 
     codes = asyncio.run(with_engine(registry, body))
-    assert codes == ["unknown_model", "bad_size", "bad_label_id", "bad_style", "bad_quality"]
+    assert codes == [
+        "unknown_model", "bad_size", "bad_label_id", "bad_style", "bad_quality", "bad_size", "bad_instance_seeds",
+    ]  # fmt: skip

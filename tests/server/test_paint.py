@@ -184,18 +184,20 @@ def test_api_key_refused_with_4401(
 
 
 def test_an_overloaded_frame_is_refused_and_counted_once(
-    make_client: Callable[..., TestClient], landscape, label_frame
+    make_client: Callable[..., TestClient], landscape, label_frame, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # noqa: ANN001
     client = make_client(queue_limit=1, max_batch=1, max_wait_ms=0)
     engine = client.app.state.engine  # type: ignore[attr-defined]
+    model = client.app.state.registry.get("tiny-spade")  # type: ignore[attr-defined]
     started, release = threading.Event(), threading.Event()
+    run = model.run_generator
 
-    def hold(model: object, request: object, image: np.ndarray) -> np.ndarray:
+    def hold(*args: np.ndarray | None) -> np.ndarray:  # holds the inference thread
         started.set()
         release.wait(10)
-        return image
+        return run(*args)
 
-    engine.post_stages.append(hold)
+    monkeypatch.setattr(model, "run_generator", hold)
     with (
         client.websocket_connect("/api/v1/paint") as a,
         client.websocket_connect("/api/v1/paint") as b,

@@ -33,7 +33,13 @@ def test_loads_the_tiny_model(tiny_weights: Path, runtime_choice: RuntimeChoice)
     assert model.num_labels == 14 and model.thing_ids == [4, 8, 13] and model.z_dim == 8
     assert model.batchable and model.encoder is not None
     info = model.public(default=True)
-    assert info["capabilities"] == {"style_image": True, "collage": False, "z_dim": 8, "noise": False}
+    assert info["capabilities"] == {
+        "style_image": True,
+        "collage": False,
+        "collage_classes": [],
+        "z_dim": 8,
+        "noise": False,
+    }
     assert info["styles"] == ["winter", "dusk"] and info["labels"][8]["name"] == "tree"
     assert "directory" not in json.dumps(info, default=str) and str(tiny_weights) not in json.dumps(info)
     out = model.run_generator(
