@@ -8,6 +8,7 @@ import { CompareView } from "./compare.js";
 import { decodeLabelPng, encodeLabelPng, resizeNearest } from "./labelmap-io.js";
 import { MIN_SIZE, PaintCanvas } from "./paint-canvas.js";
 import { Palette, buildLut, cssColor } from "./palette.js";
+import { RerollTool, thingList } from "./reroll.js";
 import { starterScene } from "./scene.js";
 import { PaintStream, throttle } from "./stream.js";
 import { StylePanel } from "./style-panel.js";
@@ -109,6 +110,14 @@ const style = new StylePanel(
 const stream = new PaintStream({ url: socketUrl(), getMap: () => canvas.map });
 const outputCanvas = $("output-canvas");
 const outputCtx = outputCanvas.getContext("2d");
+const reroll = new RerollTool({
+  button: $("reroll-tool"),
+  surfaces: [canvas.overlayCanvas, outputCanvas],
+  stream,
+  isActive: () => canvas.tool === "reroll",
+  getMap: () => canvas.map,
+  setStatus: (...args) => setStatus(...args),
+});
 
 const current = {
   name: null, // served model in use
@@ -116,6 +125,7 @@ const current = {
   sizes: [], // canvas sizes ([width, height]) the model offers (canvasSizes)
   runtime: "", // " · openvino bf16" etc. for the label caption
   shownSeq: 0, // seq of the frame on screen
+  shownOrder: 0, // arrival number of the frame on screen (a re-roll's picture repeats the seq, never this)
   framesShown: 0,
   latencies: [], // recent stroke-to-picture times, for a steady readout
 };
@@ -142,14 +152,18 @@ function renderToolStatus() {
   const label = palette.labelById(canvas.tool === "eraser" ? canvas.eraserLabel : canvas.label);
   const el = $("tool-status");
   el.replaceChildren();
-  if (label) {
-    const chip = document.createElement("span");
-    chip.className = "chip";
-    chip.style.background = cssColor(label);
-    el.append(chip);
+  if (canvas.tool === "reroll") {
+    el.append(`Re-roll · click a ${thingList(reroll.things)}`); // no label or brush size: it paints nothing
+  } else {
+    if (label) {
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.style.background = cssColor(label);
+      el.append(chip);
+    }
+    const tool = canvas.tool[0].toUpperCase() + canvas.tool.slice(1);
+    el.append(`${tool} · ${label?.name ?? ""} · ${canvas.size} px`);
   }
-  const tool = canvas.tool[0].toUpperCase() + canvas.tool.slice(1);
-  el.append(`${tool} · ${label?.name ?? ""} · ${canvas.size} px`);
   const cur = palette.labelById(canvas.label);
   const head = $("current-label");
   head.querySelector(".chip").style.background = cur ? cssColor(cur) : "transparent";
@@ -163,7 +177,7 @@ function renderToolStatus() {
 function setLabel(id) {
   canvas.label = id;
   palette.setCurrent(id);
-  if (canvas.tool === "eraser" || canvas.tool === "eyedropper") canvas.setTool("brush");
+  if (["eraser", "eyedropper", "reroll"].includes(canvas.tool)) setTool("brush");
   renderToolStatus();
 }
 
@@ -178,8 +192,16 @@ function setSize(size) {
 }
 
 function setTool(tool) {
+  if (tool === "reroll" && !reroll.enabled) return; // the shortcut of a greyed-out button
   canvas.setTool(tool);
+  $("output-surface").dataset.activeTool = tool; // the picture takes re-roll clicks too (crosshair)
   renderToolStatus();
+}
+
+/** Offer the re-roll tool only while CollageGAN is on; leave it for the brush when it goes off. */
+function renderReroll() {
+  reroll.setEnabled(style.state.collage, current.manifest?.capabilities?.collage_classes ?? []);
+  if (!reroll.enabled && canvas.tool === "reroll") setTool("brush");
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -258,8 +280,11 @@ function savedMap(store, key, sizes, labels) {
   }
 }
 
+let framesArrived = 0;
+
 stream.addEventListener("frame", async (event) => {
   const frame = event.detail;
+  const order = ++framesArrived; // the stream delivers in order; decoding may finish out of it
   let bitmap;
   try {
     bitmap = await createImageBitmap(new Blob([frame.image], { type: frame.mime }));
@@ -268,10 +293,11 @@ stream.addEventListener("frame", async (event) => {
     return;
   }
   // Decoding is asynchronous: a newer frame may have reached the screen meanwhile.
-  if (frame.seq <= current.shownSeq) {
+  if (order <= current.shownOrder) {
     bitmap.close();
     return;
   }
+  current.shownOrder = order;
   current.shownSeq = frame.seq;
   current.framesShown++;
   if (outputCanvas.width !== bitmap.width || outputCanvas.height !== bitmap.height) {
@@ -335,6 +361,7 @@ stream.addEventListener("servererror", (event) => {
     setStatus(KEY_HINT, true);
     return;
   }
+  if (reroll.explain(event.detail)) return;
   setStatus(`${code}: ${message}`, code !== "overloaded", 8000);
 });
 
@@ -351,6 +378,7 @@ style.addEventListener("change", (event) => {
   // The server renders on label maps only, so re-send the map to see the new style at once.
   stream.configure({ style: event.detail.style, collage: event.detail.collage });
   stream.sendMap();
+  renderReroll();
 });
 
 // ------------------------------------------------------------------------------------------------------------
@@ -390,6 +418,7 @@ async function selectModel(name) {
   const presets = (manifest.styles ?? []).map((s) => (typeof s === "string" ? s : s.name));
   await style.setModel({ name, presets, styleImage: Boolean(caps.style_image), collage: Boolean(caps.collage) });
   if (current.name !== name) return; // another model was picked while the saved photo style was checked
+  renderReroll();
   stream.configure({
     model: name,
     size: [canvas.map.width, canvas.map.height], // the server reads [width, height], like the binary frame header
@@ -553,7 +582,14 @@ function nextSize(size, direction) {
   return Math.max(MIN_SIZE, Math.min(canvas.maxSize, size + direction * step));
 }
 
-const TOOL_KEYS = { KeyB: "brush", KeyL: "line", KeyF: "fill", KeyI: "eyedropper", KeyE: "eraser" };
+const TOOL_KEYS = {
+  KeyB: "brush",
+  KeyL: "line",
+  KeyF: "fill",
+  KeyI: "eyedropper",
+  KeyE: "eraser",
+  KeyO: "reroll", // O for object: R is the style dice
+};
 
 window.addEventListener("keydown", (e) => {
   const target = e.target;
@@ -600,6 +636,8 @@ window.collage = Object.freeze({
   tool: () => canvas.tool,
   brushSize: () => canvas.size,
   lastFrameSeq: () => current.shownSeq,
+  // A re-roll's picture keeps the seq: framesShown() tells it has arrived, this what the server re-rolled.
+  lastReroll: () => (reroll.last ? { ...reroll.last } : null),
   lastSentSeq: () => stream.seq,
   // A map still waiting for the throttle or being compressed has no seq yet, so lastSentSeq alone cannot tell
   // whether the frame on screen answers the newest map.

@@ -19,7 +19,8 @@ import { resizeNearest } from "./labelmap-io.js";
 import { idsToRgba } from "./palette.js";
 import { labelAt, paintSegment, radiusForSize, snapAngle } from "./strokes.js";
 
-export const TOOLS = ["brush", "line", "fill", "eyedropper", "eraser"];
+// "reroll" changes no ids: the app hears its clicks itself (reroll.js), this canvas only ignores them.
+export const TOOLS = ["brush", "line", "fill", "eyedropper", "eraser", "reroll"];
 export const MIN_SIZE = 1;
 
 /**
@@ -217,6 +218,7 @@ export class PaintCanvas extends EventTarget {
     // Alt-click picks a label with any tool, as in most paint programs.
     const tool = event.altKey ? "eyedropper" : this.tool;
     this.hover = p;
+    if (tool === "reroll") return;
     if (tool === "eyedropper") {
       this._pick(p);
       this.gesture = { tool, pointerId: event.pointerId, snapshot: null };

@@ -3,11 +3,15 @@
 // Wire format (little-endian, see docs/protocol.md):
 //   client → server  0x01 | seq u32 | width u16 | height u16 | encoding u8 (0 raw, 1 zlib) | ids
 //   server → client  0x02 | seq u32 | server ms f32 | format u8 (0 jpeg, 1 webp, 2 png) | image bytes
-//   both ways        JSON text messages: configure/configured, ping/pong, error
+//   both ways        JSON text messages: configure/configured, ping/pong, reroll/rerolled, error
 //
 // Latest wins on both ends: the server keeps one pending map per connection, and this client keeps at most one
 // map waiting while it compresses the previous one, and never shows a frame older than the one on screen.
 // Sequence numbers keep increasing across reconnects, so a late frame from an old socket can never win.
+// The one exception is a re-roll: its picture is the last frame re-composed, sent under that frame's seq, so
+// after each `rerolled` one frame with the seq on screen is taken as new.
+
+import { rerollMessage } from "./reroll.js";
 
 export const MSG_LABELS = 0x01;
 export const MSG_FRAME = 0x02;
@@ -15,6 +19,14 @@ export const ENCODING_RAW = 0;
 export const ENCODING_DEFLATE = 1;
 export const IMAGE_FORMATS = ["jpeg", "webp", "png"]; // index = the format byte
 const HEADER_BYTES = 10;
+
+/**
+ * Whether a frame with `seq` is to be shown when the newest one shown had `lastSeq` and `rerolls` re-roll
+ * answers are still owed. Newer frames always are; one with the same seq only as a re-roll's answer.
+ */
+export function takesFrame(seq, lastSeq, rerolls) {
+  return seq > lastSeq || (seq === lastSeq && rerolls > 0);
+}
 
 /** Build a label-map frame around an already encoded payload. */
 export function encodeLabelFrame(seq, width, height, encoding, payload) {
@@ -105,7 +117,8 @@ export function backoffDelay(attempt, min = 250, max = 5000, random = Math.rando
 /**
  * A self-healing paint connection. Events (all CustomEvent, details in brackets):
  *   state [{state: "connecting"|"open"|"closed"|"stopped", attempt, retryInMs}]
- *   frame [{seq, serverMs, latencyMs, format, mime, image}]   newest picture only
+ *   frame [{seq, serverMs, latencyMs, format, mime, image}]   newest picture only (or a re-roll of it)
+ *   rerolled [{x, y, seed, thing, box}]                      a re-roll's picture follows
  *   configured [the server's effective config]
  *   servererror [{code, message, seq}]
  *   pong [{rttMs}]
@@ -131,6 +144,10 @@ export class PaintStream extends EventTarget {
     this.attempt = 0; // failed connection attempts since the last successful open
     this.seq = 0; // last seq sent; only grows
     this.lastFrameSeq = 0; // seq of the newest frame delivered
+    // `rerolled` answers whose same-seq picture has not come yet. It may stay above 0 when a newer map's frame
+    // carried the re-roll instead (or two re-rolls shared one picture): that only lets one more re-roll picture
+    // of the seq on screen through, and only re-rolls repeat a seq.
+    this.rerollsOwed = 0;
     this.sentAt = new Map(); // seq → send time, for stroke-to-picture latency
     this.ws = null;
     this.sending = false; // a map is being compressed/sent
@@ -157,6 +174,14 @@ export class PaintStream extends EventTarget {
   configure(fields) {
     Object.assign(this.config, fields);
     if (this.state === "open") this._sendJson({ type: "configure", ...fields });
+  }
+
+  /** Ask for another object at map pixel (x, y) (collage on); false when not connected, so nothing was sent. */
+  reroll(x, y, seed = null) {
+    const message = rerollMessage(x, y, seed);
+    if (this.state !== "open") return false;
+    this._sendJson(message);
+    return true;
   }
 
   /** Send the current label map. Calls made while one is in flight collapse into a single later send. */
@@ -224,6 +249,7 @@ export class PaintStream extends EventTarget {
       this.ws = null;
       clearInterval(this.pingTimer);
       this.sentAt.clear();
+      this.rerollsOwed = 0; // the next socket is a new server session: nothing is owed on it
       if (event.code === 4401) {
         // Unauthorized: retrying with the same key cannot succeed.
         this.stopped = true;
@@ -257,10 +283,15 @@ export class PaintStream extends EventTarget {
       if (msg.type === "configured") this._emit("configured", msg);
       else if (msg.type === "pong") this._emit("pong", { rttMs: this.now() - msg.t });
       else if (msg.type === "error") this._emit("servererror", msg);
+      else if (msg.type === "rerolled") {
+        this.rerollsOwed++;
+        this._emit("rerolled", msg);
+      }
       return;
     }
     const frame = decodeImageFrame(data);
-    if (frame.seq <= this.lastFrameSeq) return; // stale: a newer picture is already on screen
+    if (!takesFrame(frame.seq, this.lastFrameSeq, this.rerollsOwed)) return; // stale: a newer one is on screen
+    if (frame.seq === this.lastFrameSeq) this.rerollsOwed--;
     this.lastFrameSeq = frame.seq;
     const sent = this.sentAt.get(frame.seq);
     for (const seq of this.sentAt.keys()) if (seq <= frame.seq) this.sentAt.delete(seq);

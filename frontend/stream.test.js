@@ -12,6 +12,7 @@ import {
   encodeImageFrame,
   encodeLabelFrame,
   inflate,
+  takesFrame,
   throttle,
 } from "./stream.js";
 
@@ -256,6 +257,67 @@ test("a map replaced while it was being compressed is never sent (no stale size 
     frames.map((f) => [f.seq, f.width, f.height]),
     [[1, 3, 1]],
   );
+  stream.stop();
+});
+
+test("a frame is taken when newer, or with the seq on screen only while a re-roll's picture is owed", () => {
+  assert.equal(takesFrame(5, 4, 0), true);
+  assert.equal(takesFrame(4, 4, 0), false);
+  assert.equal(takesFrame(4, 4, 1), true);
+  assert.equal(takesFrame(3, 4, 1), false); // a re-roll never makes an older frame new
+});
+
+test("a re-roll is sent as JSON, and its picture under the seq on screen is shown once per answer", async () => {
+  const map = { width: 4, height: 4, ids: new Uint8Array(16) };
+  const { stream, events } = makeStream(map);
+  stream.addEventListener("rerolled", (e) => events.push({ ...e.detail, type: "rerolled" }));
+  assert.equal(stream.reroll(1, 2), false); // not connected: nothing sent
+  stream.start();
+  const ws = FakeSocket.all[0];
+  ws.open();
+  await waitFor(() => ws.frames().length > 0);
+  assert.equal(stream.reroll(1, 2), true);
+  stream.reroll(3, 0, 99);
+  assert.deepEqual(ws.json().slice(-2), [
+    { type: "reroll", x: 1, y: 2 },
+    { type: "reroll", x: 3, y: 0, seed: 99 },
+  ]);
+  const shown = () => events.filter((e) => e.type === "frame").map((f) => f.image[0]);
+  const picture = (seq, byte) => ws.receive(encodeImageFrame(seq, 5, "jpeg", Uint8Array.from([byte])).buffer);
+
+  picture(1, 10);
+  picture(1, 11); // the same seq again, with no re-roll answered: a duplicate, dropped
+  const answer = { type: "rerolled", x: 1, y: 2, seed: 7, thing: "house", box: [0, 0, 4, 4] };
+  ws.receive(JSON.stringify(answer));
+  assert.deepEqual(events.at(-1), { ...answer, type: "rerolled" });
+  picture(1, 12); // the re-roll's picture keeps the seq
+  picture(1, 13); // only one picture per answer
+  assert.deepEqual(shown(), [10, 12]);
+  assert.equal(stream.lastFrameSeq, 1);
+
+  // Two answers before their pictures: both pictures show, in order.
+  ws.receive(JSON.stringify({ ...answer, seed: 8 }));
+  ws.receive(JSON.stringify({ ...answer, seed: 9 }));
+  picture(1, 14);
+  picture(1, 15);
+  assert.deepEqual(shown(), [10, 12, 14, 15]);
+
+  // The answer came while a newer map rendered: that frame comes first, the re-roll's picture under its seq.
+  await stream.sendMap(); // seq 2
+  ws.receive(JSON.stringify({ ...answer, seed: 10 }));
+  picture(2, 20);
+  picture(2, 21);
+  picture(1, 22); // older than what is shown, whatever is owed
+  assert.deepEqual(shown(), [10, 12, 14, 15, 20, 21]);
+
+  // A new socket is a new server session: an answer owed on the old one lets nothing through.
+  ws.receive(JSON.stringify({ ...answer, seed: 11 }));
+  ws.close(1006);
+  await waitFor(() => FakeSocket.all.length === 2);
+  const next = FakeSocket.all[1];
+  next.open();
+  next.receive(encodeImageFrame(2, 5, "jpeg", Uint8Array.from([30])).buffer);
+  assert.deepEqual(shown(), [10, 12, 14, 15, 20, 21]);
   stream.stop();
 });
 

@@ -139,6 +139,16 @@ def live_server(
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def collage_server(
+    tiny_collage_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
+) -> Iterator[ServerProcess]:
+    """A server whose one model, `tiny-collage`, has class generators for tree, rock and house."""
+    server = _server(tiny_collage_weights, tmp_path_factory, free_port())
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def own_server(
     browser_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
