@@ -29,8 +29,13 @@ training colour):
   LATENCY_RUNS frames at `--size`, the evaluated folders taking turns frame by frame, on the CPU named in
   eval.json's `info`.
 
+CollageGAN stage: a model with class generators is also judged with its composition stage
+(`common.collage.compose`, the server's) on the same base pictures — mIoU, per-class IoU and crop FD-seg
+without | with, the stage's median ms per picture and per instance beside the base generator's latency, and
+issue 21's checks on the difference (`stage`); `--no-collage` skips it.
+
 Where it lives: `metrics` (numpy scores), `judge` (the segmenter), `onnx_model` (an exported folder on a
 runtime), `meter` (scores gathered over one set of images), `data` (the evaluation sets, their seeds and
 their disjointness from training), `report` (one model's numbers, the acceptance checks, eval.json and
-model.json) and `cli` (the `collage eval` command).
+model.json), `stage` (the CollageGAN stage without | with) and `cli` (the `collage eval` command).
 """

@@ -1,7 +1,8 @@
 """`collage eval`: score an exported model folder the papers' way, with a judge trained here.
 
     collage eval weights/NAME [--segmenter RUN_OR_PT] [--n 500] [--size 256] [--seed 0] [--out eval.json] \\
-        [--compare weights/NAME-10pct …] [--runtime auto|openvino|onnxruntime] [--precision auto|f32|bf16]
+        [--compare weights/NAME-10pct …] [--runtime auto|openvino|onnxruntime] [--precision auto|f32|bf16] \\
+        [--no-collage]
 
 The numbers go to eval.json (default: inside the model folder) and into model.json's `metrics`; a table is
 printed. `--compare DIR` scores further model folders (e.g. the same model exported at 10% of its training) on
@@ -9,6 +10,11 @@ the identical data and reports them beside the main one. `--runtime` / `--precis
 graphs as the server's COLLAGE_RUNTIME / COLLAGE_PRECISION do, with the server's default (auto), so the scores
 and latency are those of what is served; the report records what actually ran. What is measured is explained in
 the package docstring (`models/eval/__init__.py`), the data it is measured on in `models/eval/data.py`.
+
+A model with CollageGAN class generators (model.json's `class_generators`) is also judged with its composition
+stage on the same base pictures (`models/eval/stage.py`): eval.json's `collage` section and a `without | with`
+table, the stage's cost beside the base generator's, and the issue's checks on the difference. `--no-collage`
+skips that; `--compare` folders are scored without it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from models.eval.report import (
     table,
     write_json,
 )
+from models.eval.stage import add_base_cost
 from models.version import REPO_ROOT, cpu_flags, cpu_model, shown_path
 
 # The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
@@ -113,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     add("--style-refs", type=int, default=STYLE_REFS_PER_FAMILY, help="style references per family")
     add("--no-merge", action="store_true", help="do not write the metrics into model.json")
+    add(
+        "--no-collage",
+        action="store_true",
+        help="do not evaluate the CollageGAN stage (by default a model with class generators is judged without "
+        "and with it)",
+    )
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -133,6 +146,17 @@ def distinct_names(models: list[ExportedModel]) -> list[str]:
         for n, m in zip(names, models, strict=True)
     ]
     return [lab if labels.count(lab) == 1 else f"{lab} #{i + 1}" for i, lab in enumerate(labels)]
+
+
+def _stage_status(model: ExportedModel | None, skipped: bool) -> str | None:
+    """Whether the CollageGAN stage was judged, for eval.json's `info` (None without a model)."""
+    if model is None:
+        return None
+    if not model.has_collage:
+        return "not evaluated: the model has no class generators"
+    if skipped:
+        return "not evaluated (--no-collage)"
+    return f"evaluated for {', '.join(model.collage_classes)}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -165,12 +189,18 @@ def _run(args: argparse.Namespace) -> int:
     data = prepare(judge, opts, with_style=model is not None)
     refs = reference_summary(data)
     names = distinct_names([model, *others] if model else [])
-    primary = evaluate_model(model, judge, data, opts.batch, names[0]) if model else None
+    stage = model is not None and model.has_collage and not args.no_collage
+    primary = evaluate_model(model, judge, data, opts.batch, names[0], collage=stage) if model else None
     compare = [evaluate_model(m, judge, data, opts.batch, n) for m, n in zip(others, names[1:], strict=True)]
     if model is not None and primary is not None:
         latencies = latencies_ms([model, *others], data.labels[0], data.instances[0])
         for result, ms in zip([primary, *compare], latencies, strict=True):
             result["latency_ms"] = ms
+    collage = primary.pop("collage", None) if primary else None
+    if collage is not None and primary is not None:
+        add_base_cost(collage, primary["latency_ms"])
+    for result in compare:
+        result.pop("collage", None)
     # What ran the graphs (every folder gets the same choice), read after running: see ExportedModel.runtime.
     requested = {"requested": {"runtime": args.runtime, "precision": args.precision}}
     ran = None if model is None else model.runtime() | requested
@@ -188,6 +218,7 @@ def _run(args: argparse.Namespace) -> int:
         "cpu_count": os.cpu_count(),
         "cpu_flags": cpu_flags(),
         "runtime": ran,
+        "collage": _stage_status(model, args.no_collage),
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     report = {
@@ -195,7 +226,8 @@ def _run(args: argparse.Namespace) -> int:
         "compare": compare,
         "references": refs,
         "flat_class_means": data.class_means.tolist(),
-        "acceptance": acceptance(primary, refs),
+        "collage": collage,
+        "acceptance": acceptance(primary, refs, collage),
         "info": info,
     }
     if primary and compare:
@@ -207,7 +239,9 @@ def _run(args: argparse.Namespace) -> int:
     write_json(out, report)
     merged = ""
     if model is not None and primary is not None and not args.no_merge:
-        metrics = metrics_for_manifest(primary, refs, info)
+        metrics = metrics_for_manifest(primary, refs, info, collage)
+        if not model.has_collage:  # class generators detached since the last run: their figures go too
+            metrics["collage"] = None
         if compare:
             metrics["fd_seg_compare"] = report["fd_seg_compare"]
         merge_metrics(model.folder, metrics)

@@ -1,10 +1,15 @@
-"""An exported model folder run on the inference runtimes the server uses (shared with `collage grids`)."""
+"""An exported model folder run on the inference runtimes the server uses (shared with `collage grids`).
+
+With its CollageGAN class generators, when model.json lists any: `generate(..., collage=True)` composes each
+picture after the base generator with `common.collage.compose`, the server's own stage, so what is judged is
+what the studio shows with its collage switch on.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from importlib import import_module
 from pathlib import Path
 
@@ -12,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common.collage import MAX_CHUNK, ClassGraphs, compose
 from common.manifest import EncoderInputs, Manifest, ManifestError, read_manifest, verified_files
 from common.runtime import Graph, RuntimeChoice, open_graph
 from models.labels import LabelSet, get_label_set
@@ -29,9 +35,22 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return ((np.clip(images, -1.0, 1.0) + 1.0) * 127.5 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
+@dataclass
+class StageCost:
+    """Wall time of the composition stage per picture and the instances it composed there: the stage's cost as
+    the server's engine measures it (`collage_ms`: `compose` alone, not the base generator nor the uint8 step)."""
+
+    ms: list[float] = field(default_factory=list)
+    instances: list[int] = field(default_factory=list)
+
+
 class ExportedModel:
     """An exported model folder run on the runtime `choice` asks for, read and checksummed as the server does
     (`common.manifest`): a folder the server would refuse is a `ManifestError` naming the folder.
+
+    Its class generators (model.json's `class_generators`) are opened on the same runtime choice, as the
+    server's registry opens them (`common.collage.ClassGraphs`), so the stage's cost sits beside the base
+    generator's on equal terms.
 
     Raises `common.runtime.RuntimeUnavailable` for a choice this install or CPU cannot run (bf16 on
     onnxruntime, OpenVINO not installed), after the checksums and before any graph is opened.
@@ -56,6 +75,28 @@ class ExportedModel:
         self.encoder_size = self.manifest.encoder_size
         if encoder is not None:
             self.encoder = open_graph(encoder, choice)
+        self.class_generators: dict[int, ClassGraphs] = {}  # class id → its CollageGAN generator
+        for cg in self.manifest.class_generators:
+            if cg.label_set != self.manifest.label_set:  # the registry's refusal, in eval's words
+                raise ValueError(
+                    f"{self.folder}: class generator {cg.thing!r} was trained on label set {cg.label_set!r}, "
+                    f"the model's is {self.manifest.label_set!r}"
+                )
+            # Paths checked (inside the folder, sha256) by verified_files above.
+            self.class_generators[cg.class_id] = ClassGraphs(
+                cg,
+                open_graph(self.folder / cg.encoder.path, choice),
+                open_graph(self.folder / cg.decoder.path, choice),
+            )
+
+    @property
+    def has_collage(self) -> bool:
+        return bool(self.class_generators)
+
+    @property
+    def collage_classes(self) -> list[str]:
+        """Names of the thing classes with a class generator, by class id (as the server lists them)."""
+        return [self.class_generators[cid].spec.thing for cid in sorted(self.class_generators)]
 
     def runtime(self) -> dict[str, str]:
         """What runs the generator (runtime, its version, device, precision), for the report.
@@ -77,14 +118,67 @@ class ExportedModel:
             problem += f"; drop --size or pass --size {self.image_size[0]}"
         raise ValueError(problem)
 
-    def generate(self, labels: np.ndarray, instances: np.ndarray, z: np.ndarray | None) -> np.ndarray:
-        """labels/instances [B,H,W], z [B,z_dim] → uint8 [B,H,W,3]."""
+    def generate(
+        self,
+        labels: np.ndarray,  # [B,H,W] label ids
+        instances: np.ndarray,  # [B,H,W] instance ids (0 = stuff)
+        z: np.ndarray | None,  # [B,z_dim]
+        collage: bool = False,  # compose the class generators' instances after the base (needs has_collage)
+        cost: StageCost | None = None,  # where the stage's time per picture is recorded
+    ) -> np.ndarray:
+        """→ uint8 [B,H,W,3]: the base generator's pictures, composed by the collage stage when asked."""
+        base = self.run_base(labels, instances, z)
+        return to_uint8(self.compose(base, labels, instances, cost) if collage else base)
+
+    def run_base(self, labels: np.ndarray, instances: np.ndarray, z: np.ndarray | None) -> np.ndarray:
+        """labels/instances [B,H,W], z [B,z_dim] → the base generator's float32 [B,3,H,W] in [−1,1].
+
+        Float, not uint8: the collage stage composes onto the generator's own output, as the server's engine
+        does, and only the final picture is rounded (so eval can judge one base run without and with it)."""
         feed = {self.inputs.label: np.asarray(labels, np.int64)[:, None]}
         if self.inputs.instance:
             feed[self.inputs.instance] = np.asarray(instances, np.int64)[:, None]
         if self.inputs.z:
             feed[self.inputs.z] = np.asarray(z, np.float32)
-        return to_uint8(self.generator.run([self.inputs.output], feed)[0])
+        return np.asarray(self.generator.run([self.inputs.output], feed)[0], np.float32)
+
+    def compose(
+        self, base: np.ndarray, labels: np.ndarray, instances: np.ndarray, cost: StageCost | None = None
+    ) -> np.ndarray:
+        """base float32 [B,3,H,W] → the pictures with every instance of a class with a generator redrawn by
+        it (`common.collage.compose`, no anchors: each instance's latent is the encoder's μ), float32
+        [B,3,H,W]. Each picture's wall time and instance count go to `cost`."""
+        if not self.class_generators:
+            raise ValueError(f"{self.name} has no class generators (model.json lists none)")
+        out = np.empty_like(base)
+        for k, (picture, label, instance) in enumerate(zip(base, labels, instances, strict=True)):
+            start = time.perf_counter()
+            composed = compose(picture, label, instance, self.class_generators)
+            elapsed = time.perf_counter() - start
+            out[k] = composed.picture
+            if cost is not None:
+                cost.ms.append(elapsed * 1000.0)
+                cost.instances.append(len(composed.placed))
+        return out
+
+    def warm_collage(self) -> None:
+        """Run every class generator once at each batch size the stage uses (1, 2, 4, … MAX_CHUNK), so OpenVINO
+        compiles them now and no picture's time includes a compilation (the server warms batch 1 at load and
+        then pays the others once; an evaluation of a few pictures would report mostly compile time)."""
+        for graphs in self.class_generators.values():
+            spec, b = graphs.spec, 1
+            s, t = spec.context_size, spec.target_size
+            while b <= MAX_CHUNK:
+                blank = np.zeros((b, 1, s, s), np.float32)
+                graphs.generate(
+                    np.zeros((b, 3, s, s), np.float32),
+                    blank.astype(np.int64),
+                    blank,
+                    blank,
+                    np.zeros((b, spec.z_dim), np.float32),
+                    np.zeros((b, spec.noise_channels, t, t), np.float32),
+                )
+                b *= 2
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """uint8 [B,H,W,3] → μ [B,z_dim] (resized to the encoder's input size when needed)."""

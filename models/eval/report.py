@@ -24,7 +24,8 @@ from models.eval.metrics import (
     segmentation_scores,
     texture_ratios,
 )
-from models.eval.onnx_model import ExportedModel, seeded_z
+from models.eval.onnx_model import ExportedModel, StageCost, seeded_z, to_uint8
+from models.eval.stage import stage_for_manifest, stage_section, stage_table
 from models.labels import LANDSCAPE
 from models.version import shown_path
 
@@ -65,10 +66,19 @@ def _texture_summary(meter: SetMeter, data: EvalData, names: Sequence[str]) -> d
 
 
 def evaluate_model(
-    model: ExportedModel, judge: Judge, data: EvalData, batch: int, name: str | None = None
+    model: ExportedModel,
+    judge: Judge,
+    data: EvalData,
+    batch: int,
+    name: str | None = None,  # reported under this label (default: the manifest's name)
+    collage: bool = False,  # also judge the pictures composed by the model's class generators
 ) -> dict[str, Any]:
-    """All model-dependent numbers for one exported folder, reported under `name` (default: the manifest's)."""
+    """All model-dependent numbers for one exported folder.
+
+    With `collage` (and class generators in the folder) each base picture is also composed by the CollageGAN
+    stage and judged again: the result's `collage` is then `stage.stage_section`'s, else None."""
     name = name or model.name
+    stage = collage and model.has_collage
     model.check_size(data.size)
     if model.labels.name != LANDSCAPE.name:
         raise ValueError(
@@ -78,7 +88,12 @@ def evaluate_model(
     num_classes, things = len(LANDSCAPE), tuple(LANDSCAPE[c].id for c in THING_CLASSES)
     modes = (["encoded"] if model.encoder is not None else []) + ["random"]
     meters = {mode: SetMeter(num_classes, things) for mode in modes}
-    for start in tqdm(range(0, data.n, batch), desc=f"{name}: generate + judge", unit="batch"):
+    composed = {mode: SetMeter(num_classes, things) for mode in modes} if stage else {}
+    cost = StageCost()
+    if stage:
+        model.warm_collage()
+    desc = f"{name}: generate + judge" + (" without and with the collage stage" if stage else "")
+    for start in tqdm(range(0, data.n, batch), desc=desc, unit="batch"):
         stop = min(data.n, start + batch)
         ids, inst = data.labels[start:stop], data.instances[start:stop]
         for mode in modes:
@@ -87,12 +102,19 @@ def evaluate_model(
                 if mode == "encoded"
                 else seeded_z(range(start, stop), model.z_dim)
             )
-            meters[mode].add(judge, model.generate(ids, inst, z), ids, inst)
+            base = model.run_base(ids, inst, z)  # one base run, judged as it is and composed
+            meters[mode].add(judge, to_uint8(base), ids, inst)
+            if stage:
+                composed[mode].add(judge, to_uint8(model.compose(base, ids, inst, cost)), ids, inst)
     result: dict[str, Any] = {"name": name, "folder": shown_path(model.folder), "z_modes": modes}
     for mode in modes:
         result[mode] = _set_summary(meters[mode], data, names) | {
             "texture": _texture_summary(meters[mode], data, names)
         }
+    result["collage"] = None
+    if stage:
+        with_stage = {mode: _set_summary(composed[mode], data, names) for mode in modes}
+        result["collage"] = stage_section(model.collage_classes, modes, result, with_stage, cost)
 
     result["style"] = None
     style = data.style
@@ -127,8 +149,11 @@ def reference_summary(data: EvalData) -> dict[str, Any]:
     }
 
 
-def acceptance(primary: dict[str, Any] | None, refs: dict[str, Any]) -> dict[str, bool]:
-    """The issue's acceptance checks (only the judge's two without a model)."""
+def acceptance(
+    primary: dict[str, Any] | None, refs: dict[str, Any], collage: dict[str, Any] | None = None
+) -> dict[str, bool]:
+    """The issue's acceptance checks (only the judge's two without a model), then the CollageGAN stage's when
+    it was evaluated (decided in `stage.stage_checks`, with their figures in the `collage` section)."""
     ref, flat = refs["reference"], refs["flat"]
     checks = {
         "judge_reference_miou>=0.75": ref["miou"] >= 0.75,
@@ -147,13 +172,18 @@ def acceptance(primary: dict[str, Any] | None, refs: dict[str, Any]) -> dict[str
     checks["style_accuracy>=0.8_with>=6_families"] = bool(
         style and style["accuracy"] >= 0.8 and style["families"] >= 6
     )
+    if collage is not None:
+        checks |= {name: check["pass"] for name, check in collage["acceptance"].items()}
     return checks
 
 
 def metrics_for_manifest(
-    result: dict[str, Any], refs: dict[str, Any], info: dict[str, Any]
+    result: dict[str, Any],
+    refs: dict[str, Any],
+    info: dict[str, Any],
+    collage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The compact numbers merged into model.json's `metrics`."""
+    """The compact numbers merged into model.json's `metrics` (`collage` too when the stage was evaluated)."""
     mode = result["z_modes"][0]
     gen = result[mode]
     out = {
@@ -174,6 +204,8 @@ def metrics_for_manifest(
     if "random" in result and mode != "random":
         out["miou_random_z"] = round(result["random"]["miou"], 4)
         out["fd_seg_random_z"] = round(result["random"]["fd_seg"], 4)
+    if collage is not None:
+        out["collage"] = stage_for_manifest(collage)
     return out
 
 
@@ -241,5 +273,14 @@ def table(report: dict[str, Any]) -> str:
     if ran:  # the scores and the latency are those of this runtime and precision
         machine += f", {ran['runtime']} {ran['version']} on {ran['device']} in {ran['precision']}"
     lines += ["", f"latency on {machine}", ""]
-    lines += [f"{'PASS' if ok else 'FAIL'}  {name}" for name, ok in report["acceptance"].items()]
+    collage = report.get("collage")
+    if collage is not None:
+        lines += [stage_table(collage, refs["reference"]), ""]
+    elif info.get("collage"):
+        lines += [f"CollageGAN stage: {info['collage']}", ""]
+    figures = {name: c["figures"] for name, c in collage["acceptance"].items()} if collage else {}
+    for name, ok in report["acceptance"].items():
+        lines.append(
+            f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({figures[name]})" if name in figures else "")
+        )
     return "\n".join(lines)

@@ -1,5 +1,5 @@
-"""A hand-made model folder for the runner and CLI tests (fixtures: the test folders are not packages, so a test
-module cannot import a sibling's helpers)."""
+"""A hand-made model folder and a tiny judge for the runner and CLI tests (fixtures: the test folders are not
+packages, so a test module cannot import a sibling's helpers)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,15 @@ def model_folder(tmp_path: Path) -> Path:
     )
     (tmp_path / "model.json").write_text(manifest.model_dump_json())
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(tmp_path_factory: pytest.TempPathFactory, tiny_segmenter: list[str]) -> Path:
+    """A segmenter-tiny checkpoint after one training step (32²): a judge that runs in milliseconds. Untrained,
+    it labels almost every pixel alike, so its scores test the plumbing, not the model."""
+    from models.train import main as train_main
+
+    runs = tmp_path_factory.mktemp("runs")
+    assert train_main([*tiny_segmenter, "--steps=1", "--runs-dir", str(runs)]) == 0
+    (run,) = runs.iterdir()
+    return run / "checkpoint-latest.pt"

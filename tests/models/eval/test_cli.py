@@ -34,16 +34,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def tiny_judge(tmp_path_factory: pytest.TempPathFactory, tiny_segmenter: list[str]) -> Path:
-    from models.train import main as train_main
-
-    runs = tmp_path_factory.mktemp("runs")
-    assert train_main([*tiny_segmenter, "--steps=1", "--runs-dir", str(runs)]) == 0
-    (run,) = runs.iterdir()
-    return run / "checkpoint-latest.pt"
-
-
 SMALL = ["--n", "4", "--size", "64", "--workers", "1", "--mean-samples", "2", "--centroid-layouts", "2"]
 
 
@@ -92,6 +82,9 @@ def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: P
     assert metrics["miou"] == pytest.approx(model["encoded"]["miou"], abs=1e-4)
     assert metrics["fd_seg_flat"] == pytest.approx(report["references"]["flat"]["fd_seg"], abs=1e-4)
     assert metrics["eval"]["n"] == 4 and metrics["eval_z"] == "encoded"
+    # No class generators: no CollageGAN stage, and no stale stage figures in model.json.
+    assert report["collage"] is None and metrics["collage"] is None
+    assert report["info"]["collage"] == "not evaluated: the model has no class generators"
     assert {k: v for k, v in after.items() if k != "metrics"} == {
         k: v for k, v in before.items() if k != "metrics"
     }
