@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import runtimes
+from benchmarks import collage, runtimes
 
 NA = "—"
 
@@ -86,6 +86,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         if prof.get("compute_gflops"):
             compute[prof["model"]] = round(prof["compute_gflops"] / profile_peak(results, prof), 4)
     out["compute_ops_vs_peak"] = compute
+    stage = results.get("collage") or {}
+    if "stage" in stage:
+        out["collage_stage_vs_base"] = {
+            "at": f"{stage['model']}, {stage['size']}², {stage['runtime']} {stage['precision']}",
+            "by_instances": {str(r["instances"]): r["vs_base"] for r in stage["stage"]},
+        }
     step = results.get("train_step")
     if step:
         out["train_step_fp32_vs_bf16"] = {
@@ -129,6 +135,10 @@ def ratio_lines(r: dict[str, Any]) -> list[str]:
         )
     for name, frac in r.get("compute_ops_vs_peak", {}).items():
         lines.append(f"{name}: Conv/MatMul kernels alone / peak = {100 * frac:.1f}%")
+    stage = r.get("collage_stage_vs_base")
+    if stage:
+        by = ", ".join(f"{n} instance(s) {v:.2f}" for n, v in stage["by_instances"].items())
+        lines.append(f"CollageGAN composition stage / base generator ({stage['at']}), median time: {by}")
     step = r.get("train_step_fp32_vs_bf16")
     if step:
         lines.append(
@@ -210,6 +220,8 @@ def markdown(results: dict[str, Any]) -> str:
         out += ["", line]
     if "runtimes" in results:
         out += ["", *runtimes.markdown_lines(results["runtimes"], results.get("paint_latency", []))]
+    if "collage" in results:
+        out += ["", *collage.markdown_lines(results["collage"])]
     out += [
         "",
         "## Machine peak",
@@ -380,6 +392,8 @@ def markdown(results: dict[str, Any]) -> str:
         "```",
         "make bench          # full suite (< 15 min on 2 cores); rewrites this page and benchmarks/results/latest.json",
         "make bench-quick    # smoke test (< 2 min); writes benchmarks/results/quick.json + quick.md",
+        "python -m benchmarks.collage --out benchmarks/results/collage.json --markdown docs/benchmarks.md",
+        "                    # the CollageGAN section alone (~1 min), spliced into this page",
         "```",
         "",
         "Run it on an otherwise idle machine: every number shares the CPU with whatever else is running.",

@@ -6,7 +6,8 @@
 1. Machine peak: FP32 GFLOP/s of a large MatMul and Conv through onnxruntime, 1 thread and all cores.
 2. Runtimes side by side (`benchmarks.runtimes`): onnxruntime f32, OpenVINO f32 and bf16 on the same files,
    256²/512², batch 1/8, and the encoder; each precision's own peak; then paint → frame with 1 client against
-   the engine's own time at 256² and 512² (`benchmarks.paint_latency`).
+   the engine's own time at 256² and 512² (`benchmarks.paint_latency`); then the default model's CollageGAN
+   composition stage for 1, 5 and 20 instances against its base generator (`benchmarks.collage`).
 3. Engine: every served model (`weights/*/model.json`) and the `spade-fast` / `spade-paper` reference widths
    (random init, exported on the fly by the project's exporter into a temp dir): p50/p95 at 256²/512², batch
    1/4/8, 1 and all threads; GMACs per frame; achieved FLOP/s vs the peak; peak memory per loaded model (one
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import paint_latency, report
+from benchmarks.collage import measure_collage, ratio_line
 from benchmarks.engine import engine_grid, gmacs_per_image, memory_probe, model_info, op_profile
 from benchmarks.paint_latency import REPO, export_untrained, free_port, start_server
 from benchmarks.paint_load import paint_load
@@ -69,6 +71,8 @@ def plan(quick: bool) -> dict[str, Any]:
             "references": ["spade-fast", "spade-tiny"],
             "latency_sizes": [256],
             "latency_frames": 10,
+            "collage_runs": 5,
+            "collage_warmup": 1,
             "sizes": [256],
             "batches": [1],
             "budget_s": 0.3,  # timed seconds per engine config
@@ -92,6 +96,8 @@ def plan(quick: bool) -> dict[str, Any]:
         "references": ["spade-fast", PAPER],
         "latency_sizes": [256, 512],
         "latency_frames": 40,
+        "collage_runs": 30,
+        "collage_warmup": 3,
         "sizes": [256, 512],
         "batches": [1, 4, 8],
         "budget_s": 2.0,
@@ -190,6 +196,25 @@ def bench_models(
                 flush=True,
             )
     return models
+
+
+def collage_stage(default_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """benchmarks/collage.py on the default model at the paint size; a model without class generators, or one
+    whose stage cannot run, is reported in the section rather than ending the run."""
+    from server.registry import ModelLoadError
+
+    try:
+        result = measure_collage(
+            default_dir,
+            cfg["paint_size"],
+            runs=cfg["collage_runs"],
+            warmup=cfg["collage_warmup"],
+            threads=cfg["server_threads"],
+        )
+    except (ModelLoadError, RuntimeError, ValueError) as exc:
+        result = {"model": model_info(default_dir)["name"], "size": cfg["paint_size"], "skipped": str(exc)}
+    print(f"   {ratio_line(result) or result['skipped']}", flush=True)
+    return result
 
 
 def run_script(module: str, *args: str) -> dict[str, Any]:
@@ -363,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             results["runtimes"] = measure_runtimes(
                 [f for f in served if f.name in loadable] or [default_dir], args.quick
             )
+        with section("CollageGAN stage", timings):
+            results["collage"] = collage_stage(default_dir, cfg)
         with section("paint → frame, 1 client", timings):
             results["paint_latency"] = [
                 paint_latency.main(

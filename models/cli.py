@@ -14,7 +14,7 @@ COMMANDS = {
     "export": ("models.export", "export a training run to weights/NAME (model.json + ONNX) or a class pack"),
     "attach": ("models.attach", "attach class-generator packs (CollageGAN) to a model folder"),
     "eval": ("models.eval.cli", "evaluate an exported model folder"),
-    "grids": ("models.grids", "draw the README figures (held-out layouts, style families) of a model folder"),
+    "grids": ("models.grids", "draw the README figures (held-out, style families; --collage: CollageGAN)"),
     "slim": ("models.slim", "keep a run's weights (no optimiser state) to continue it elsewhere"),
 }
 

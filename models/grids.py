@@ -1,6 +1,7 @@
 """`collage grids`: the README's two figures for an exported model folder, run as the server runs it.
 
     collage grids weights/NAME [--out docs] [--n 6] [--size S] [--seed 0]
+    collage grids weights/NAME --collage [--n 3] [--painted 2] …   # OUT/collage.png (models/collage_figure.py)
 
 writes OUT/NAME-heldout.png and OUT/NAME-styles.png. Both draw on the evaluation layouts of `collage eval`
 (dataset seed `eval_seeds(SEED)["eval"]`, disjoint from training), so the figures show what the numbers score:
@@ -131,7 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="collage grids", description=__doc__.split("\n")[0])
     parser.add_argument("model", type=Path, help="exported model folder with an encoder, e.g. weights/NAME")
     parser.add_argument("--out", type=Path, default=Path("docs"), help="folder for the PNGs (default docs)")
-    parser.add_argument("--n", type=int, default=6, help="held-out layouts, one per row (default 6)")
+    parser.add_argument(
+        "--n", type=int, default=None, help="held-out layouts, one per row (default 6; with --collage 3)"
+    )
+    parser.add_argument(
+        "--collage",
+        action="store_true",
+        help="draw the CollageGAN figure (OUT/collage.png: labels | base | base + collage, zoomed crops) instead",
+    )
+    parser.add_argument(
+        "--painted", type=int, default=2, help="with --collage: rows of person-painted maps (default 2)"
+    )
     parser.add_argument(
         "--size", type=int, default=None, help="side of each tile in pixels (default: the model's image_size)"
     )
@@ -150,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> list[Path]:
+    if args.n is None:
+        args.n = 3 if args.collage else 6
     if args.n < 1:
         raise ValueError(f"--n must be ≥ 1, got {args.n}")
     model = ExportedModel(args.model)
@@ -161,6 +174,10 @@ def _run(args: argparse.Namespace) -> list[Path]:
     model.check_size(size)
     seed = eval_seeds(args.seed)["eval"]
     check_disjoint(model, {"eval": seed})
+    if args.collage:
+        from models.collage_figure import run
+
+        return [run(model, args.out, args.seed, args.n, args.painted, size)]
     first = first_style_reference(args.n)
     with tempfile.TemporaryDirectory(prefix="collage-grids-") as cache:
         labels, instances, renders, _ = load_renders(seed, first + TARGET + 1, size, Path(cache), 1)

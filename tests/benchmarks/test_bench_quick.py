@@ -61,6 +61,10 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
     assert latency["size"] == 256 and latency["paint_to_frame"]["1"]["frames"] == 10
     assert latency["ratio_1_client_p50"] > 0
 
+    collage = results["collage"]  # the default reference model has no class generators
+    assert collage["model"] == "bench-spade-fast" and "no class generators" in collage["skipped"]
+    assert "collage_stage_vs_base" not in results["ratios"]
+
     paint = results["paint"]["runs"]
     assert [r["clients"] for r in paint] == [1, 4, 16]
     for r in paint:
@@ -90,6 +94,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
         "## Ratios (independent of machine speed)",
         "## Runtimes side by side",
         "### Paint → frame, 1 client, against the engine's own time",
+        "## CollageGAN composition stage",
         "## Machine peak",
         "## Models",
         "## Engine",
