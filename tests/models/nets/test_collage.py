@@ -94,6 +94,6 @@ def test_served_preset_fits_the_weight_budget() -> None:
     config = get_preset("collage-class")
     with torch.device("meta"):
         g, d = build_generator(config, N), build_discriminator(config)
-    assert (g.context_size, g.target_size) == (128, 64)
+    assert (g.context_size, g.target_size) == (64, 32)
     assert 1_000_000 < count_params(g) < 3_000_000
     assert count_params(d) < 3_000_000
