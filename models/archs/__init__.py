@@ -151,6 +151,16 @@ class Arch:
     wrap_dataset: Callable[[Any, LabelSet, Mapping[str, Any]], Any] | None = None
 
 
+def load_ema_weights(checkpoint: Mapping[str, Any], generator: nn.Module) -> str:
+    """Load G's served weights from a checkpoint into `generator`: the EMA copy when there is one, else G.
+    Returns the key used, for the export's provenance."""
+    key = next((k for k in ("G_ema", "G") if k in checkpoint), None)
+    if key is None:
+        raise ValueError("checkpoint has neither 'G_ema' nor 'G'")
+    generator.load_state_dict(checkpoint[key])
+    return key
+
+
 ARCHS: dict[str, Arch] = {}
 
 

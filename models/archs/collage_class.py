@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.archs import Arch, Batch, ClassPackSpec, ExportRole, Recipe, register, unwrap
+from models.archs import Arch, Batch, ClassPackSpec, ExportRole, Recipe, load_ema_weights, register, unwrap
 from models.data.crops import ClassCrops, thing_class
 from models.labels import LabelSet
 from models.losses import downsampled_l1_loss, kl_loss
@@ -363,10 +363,7 @@ def export_checkpoint(checkpoint: Mapping[str, Any], label_set: LabelSet) -> Cla
     """G rebuilt from the config a checkpoint carries, as a class pack; the EMA copy when there is one."""
     config = checkpoint["config"]
     generator = build_generator(config, len(label_set))
-    g_key = next((k for k in ("G_ema", "G") if k in checkpoint), None)
-    if g_key is None:
-        raise ValueError("checkpoint has neither 'G_ema' nor 'G'")
-    generator.load_state_dict(checkpoint[g_key])
+    g_key = load_ema_weights(checkpoint, generator)
     return export_spec(generator, label_set, config, {"generator_weights": g_key})
 
 

@@ -54,7 +54,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from models.archs import Arch, Batch, ExportRole, ExportSpec, Recipe, register, unwrap
+from models.archs import Arch, Batch, ExportRole, ExportSpec, Recipe, load_ema_weights, register, unwrap
 from models.augment import RECOLOUR, recolour
 from models.labels import LabelSet
 from models.losses import (
@@ -387,10 +387,7 @@ def export_checkpoint(checkpoint: Mapping[str, Any], label_set: LabelSet) -> Exp
     """G and E rebuilt from the config a checkpoint carries; G is the EMA copy when there is one."""
     config = checkpoint["config"]
     generator = build_generator(config, len(label_set))
-    g_key = next((k for k in ("G_ema", "G") if k in checkpoint), None)
-    if g_key is None:
-        raise ValueError("checkpoint has neither 'G_ema' nor 'G'")
-    generator.load_state_dict(checkpoint[g_key])
+    g_key = load_ema_weights(checkpoint, generator)
     encoder = None
     if "E" in checkpoint:
         encoder = build_encoder(config)
