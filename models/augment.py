@@ -1,5 +1,8 @@
 """Random recolouring, differentiable: the judge trains on it so colour is at most a weak cue, and SPADE's
 segmentation discriminator sees real and fake images through it so it must read class from texture and shape.
+Random resampling and grain: the judge trains on them so a picture drawn at a lower resolution and resized (what
+every generator's output and the CollageGAN stage's boxes are) is judged by its objects, not by the renderer's
+pixel-level grain.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ import math
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 
 # Strength chosen by measurement (judge-only `collage eval`, 256 held-out layouts at 256²): with any hue
 # (hue 1.0, grey 25%) the judge reached only mIoU 0.56 after 2000 steps — flowers (a pink tint plus dots that
@@ -59,3 +63,39 @@ def recolour(
     contrast = uniform(cfg["contrast_min"], cfg["contrast_max"])[:, None, None, None]
     x = (x - mean) * contrast + mean + uniform(-cfg["brightness"], cfg["brightness"])[:, None, None, None]
     return x.clamp(0, 1) * 2 - 1
+
+
+# Measured before it existed (60 eval layouts, house IoU of the first judge): the reference renders scored 0.82;
+# the same renders with each house's box resized to 128² and back — invisible to a person — 0.34, and to 32² and
+# back 0.09. That judge read houses from pixel-level grain, so it called every resized house something else.
+RESAMPLE = {
+    "resample_p": 0.5,  # probability that an image is resized down and back up
+    "resample_max": 2.5,  # the down-scaling factor is drawn from [1, max]
+    "grain": 0.04,  # white noise of amplitude drawn from [0, grain] (images in [-1,1]) added to every image
+}
+
+
+def resample(
+    images: torch.Tensor, cfg: Mapping[str, float], generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random loss of resolution and random grain per image: images [B,3,H,W] in [-1,1] -> same shape, range.
+
+    With probability resample_p an image is resized to 1/f of its side (antialiased bilinear, f drawn from
+    [1, resample_max]) and back (bilinear); then grain of an amplitude drawn from [0, grain] is added, so
+    neither sharpness nor grain tells the class.
+    """
+    b, (h, w) = images.shape[0], images.shape[-2:]
+    factors = 1 + (cfg["resample_max"] - 1) * torch.rand(b, generator=generator)  # [B]
+    chosen = torch.rand(b, generator=generator) < cfg["resample_p"]  # [B]
+    amplitude = cfg["grain"] * torch.rand(b, generator=generator)  # [B]
+    noise = torch.rand(images.shape, generator=generator) * 2 - 1  # [B,3,H,W]
+    out = []
+    for k in range(b):
+        x = images[k : k + 1]  # [1,3,H,W]
+        if chosen[k]:
+            small = (max(1, round(h / float(factors[k]))), max(1, round(w / float(factors[k]))))
+            x = F.interpolate(x, size=small, mode="bilinear", antialias=True, align_corners=False)
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        out.append(x)
+    x = torch.cat(out) + amplitude.to(images.device)[:, None, None, None] * noise.to(images.device)
+    return x.clamp(-1, 1)

@@ -24,12 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.archs import Arch, Batch, Recipe, register
-from models.augment import RECOLOUR, recolour
+from models.augment import RECOLOUR, RESAMPLE, recolour, resample
 from models.checkpoints import LATEST, read_checkpoint
 from models.labels import LabelSet, get_label_set
 from models.nets.segmenter import SegNet
 
-_AUGMENT = {**RECOLOUR, "flip_p": 0.5}  # flip_p: probability of a left-right flip (image and labels)
+# flip_p: probability of a left-right flip (image and labels). RESAMPLE came after the first judge's stages 1–2.
+_AUGMENT = {**RECOLOUR, **RESAMPLE, "flip_p": 0.5}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The judge used by `collage eval`: ~1.5 M params, ~0.25 s per batch-8 step at 128² on 2 cores.
@@ -124,6 +125,8 @@ class SegmenterRecipe(Recipe):
         net, opt, aug = nets["S"], self.optimizers["S"], self.config["augment"]
         image, label = random_flip(batch["image"], batch["label"], aug["flip_p"])
         image = recolour(image, aug)
+        if "resample_p" in aug:  # absent from runs made before it existed (--resume keeps their config)
+            image = resample(image, aug)
         logits = net(image)  # [B,N,H,W]
         weight = class_weights(label, self.num_classes, self.config["class_weight_power"])
         loss = F.cross_entropy(logits, label, weight=weight)

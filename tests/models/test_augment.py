@@ -1,11 +1,12 @@
-"""Random recolouring: identity at zero strength, grey keeps luma, hue turns colour not luma, range kept."""
+"""Random recolouring: identity at zero strength, grey keeps luma, hue turns colour not luma, range kept.
+Random resampling: identity at zero strength, removes fine detail from the images it picks, grain is bounded."""
 
 from __future__ import annotations
 
 import torch
 
 from models.archs.segmenter import PRESETS
-from models.augment import recolour
+from models.augment import RESAMPLE, recolour, resample
 
 IDENTITY = {
     "hue": 0.0,
@@ -60,3 +61,37 @@ def test_full_augmentation_stays_in_range() -> None:
         _images(32) * 1.25, PRESETS["segmenter-small"]["augment"], torch.Generator().manual_seed(2)
     )
     assert out.min() >= -1 and out.max() <= 1
+
+
+NO_RESAMPLE = {"resample_p": 0.0, "resample_max": 2.5, "grain": 0.0}
+
+
+def _high_frequency(x: torch.Tensor) -> torch.Tensor:
+    """Per image, the mean |difference| between horizontal neighbours: [B]."""
+    return (x[..., 1:] - x[..., :-1]).abs().mean(dim=(1, 2, 3))
+
+
+def test_resample_without_strength_is_the_identity() -> None:
+    x = _images()
+    assert torch.equal(resample(x, NO_RESAMPLE), x)
+
+
+def test_resample_blurs_every_picked_image() -> None:
+    x = _images(8)
+    out = resample(x, NO_RESAMPLE | {"resample_p": 1.0}, torch.Generator().manual_seed(3))
+    # white-noise images lose most of their neighbour differences when sampled down ≥ 1.0× and back
+    assert (_high_frequency(out) < 0.8 * _high_frequency(x)).sum() >= 6
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_resample_grain_is_bounded_and_differs_per_image() -> None:
+    x = torch.zeros(16, 3, 8, 8)
+    out = resample(x, NO_RESAMPLE | {"grain": 0.05}, torch.Generator().manual_seed(4))
+    assert out.abs().max() <= 0.05 + 1e-6
+    assert out.abs().amax(dim=(1, 2, 3)).std() > 0.005  # amplitude drawn per image
+
+
+def test_judge_presets_train_with_resampling() -> None:
+    for name in ("segmenter-small", "segmenter-256"):
+        aug = PRESETS[name]["augment"]
+        assert {k: aug[k] for k in RESAMPLE} == RESAMPLE

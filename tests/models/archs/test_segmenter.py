@@ -66,6 +66,18 @@ def test_segmenter_loss_falls_on_a_few_procedural_samples(one_thread: None) -> N
     assert [p.shape for p in previews] == [(4, 3, 32, 32)] * 3
 
 
+def test_a_run_configured_before_resampling_still_steps(one_thread: None) -> None:
+    """--resume keeps a run's own config: the first judge's runs have no resampling keys."""
+    from models.augment import RESAMPLE
+    from models.data.datasets import ProceduralLandscapes
+
+    config = _tiny_config()
+    config["augment"] = {k: v for k, v in config["augment"].items() if k not in RESAMPLE}
+    recipe = get_arch("segmenter").build(config, LANDSCAPE, torch.device("cpu"))
+    data = ProceduralLandscapes(size=32, length=2, seed=0)
+    assert recipe.step(recipe.nets, default_collate([data[0], data[1]]))["ce"] > 0
+
+
 def test_trained_checkpoint_loads_as_a_judge(tmp_path: Path, tiny_segmenter: list[str]) -> None:
     from models.train import main as train_main
 
