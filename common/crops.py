@@ -93,14 +93,21 @@ def remove_instance(rgb: np.ndarray, mask: np.ndarray, removal: Removal) -> np.n
 
 
 def resize_square(array: np.ndarray, side: int, nearest: bool) -> np.ndarray:
-    """Square H×W(×3) array → side×side; nearest for ids and masks (bool stays bool), antialiased bilinear
-    (PIL, reducing_gap 2.0) for uint8 pictures. The one resize of context crops and boxes, so the composition
-    stage feeds a class generator exactly what it trained on; returns `array` itself when it has that side."""
+    """Square H×W(×3) array → side×side; nearest for ids and masks (bool stays bool), Lanczos (PIL) for uint8
+    pictures. The one resize of context crops and boxes, so the composition stage feeds a class generator
+    exactly what it trained on; returns `array` itself when it has that side.
+
+    Lanczos, not bilinear, because every composited object passes through it twice (its box down to the
+    generator's T² when training, T² back up to the box when pasting). Measured with the judge of `collage
+    eval` on 100 held-out layouts, pasting each tree, rock and house's own render box after the round trip
+    through 32² (a perfect generator): house crop FD-seg 9.66 with antialiased bilinear, 5.94 with Lanczos
+    (4.32 untouched; the base generator's houses 12.6); trees 1.63 → 0.81, rocks 2.28 → 1.41.
+    """
     if array.shape[0] == side:
         return array
-    mode = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
-    if array.dtype == bool:
-        return np.asarray(Image.fromarray(array.astype(np.uint8) * 255).resize((side, side), mode)) > 127
-    return np.asarray(
-        Image.fromarray(array).resize((side, side), mode, reducing_gap=None if nearest else 2.0)
-    )
+    if nearest:
+        mode = Image.Resampling.NEAREST
+        if array.dtype == bool:
+            return np.asarray(Image.fromarray(array.astype(np.uint8) * 255).resize((side, side), mode)) > 127
+        return np.asarray(Image.fromarray(array).resize((side, side), mode))
+    return np.asarray(Image.fromarray(array).resize((side, side), Image.Resampling.LANCZOS))
