@@ -89,7 +89,9 @@ def test_a_round_trip_through_a_small_box_keeps_more_detail_than_bilinear() -> N
     picture = np.repeat(detail[..., None], 3, axis=2)
 
     def bilinear(a: np.ndarray, side: int) -> np.ndarray:
-        return np.asarray(Image.fromarray(a).resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0))
+        return np.asarray(
+            Image.fromarray(a).resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        )
 
     ours = np.abs(resize_square(resize_square(picture, 32, False), 48, False).astype(int) - picture).mean()
     theirs = np.abs(bilinear(bilinear(picture, 32), 48).astype(int) - picture).mean()
