@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from common.checksums import sha256_file
 from common.runtime import PRECISION_CHOICES, RUNTIME_CHOICES, RuntimeChoice, RuntimeUnavailable
 from models.eval.data import (
     CENTROID_LAYOUTS,
@@ -54,6 +55,11 @@ from models.version import REPO_ROOT, cpu_flags, cpu_model, shown_path
 
 # The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
 JUDGE = REPO_ROOT / "weights" / "judges" / "landscape.pt"
+
+
+def judge_checksum(path: Path) -> str | None:
+    """sha256 of a judge file (a `collage slim` file or checkpoint); None for a run folder."""
+    return sha256_file(path) if path.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,7 +217,12 @@ def _run(args: argparse.Namespace) -> int:
         "style_refs_per_family": opts.style_refs,
         "centroid_layouts": opts.centroid_layouts,
         "mean_samples": opts.mean_samples,
-        "segmenter": {"path": shown_path(args.segmenter), **judge.info},
+        # The checksum tells two judges apart when a report is read later: the committed judge has been retrained.
+        "segmenter": {
+            "path": shown_path(args.segmenter),
+            "sha256": judge_checksum(args.segmenter),
+            **judge.info,
+        },
         "wall_time_s": round(time.time() - started, 1),
         # The latency is this machine's: sessions here have landed on CPUs 4× apart.
         "cpu": cpu_model(),

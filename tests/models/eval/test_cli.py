@@ -64,6 +64,9 @@ def test_collage_eval_end_to_end(tiny_model: Path, tiny_judge: Path, tmp_path: P
     assert report["compare"][0]["latency_ms"] > 0  # measured taking turns with the model's
     assert list(report["fd_seg_compare"]) == [report["compare"][0]["name"]]
     assert report["info"]["n"] == 4
+    assert report["info"]["segmenter"]["sha256"] == sha256_file(
+        tiny_judge
+    )  # which judge, once it is retrained
     # The latency (and, with bf16, the scores) are only meaningful beside the CPU and runtime that measured them:
     # by default what the server would choose here.
     runtime = resolve_runtime("auto")
