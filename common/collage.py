@@ -162,7 +162,8 @@ def plan(
     """The instances to compose, largest first (ties: lower instance id, then lower class id).
 
     An instance is one instance id within one class with a generator (as training cut them: the pixels with that
-    id and that label); one whose tight box is shorter than its generator's `min_side` on both sides is skipped.
+    id and that label); one whose tight box is shorter than its generator's `min_side` on both sides, or longer
+    than its `max_side` on either, is skipped.
     """
     found: list[Planned] = []
     for class_id, spec in specs.items():
@@ -175,7 +176,8 @@ def plan(
                 continue
             ys, xs = slices
             tight = Box(ys.start, xs.start, ys.stop, xs.stop)
-            if max(tight.height, tight.width) < spec.min_side:
+            longer = max(tight.height, tight.width)
+            if longer < spec.min_side or (spec.max_side is not None and longer > spec.max_side):
                 continue
             tight_mask = compact[slices] == k
             square = square_box(tight)

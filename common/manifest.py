@@ -107,6 +107,12 @@ class ClassGenerator(_Strict):
     min_side: int = Field(
         ge=1, description="instances whose tight box is shorter on both sides (picture pixels) are skipped"
     )
+    max_side: int | None = Field(
+        default=None,
+        ge=1,
+        description="instances whose tight box is longer on either side (picture pixels) are left to the base "
+        "generator: blown up from T², they would lose the detail the base drew (none: no limit)",
+    )
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
 

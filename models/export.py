@@ -449,10 +449,22 @@ def main(argv: list[str] | None = None) -> int:
         "a dynamic-size generator takes any multiple of its size multiple (SPADE: 2^num_up, its up-sampling "
         "stages), so a 128² run may serve 256²",
     )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        help="class packs only: instances whose tight box is longer than this (picture pixels) are left to the "
+        "base generator (default: no limit), for classes whose large instances the T² box would blur",
+    )
     args = parser.parse_args(argv)
     try:
         manifest = export_run(
-            args.run, args.out, args.checkpoint, args.name or args.out.name, args.style_refs, args.size
+            args.run,
+            args.out,
+            args.checkpoint,
+            args.name or args.out.name,
+            args.style_refs,
+            args.size,
+            args.max_side,
         )
     except (FileNotFoundError, KeyError, ValueError, ExportError) as err:
         print(f"collage export: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)  # noqa: T201
@@ -483,7 +495,13 @@ def hide_locations(config: dict[str, Any]) -> None:
 
 
 def export_run(
-    run: Path, out: Path, which: str, name: str, style_refs: int, serve_size: int | None = None
+    run: Path,
+    out: Path,
+    which: str,
+    name: str,
+    style_refs: int,
+    serve_size: int | None = None,
+    max_side: int | None = None,
 ) -> dict[str, Any]:
     """Checkpoint of a `collage train` run -> model folder `out`; returns the manifest. A class generator's run
     -> class pack folder `out`; returns class_pack.json."""
@@ -495,10 +513,20 @@ def export_run(
 
         if serve_size is not None:
             raise ExportError(f"--size {serve_size}: a class generator's graphs keep the sizes it trained at")
+        if max_side is not None and max_side < spec.entry["min_side"]:
+            raise ExportError(
+                f"--max-side {max_side}: below the generator's min_side {spec.entry['min_side']}"
+            )
         hide_locations(config)
         return export_pack(
-            spec, out_dir=out, training=training_record(ckpt_path, checkpoint, config), config=config
+            spec,
+            out_dir=out,
+            training=training_record(ckpt_path, checkpoint, config),
+            config=config,
+            max_side=max_side,
         )
+    if max_side is not None:
+        raise ExportError(f"--max-side {max_side}: only a class generator's run has instances to limit")
     step = max(spec.generator.size_multiple, 1)  # e.g. SPADE's 2^num_up: it up-samples from an (H/step)² grid
     if serve_size is not None and (serve_size < step or serve_size % step):
         raise ExportError(

@@ -36,12 +36,15 @@ def export_pack(
     out_dir: str | Path,
     training: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
+    max_side: int
+    | None = None,  # instances longer than this (picture px) are left to the base; None: no limit
     max_file_bytes: int = MAX_FILE_BYTES,
 ) -> dict[str, Any]:
     """Export `spec`'s encoder and decoder to `out_dir` with its class_pack.json; returns the pack.
 
     `training` is provenance (run, step, wall time…) and `config` the resolved training config (stored under
-    training.config), as for `export_modules`.
+    training.config), as for `export_modules`. `max_side` is a serving limit, not a training one: a generator
+    drawing T² boxes blurs an instance many times larger, which the base may have drawn with more detail.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,6 +71,8 @@ def export_pack(
         "training": provenance,
         "metrics": {},
     }
+    if max_side is not None:
+        entry["max_side"] = max_side
     pack = {"format_version": FORMAT_VERSION, "label_set": spec.label_set.name, "class_generators": [entry]}
     try:
         ClassPack.model_validate(pack)

@@ -135,6 +135,21 @@ def test_plan_is_largest_first_and_skips_instances_below_min_side() -> None:
     assert sorted((p.thing, p.instance_id) for p in planned) == [("house", -5), ("tree", 2_000_000_000)]
 
 
+def test_plan_leaves_instances_above_max_side_to_the_base() -> None:
+    ids = scene()
+    specs = {c: g.spec for c, g in fakes().items()}
+    specs[TREE] = specs[TREE].model_copy(update={"max_side": 20})
+    planned = plan(ids, instances_from_labels(ids, THING_IDS), specs)
+    # the 40×30 tree is longer than 20 px and stays as the base drew it; the 15×15 and 20×10 trees, the house
+    # (no max_side on its generator) and the rock are composed
+    assert [(p.thing, p.area) for p in planned] == [
+        ("house", 600),
+        ("tree", 225),
+        ("tree", 200),
+        ("rock", 80),
+    ]
+
+
 def test_alpha_is_in_unit_interval_one_on_the_object_and_zero_beyond_the_feather() -> None:
     for side in (12, 40, 200):
         mask = np.zeros((side, side), bool)

@@ -197,6 +197,10 @@ def test_encoder_exports_at_its_own_size(tmp_path: Path, capsys: pytest.CaptureF
             capsys.readouterr().err
         )
         assert not refused.exists()
+    # --max-side limits a class pack's instances; a scene model has none.
+    assert main([str(run), "--out", str(tmp_path / "weights" / "limited"), "--max-side", "64"]) == 2
+    assert "--max-side 64: only a class generator's run has instances to limit" in capsys.readouterr().err
+    assert not (tmp_path / "weights" / "limited").exists()
 
 
 def test_folder_runs_get_no_procedural_presets_and_stale_evals_go(

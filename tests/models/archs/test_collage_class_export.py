@@ -204,6 +204,20 @@ def test_decoder_output_is_clipped(exported: dict[str, Any]) -> None:
     np.testing.assert_allclose(image, raw.clip(-1, 1), atol=PARITY_TOL * np.abs(raw).max())
 
 
+def test_max_side_is_recorded_in_the_pack_and_checked_against_min_side(
+    exported: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(exported["run"]), "--out", str(tmp_path / "limited"), "--max-side", "64"]) == 0
+    entry = ClassPack.model_validate_json((tmp_path / "limited" / PACK_NAME).read_text()).class_generators[0]
+    assert (entry.min_side, entry.max_side) == (12, 64)
+    assert (
+        ClassPack.model_validate(exported["pack"]).class_generators[0].max_side is None
+    )  # default: no limit
+    assert main([str(exported["run"]), "--out", str(tmp_path / "inverted"), "--max-side", "11"]) == 2
+    assert "--max-side 11: below the generator's min_side 12" in capsys.readouterr().err
+    assert not (tmp_path / "inverted").exists()
+
+
 def test_class_packs_refuse_a_size_and_other_labels(
     exported: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
