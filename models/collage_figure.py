@@ -22,7 +22,7 @@ cut around its centre), so the same pixels are compared in both crops.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,7 +134,7 @@ def collage_figure(model: ExportedModel, seed: int, n: int, painted: int, size: 
         labels = painted_map(size, PAINTED_KINDS, map_seed, scale=PAINTED_SCALE, min_side=min_side)
         instances = instances_from_labels(labels, LANDSCAPE.thing_ids)
         rows.append(make_row(model, f"painted {k}", labels, instances, seeded_z([map_seed], model.z_dim)))
-    return draw(rows, size)
+    return draw(rows, size, {g.spec.thing for g in model.class_generators.values()})
 
 
 def figure_shape(rows: int, size: int) -> tuple[int, int]:
@@ -144,9 +144,10 @@ def figure_shape(rows: int, size: int) -> tuple[int, int]:
     return band + rows * (size + gap) + gap, width
 
 
-def draw(rows: Sequence[Row], size: int) -> Image.Image:
+def draw(rows: Sequence[Row], size: int, drawn: Collection[str]) -> Image.Image:
     """Row labels rotated on the left; three size×size tiles; a strip naming the crop rows (base above,
-    + collage below); the crops, one column per class. Column headers above."""
+    + collage below); the crops, one column per class (`drawn`: the classes the model has generators for; an
+    empty cell says whether the row had no such object or the model no generator). Column headers above."""
     gap, band, tile = grid_gap(size), text_band(size), ZOOM * crop_side(size)
     font = ImageFont.load_default(size=font_px(size))
     height, width = figure_shape(len(rows), size)
@@ -170,7 +171,8 @@ def draw(rows: Sequence[Row], size: int) -> Image.Image:
         for x, thing in zip(crop_x, CROP_CLASSES, strict=True):
             pair = row.crops[thing]
             if pair is None:
-                pen.text((x + tile / 2, y + tile / 2), f"no {thing}", fill="gray", font=font, anchor="mm")
+                text = f"no {thing}" if thing in drawn else "no generator"
+                pen.text((x + tile / 2, y + tile / 2), text, fill="gray", font=font, anchor="mm")
                 continue
             for k, image in enumerate(pair):
                 canvas.paste(Image.fromarray(image), (x, y + k * (tile + gap)))
