@@ -36,8 +36,7 @@ def export_pack(
     out_dir: str | Path,
     training: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
-    max_side: int
-    | None = None,  # instances longer than this (picture px) are left to the base; None: no limit
+    max_side: int | None = None,  # longer instances (picture px) are left to the base; None: no limit
     max_file_bytes: int = MAX_FILE_BYTES,
 ) -> dict[str, Any]:
     """Export `spec`'s encoder and decoder to `out_dir` with its class_pack.json; returns the pack.
