@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.checksums import sha256_file
 
@@ -115,6 +115,13 @@ class ClassGenerator(_Strict):
     )
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sides_in_order(self) -> ClassGenerator:
+        """A max_side below min_side would skip every instance: a hand-edited model.json must not pass."""
+        if self.max_side is not None and self.max_side < self.min_side:
+            raise ValueError(f"max_side {self.max_side} is below min_side {self.min_side}")
+        return self
 
 
 class ClassPack(_Strict):

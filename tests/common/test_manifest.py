@@ -6,8 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from common.manifest import SCHEMA_PATH, EncoderInputs, Manifest, ManifestError, json_schema, read_manifest
+from common.manifest import (
+    SCHEMA_PATH,
+    ClassGenerator,
+    EncoderInputs,
+    Manifest,
+    ManifestError,
+    json_schema,
+    read_manifest,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,3 +79,12 @@ def test_encoder_size_is_its_own_or_else_image_size() -> None:
     assert shipped.encoder_size == (128, 128)
     assert shipped.model_copy(update={"encoder_inputs": EncoderInputs()}).encoder_size == (256, 256)
     assert shipped.model_copy(update={"encoder_inputs": None}).encoder_size == (256, 256)
+
+
+def test_a_class_generator_max_side_below_its_min_side_is_refused() -> None:
+    entry = _shipped().class_generators[0].model_dump()
+    assert (
+        ClassGenerator.model_validate(entry | {"max_side": entry["min_side"]}).max_side == entry["min_side"]
+    )
+    with pytest.raises(ValidationError, match="max_side 11 is below min_side 12"):
+        ClassGenerator.model_validate(entry | {"max_side": 11})

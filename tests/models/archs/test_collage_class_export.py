@@ -210,9 +210,8 @@ def test_max_side_is_recorded_in_the_pack_and_checked_against_min_side(
     assert main([str(exported["run"]), "--out", str(tmp_path / "limited"), "--max-side", "64"]) == 0
     entry = ClassPack.model_validate_json((tmp_path / "limited" / PACK_NAME).read_text()).class_generators[0]
     assert (entry.min_side, entry.max_side) == (12, 64)
-    assert (
-        ClassPack.model_validate(exported["pack"]).class_generators[0].max_side is None
-    )  # default: no limit
+    default = ClassPack.model_validate(exported["pack"]).class_generators[0]
+    assert default.max_side is None  # no limit unless asked
     assert main([str(exported["run"]), "--out", str(tmp_path / "inverted"), "--max-side", "11"]) == 2
     assert "--max-side 11: below the generator's min_side 12" in capsys.readouterr().err
     assert not (tmp_path / "inverted").exists()
