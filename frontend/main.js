@@ -3,72 +3,29 @@
 // State lives in a few objects (the PaintCanvas owns the label map and its undo stack, the StylePanel the style,
 // the PaintStream the connection); this file only connects their events and owns the DOM around them.
 
-import { MAX_BRUSH, canvasSizes, offersSize } from "./canvas-size.js";
+import { api, renderPreview, socketUrl } from "./api.js";
+import { Autosave } from "./autosave.js";
+import { MAX_BRUSH, canvasSizes } from "./canvas-size.js";
 import { CompareView } from "./compare.js";
-import { decodeLabelPng, encodeLabelPng, resizeNearest } from "./labelmap-io.js";
+import { downloadBlob, openFile, saveLabels, saveProject } from "./files.js";
+import { Help, TOOL_KEYS, toolForKey } from "./help.js";
+import { LayersPanel } from "./layers-panel.js";
 import { MIN_SIZE, PaintCanvas } from "./paint-canvas.js";
 import { Palette, buildLut, cssColor } from "./palette.js";
+import { PictureView } from "./picture.js";
 import { RerollTool, thingList } from "./reroll.js";
 import { starterScene } from "./scene.js";
 import { PaintStream, throttle } from "./stream.js";
 import { StylePanel } from "./style-panel.js";
+import { ZoomView, isTyping } from "./zoom.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const apiKey = params.get("api_key");
 const LIVE_INTERVAL_MS = 100; // label maps sent at most ~10 times a second while a stroke is in progress
-const AUTOSAVE_PREFIX = "collage-studio.map.";
+// Presses on these start nothing on the canvas; a press anywhere else on the page (the margins around the canvases)
+// begins a stroke or shape that paints its part inside the canvas.
+const NOT_PAGE = "button, input, select, label, a, textarea, dialog, .topbar, .toolbar, .sidebar, .statusbar, .surface";
 const KEY_HINT = "The server needs an API key: open the page with ?api_key=…";
-
-/** A REST error; `status` tells a refused key (401/403), which no retry can fix, from a passing failure. */
-class ApiError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
-
-/** JSON from the REST API; throws an ApiError carrying the server's own message. */
-async function api(path, options = {}) {
-  const headers = new Headers(options.headers);
-  if (apiKey) headers.set("X-API-Key", apiKey);
-  const res = await fetch(`/api/v1${path}`, { ...options, headers });
-  if (!res.ok) {
-    let message = `${res.status} ${res.statusText}`;
-    try {
-      message = (await res.json()).error?.message ?? message;
-    } catch {
-      // not JSON: keep the status line
-    }
-    throw new ApiError(res.status, message);
-  }
-  return res.json();
-}
-
-function socketUrl() {
-  const url = new URL("/api/v1/paint", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  if (apiKey) url.searchParams.set("api_key", apiKey);
-  return url.href;
-}
-
-function downloadBlob(blob, filename) {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = filename;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-}
-
-function toBase64(bytes) {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(s);
-}
-
-function fromBase64(text) {
-  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-}
 
 // ------------------------------------------------------------------------------------------------------------
 // Widgets
@@ -105,29 +62,50 @@ const style = new StylePanel(
       return api("/styles", { method: "POST", body });
     },
     readStyle: (styleId) => api(`/styles/${encodeURIComponent(styleId)}`),
+    renderPreset: (model, preset) => renderPreview(current.manifest, preset),
   },
 );
 const stream = new PaintStream({ url: socketUrl(), getMap: () => canvas.map });
 const outputCanvas = $("output-canvas");
-const outputCtx = outputCanvas.getContext("2d");
 const reroll = new RerollTool({
   button: $("reroll-tool"),
-  surfaces: [canvas.overlayCanvas, outputCanvas],
+  surfaces: [
+    [canvas.overlayCanvas, canvas.labelCanvas],
+    [outputCanvas, outputCanvas],
+  ],
   stream,
   isActive: () => canvas.tool === "reroll",
   getMap: () => canvas.map,
   setStatus: (...args) => setStatus(...args),
 });
 
+const zoom = new ZoomView({
+  surfaces: [$("label-surface"), $("output-surface")],
+  targets: [$("label-canvas"), outputCanvas],
+  fitButton: $("zoom-fit"),
+  readout: $("zoom-value"),
+  onPinchStart: () => canvas.cancelGesture(),
+});
+canvas.addEventListener("layers", () => renderToolStatus());
+new LayersPanel(
+  { list: $("layer-list"), add: $("layer-add"), remove: $("layer-remove"), up: $("layer-up"), down: $("layer-down") },
+  canvas,
+);
+const help = new Help({
+  dialog: $("help-dialog"),
+  list: $("help-list"),
+  button: $("help"),
+  hint: $("first-hint"),
+  hintClose: $("first-hint-close"),
+});
+
+const picture = new PictureView(stream, (...args) => setStatus(...args));
+
 const current = {
   name: null, // served model in use
   manifest: null,
   sizes: [], // canvas sizes ([width, height]) the model offers (canvasSizes)
   runtime: "", // " · openvino bf16" etc. for the label caption
-  shownSeq: 0, // seq of the frame on screen
-  shownOrder: 0, // arrival number of the frame on screen (a re-roll's picture repeats the seq, never this)
-  framesShown: 0,
-  latencies: [], // recent stroke-to-picture times, for a steady readout
 };
 
 // ------------------------------------------------------------------------------------------------------------
@@ -149,10 +127,15 @@ function labelName(id) {
 }
 
 function renderToolStatus() {
+  const upper = canvas.active !== canvas.layers[0]; // there the eraser empties the layer instead of painting
   const label = palette.labelById(canvas.tool === "eraser" ? canvas.eraserLabel : canvas.label);
   const el = $("tool-status");
   el.replaceChildren();
-  if (canvas.tool === "reroll") {
+  if (canvas.tool === "eraser" && upper) {
+    el.append(`Eraser · reveals the layers below · ${canvas.size} px · ${canvas.active.name}`);
+  } else if (canvas.tool === "object") {
+    el.append("Remove object · click a region to fill it from its surroundings");
+  } else if (canvas.tool === "reroll") {
     el.append(`Re-roll · click a ${thingList(reroll.things)}`); // no label or brush size: it paints nothing
   } else {
     if (label) {
@@ -161,8 +144,10 @@ function renderToolStatus() {
       chip.style.background = cssColor(label);
       el.append(chip);
     }
-    const tool = canvas.tool[0].toUpperCase() + canvas.tool.slice(1);
-    el.append(`${tool} · ${label?.name ?? ""} · ${canvas.size} px`);
+    const tool = document.querySelector(`[data-tool=${canvas.tool}] .tool-name`)?.textContent ?? canvas.tool;
+    const sized = ["brush", "line", "eraser"].includes(canvas.tool) ? ` · ${canvas.size} px` : "";
+    const layer = canvas.layers.length > 1 ? ` · ${canvas.active.name}` : "";
+    el.append(`${tool} · ${label?.name ?? ""}${sized}${layer}`);
   }
   const cur = palette.labelById(canvas.label);
   const head = $("current-label");
@@ -177,7 +162,7 @@ function renderToolStatus() {
 function setLabel(id) {
   canvas.label = id;
   palette.setCurrent(id);
-  if (["eraser", "eyedropper", "reroll"].includes(canvas.tool)) setTool("brush");
+  if (["eraser", "eyedropper", "object", "reroll"].includes(canvas.tool)) setTool("brush");
   renderToolStatus();
 }
 
@@ -208,7 +193,18 @@ function renderReroll() {
 // Live output
 
 const sendLive = throttle(() => stream.sendMap(), LIVE_INTERVAL_MS);
-let autosaveTimer = null;
+const autosave = new Autosave(() =>
+  current.name && canvas.map
+    ? {
+        model: current.name,
+        width: canvas.map.width,
+        height: canvas.map.height,
+        labels: current.manifest.labels,
+        layers: canvas.committedLayers(),
+        style: style.saved,
+      }
+    : null,
+);
 
 function mapChanged(final) {
   if (!final) {
@@ -217,139 +213,8 @@ function mapChanged(final) {
   }
   sendLive.cancel();
   stream.sendMap();
-  clearTimeout(autosaveTimer);
-  autosaveTimer = setTimeout(autosave, 400);
+  autosave.schedule();
 }
-
-/** Save now what the delayed autosave would, before the page goes or the map and model it saves change. */
-function flushAutosave() {
-  if (autosaveTimer === null || !current.name) return;
-  clearTimeout(autosaveTimer);
-  autosave();
-}
-
-// Every autosave goes to two stores: sessionStorage is this tab's own copy (it survives a reload, and no other
-// tab writes it), localStorage the latest drawing of any tab, which a new tab opens. A reload prefers the first,
-// so two tabs painting different things no longer overwrite each other's work.
-function autosave() {
-  autosaveTimer = null;
-  const { width, height, ids } = canvas.map;
-  const key = AUTOSAVE_PREFIX + current.name;
-  const text = JSON.stringify({ width, height, ids: toBase64(ids) });
-  const shared = setItem("localStorage", key, text);
-  // A tab copy that could not be updated must not hide the newer shared one from a reload.
-  if (!setItem("sessionStorage", key, text) && shared) removeItem("sessionStorage", key);
-}
-
-/** Whether `store` took the item; when storage is full or disabled that copy is simply not kept. */
-function setItem(store, key, text) {
-  try {
-    window[store].setItem(key, text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function removeItem(store, key) {
-  try {
-    window[store].removeItem(key);
-  } catch {
-    // storage disabled: there is no copy to remove
-  }
-}
-
-/** The drawing this tab, else any tab, left for `name` at one of `sizes`, or null; it comes back at its size. */
-function restoreAutosave(name, sizes, labels) {
-  const key = AUTOSAVE_PREFIX + name;
-  return savedMap("sessionStorage", key, sizes, labels) ?? savedMap("localStorage", key, sizes, labels);
-}
-
-/** The label map under `key` in `store` if the model offers its size and has its labels, else null. */
-function savedMap(store, key, sizes, labels) {
-  try {
-    const saved = JSON.parse(window[store].getItem(key) ?? "null");
-    if (!saved || !offersSize(sizes, saved.width, saved.height)) return null;
-    const { width, height } = saved;
-    const ids = fromBase64(saved.ids);
-    const known = new Set(labels.map((l) => l.id));
-    if (ids.length !== width * height || ids.some((id) => !known.has(id))) return null;
-    return { width, height, ids };
-  } catch {
-    return null;
-  }
-}
-
-let framesArrived = 0;
-
-stream.addEventListener("frame", async (event) => {
-  const frame = event.detail;
-  const order = ++framesArrived; // the stream delivers in order; decoding may finish out of it
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(new Blob([frame.image], { type: frame.mime }));
-  } catch {
-    setStatus(`frame ${frame.seq} could not be decoded (${frame.format})`, true);
-    return;
-  }
-  // Decoding is asynchronous: a newer frame may have reached the screen meanwhile.
-  if (order <= current.shownOrder) {
-    bitmap.close();
-    return;
-  }
-  current.shownOrder = order;
-  current.shownSeq = frame.seq;
-  current.framesShown++;
-  if (outputCanvas.width !== bitmap.width || outputCanvas.height !== bitmap.height) {
-    outputCanvas.width = bitmap.width;
-    outputCanvas.height = bitmap.height;
-  }
-  outputCtx.drawImage(bitmap, 0, 0);
-  const { width, height } = bitmap;
-  bitmap.close();
-  $("output-surface").dataset.state = "live";
-  $("download-picture").disabled = false;
-  if (frame.latencyMs !== null) {
-    current.latencies.push(frame.latencyMs);
-    if (current.latencies.length > 9) current.latencies.shift();
-    const sorted = [...current.latencies].sort((a, b) => a - b);
-    $("latency").textContent = `latency ${Math.round(sorted[sorted.length >> 1])} ms`;
-  }
-  $("server-ms").textContent = `server ${frame.serverMs.toFixed(1)} ms`;
-  $("frame-seq").textContent = `frame #${frame.seq}`;
-  $("output-meta").textContent = `${width}×${height} ${frame.format}`;
-});
-
-let retryTicker = null; // counts the offline status down to the next attempt
-
-stream.addEventListener("state", (event) => {
-  const { state, retryInMs } = event.detail;
-  const conn = $("conn");
-  conn.dataset.state = state;
-  clearInterval(retryTicker);
-  if (state === "closed") {
-    const due = performance.now() + (retryInMs ?? 0);
-    const show = () => {
-      const left = Math.max(0, due - performance.now()) / 1000;
-      $("conn-text").textContent = `offline · retrying in ${left.toFixed(1)} s`;
-    };
-    show();
-    retryTicker = setInterval(show, 100);
-  } else {
-    $("conn-text").textContent = { connecting: "connecting…", open: "live", stopped: "disconnected" }[state];
-  }
-  const surface = $("output-surface");
-  if (state !== "open") {
-    surface.dataset.state = current.framesShown > 0 ? "stale" : "waiting";
-    // A stopped stream (the key was refused) no longer retries, so the badge must not promise a reconnect.
-    $("output-badge").textContent = {
-      connecting: "Connecting…",
-      closed: "Offline · reconnecting",
-      stopped: "Offline · not reconnecting",
-    }[state];
-  }
-  if (state === "open") setStatus("");
-});
 
 stream.addEventListener("servererror", (event) => {
   const { code, message } = event.detail;
@@ -365,10 +230,6 @@ stream.addEventListener("servererror", (event) => {
   setStatus(`${code}: ${message}`, code !== "overloaded", 8000);
 });
 
-stream.addEventListener("pong", (event) => {
-  $("conn").title = `websocket round trip ${event.detail.rttMs.toFixed(1)} ms`;
-});
-
 stream.addEventListener("configured", (event) => {
   const { model } = event.detail;
   if (model && model !== current.name) setStatus(`server is using model ${model}`, true);
@@ -379,6 +240,7 @@ style.addEventListener("change", (event) => {
   stream.configure({ style: event.detail.style, collage: event.detail.collage });
   stream.sendMap();
   renderReroll();
+  autosave.schedule(); // the style is saved with the drawing
 });
 
 // ------------------------------------------------------------------------------------------------------------
@@ -396,7 +258,7 @@ async function selectModel(name) {
     previous &&
     JSON.stringify(sizes) === JSON.stringify(current.sizes) &&
     JSON.stringify(previous.labels.map((l) => [l.id, l.name])) === JSON.stringify(labels.map((l) => [l.id, l.name]));
-  flushAutosave(); // the last stroke belongs to the model in use so far
+  autosave.flush(); // the last stroke belongs to the model in use so far
   current.name = name;
   current.manifest = manifest;
   current.sizes = sizes;
@@ -405,8 +267,11 @@ async function selectModel(name) {
   palette.setLabels(labels);
   canvas.eraserLabel = background;
   canvas.setLut(buildLut(labels));
+  let saved = null; // the drawing left for this model, with its style
   if (!sameCanvas) {
-    canvas.setMap(restoreAutosave(name, sizes, labels) ?? starterScene(width, height, labels, background));
+    saved = autosave.restore(name, sizes, labels);
+    if (saved) canvas.setLayers(saved);
+    else canvas.setMap(starterScene(width, height, labels, background));
     const first = labels.find((l) => l.name === "mountain") ?? labels.find((l) => l.id !== background) ?? labels[0];
     setLabel(first.id);
     setSize(Math.max(1, Math.round(Math.min(canvas.map.width, canvas.map.height) / 16))); // 16 px on a 256² canvas
@@ -416,7 +281,13 @@ async function selectModel(name) {
 
   const caps = manifest.capabilities ?? {};
   const presets = (manifest.styles ?? []).map((s) => (typeof s === "string" ? s : s.name));
-  await style.setModel({ name, presets, styleImage: Boolean(caps.style_image), collage: Boolean(caps.collage) });
+  await style.setModel({
+    name,
+    presets,
+    styleImage: Boolean(caps.style_image),
+    collage: Boolean(caps.collage),
+    saved: saved?.style ?? null,
+  });
   if (current.name !== name) return; // another model was picked while the saved photo style was checked
   renderReroll();
   stream.configure({
@@ -471,20 +342,12 @@ async function loadModels() {
 // ------------------------------------------------------------------------------------------------------------
 // Files
 
-async function saveLabels() {
-  if (!canvas.map) return;
-  const png = await encodeLabelPng(canvas.map);
-  downloadBlob(new Blob([png], { type: "image/png" }), `labels-${current.name}.png`);
-}
-
+/** Open a label PNG or a project file; a project brings its style too. */
 async function loadLabels(file) {
   if (!current.manifest) return;
   try {
-    const map = await decodeLabelPng(new Uint8Array(await file.arrayBuffer()), current.manifest.labels);
-    const { width, height } = canvas.map;
-    const fitted = resizeNearest(map, width, height);
-    canvas.applyEdit("open", (ids) => ids.set(fitted.ids));
-    const note = map.width !== width || map.height !== height ? ` (resized from ${map.width}×${map.height})` : "";
+    const { note, style: saved } = await openFile(file, canvas, current.manifest, current.sizes);
+    if (saved) style.restore(saved);
     setStatus(`Opened ${file.name}${note}`);
   } catch (err) {
     setStatus(`Could not open ${file.name}: ${err.message}`, true);
@@ -508,7 +371,7 @@ canvas.addEventListener("resize", (e) => {
   setSize(canvas.size); // the canvas scaled the brush with the map
   showCanvasSize();
 });
-window.addEventListener("pagehide", flushAutosave);
+window.addEventListener("pagehide", () => autosave.flush());
 canvas.addEventListener("history", (e) => {
   $("undo").disabled = !e.detail.canUndo;
   $("redo").disabled = !e.detail.canRedo;
@@ -541,18 +404,34 @@ canvas.overlayCanvas.addEventListener("pointerdown", (e) => {
   window.addEventListener("pointercancel", end);
 });
 
+// Strokes and shapes may begin on the page around the canvases (mouse and pen: a finger there scrolls the page).
+document.addEventListener("pointerdown", (e) => {
+  if (e.pointerType === "touch" || !(e.target instanceof Element) || e.target.closest(NOT_PAGE)) return;
+  canvas.startFromPage(e);
+});
+zoom.addEventListener("change", () => canvas.drawOverlay());
+$("zoom-in").addEventListener("click", () => zoom.zoomBy(1.25));
+$("zoom-out").addEventListener("click", () => zoom.zoomBy(0.8));
+for (const b of document.querySelectorAll("[data-tool]")) {
+  const key = TOOL_KEYS[b.dataset.tool]?.[1];
+  if (key) b.querySelector(".tool-name")?.setAttribute("data-key", key);
+}
+
 palette.addEventListener("select", (e) => setLabel(e.detail.id));
 for (const b of document.querySelectorAll("[data-tool]")) b.addEventListener("click", () => setTool(b.dataset.tool));
 $("brush-size").addEventListener("input", (e) => setSize(Number(e.target.value)));
 $("undo").addEventListener("click", () => canvas.undo());
 $("redo").addEventListener("click", () => canvas.redo());
-$("clear").addEventListener("click", () => canvas.applyEdit("clear", (ids) => ids.fill(canvas.eraserLabel)));
+$("clear").addEventListener("click", () =>
+  canvas.replaceAll("clear", new Uint8Array(canvas.map.ids.length).fill(canvas.eraserLabel)),
+);
 $("scene").addEventListener("click", () => {
   if (!current.manifest) return;
   const scene = starterScene(canvas.map.width, canvas.map.height, current.manifest.labels, canvas.eraserLabel);
-  canvas.applyEdit("example scene", (ids) => ids.set(scene.ids));
+  canvas.replaceAll("example scene", scene.ids);
 });
-$("save-labels").addEventListener("click", saveLabels);
+$("save-labels").addEventListener("click", () => canvas.map && saveLabels(canvas, current.name));
+$("save-project").addEventListener("click", () => canvas.map && saveProject(canvas, current.manifest, style.saved));
 $("open-labels").addEventListener("click", () => $("labels-file").click());
 $("labels-file").addEventListener("change", (e) => {
   const file = e.target.files?.[0];
@@ -582,20 +461,8 @@ function nextSize(size, direction) {
   return Math.max(MIN_SIZE, Math.min(canvas.maxSize, size + direction * step));
 }
 
-const TOOL_KEYS = {
-  KeyB: "brush",
-  KeyL: "line",
-  KeyF: "fill",
-  KeyI: "eyedropper",
-  KeyE: "eraser",
-  KeyO: "reroll", // O for object: R is the style dice
-};
-
 window.addEventListener("keydown", (e) => {
-  const target = e.target;
-  const typing =
-    target instanceof HTMLElement && target.matches("input[type=text], input:not([type]), select, textarea");
-  if (typing) return;
+  if (isTyping(e.target) || help.dialog.open) return;
   const mod = e.ctrlKey || e.metaKey;
   if (mod && e.code === "KeyZ") {
     e.preventDefault();
@@ -609,10 +476,22 @@ window.addEventListener("keydown", (e) => {
     return;
   }
   if (mod || e.altKey) return;
-  if (e.code === "BracketLeft" || e.code === "BracketRight") {
+  if (e.key === "?") {
+    help.toggle();
+  } else if (e.key === "+" || e.key === "=") {
+    zoom.zoomBy(1.25);
+  } else if (e.key === "-") {
+    zoom.zoomBy(0.8);
+  } else if (e.code === "Home") {
+    zoom.fit();
+  } else if (e.code === "Enter") {
+    canvas.finishPolygon();
+  } else if (e.code === "KeyN" && !e.shiftKey) {
+    canvas.addLayer();
+  } else if (e.code === "BracketLeft" || e.code === "BracketRight") {
     setSize(nextSize(canvas.size, e.code === "BracketRight" ? 1 : -1));
-  } else if (TOOL_KEYS[e.code] && !e.shiftKey) {
-    setTool(TOOL_KEYS[e.code]);
+  } else if (toolForKey(e.code) && !e.shiftKey) {
+    setTool(toolForKey(e.code));
   } else if (e.code === "KeyR" && !e.shiftKey) {
     style.roll();
   } else if (e.code === "KeyV" && !e.shiftKey) {
@@ -628,6 +507,10 @@ window.addEventListener("keydown", (e) => {
 // A read-only window onto the app for the browser tests (and the curious).
 window.collage = Object.freeze({
   getLabelIds: () => Array.from(canvas.map.ids),
+  // Bottom first; EMPTY (255) where a layer paints nothing.
+  getLayers: () => canvas.layers.map((l) => ({ name: l.name, visible: l.visible, ids: Array.from(l.ids) })),
+  activeLayer: () => canvas.layers.indexOf(canvas.active),
+  getZoom: () => ({ ...zoom.view }),
   getSize: () => ({ width: canvas.map.width, height: canvas.map.height }),
   getSeed: () => style.state.seed,
   getStyle: () => ({ ...style.style }),
@@ -635,14 +518,14 @@ window.collage = Object.freeze({
   currentLabel: () => canvas.label,
   tool: () => canvas.tool,
   brushSize: () => canvas.size,
-  lastFrameSeq: () => current.shownSeq,
+  lastFrameSeq: () => picture.shownSeq,
   // A re-roll's picture keeps the seq: framesShown() tells it has arrived, this what the server re-rolled.
   lastReroll: () => (reroll.last ? { ...reroll.last } : null),
   lastSentSeq: () => stream.seq,
   // A map still waiting for the throttle or being compressed has no seq yet, so lastSentSeq alone cannot tell
   // whether the frame on screen answers the newest map.
   sendPending: () => sendLive.pending() || stream.sending,
-  framesShown: () => current.framesShown,
+  framesShown: () => picture.framesShown,
   connectionState: () => stream.state,
   outputDataUrl: () => outputCanvas.toDataURL("image/png"),
 });

@@ -1,55 +1,40 @@
-// The painting surface: two layered canvases over one label map.
+// The painting surface: a stack of layers, the flattened label map they make, and two canvases showing it.
 //
-//   label canvas    one canvas pixel per label pixel, coloured from the ids, scaled up by CSS (pixelated)
-//   overlay canvas  device-pixel-ratio sized, on top; draws the brush outline and receives the pointer events
+//   label canvas    one canvas pixel per label pixel, coloured from the flattened ids, scaled up by CSS (pixelated)
+//                   and, when zoomed, moved by a CSS transform (zoom.js); pointer positions are read against it
+//   overlay canvas  device-pixel-ratio sized, on top and never transformed; draws the brush outline and shape
+//                   previews and receives the pointer events
 //
-// The ids are the source of truth. Tools change them through the pure helpers (strokes.js, fill.js); the label
-// canvas is only a view, repainted from the ids once per animation frame. Every finished gesture becomes one
-// LabelEdit on the undo stack, found by diffing against a snapshot taken when the gesture began.
+// The layers' ids are the source of truth (layers.js); `map` is their flattened stack, the label map the server
+// renders, recomputed after every change. Tools change the current layer through the pure helpers (strokes.js,
+// shapes.js, fill.js); the label canvas is only a view, repainted once per animation frame. Every finished gesture
+// becomes one edit on the undo stack, found by diffing the layer against a snapshot taken when the gesture began,
+// so a gesture that is cancelled or still going is never part of `committedLayers()` (what autosave stores).
 //
-// Events (CustomEvent): `change` {final: bool} after any change of the ids (final=false while a gesture is
-// still going), `pick` {id} from the eyedropper, `cursor` {x, y, id} (null when the pointer leaves), `history`,
-// `resize` {width, height} when a resize step (or its undo or redo) gives the map another size, before the
-// `change` that follows it.
+// Strokes, lines and shapes may start, pass or end outside the canvas: the app forwards presses on the page
+// around it (startFromPage), moves and releases are heard on the window, and the rasterisers clip.
+//
+// Events (CustomEvent): `change` {final: bool} after any change of the flattened ids (final=false while a gesture
+// is still going), `pick` {id} from the eyedropper, `cursor` {x, y, id} (null when the pointer leaves),
+// `history`, `layers` when the stack, the current layer or a layer's name or visibility changes, `resize`
+// {width, height} when a resize step (or its undo or redo) gives the map another size, before the `change`.
 
 import { MAX_BRUSH, maxBrushSize } from "./canvas-size.js";
-import { floodFill } from "./fill.js";
+import { majorityAround, regionMask } from "./fill.js";
 import { History, LabelEdit } from "./history.js";
+import { EMPTY, Layer, LayerPropEdit, PixelEdit, StackEdit, flattenInto, ownerMap, snapshot } from "./layers.js";
 import { resizeNearest } from "./labelmap-io.js";
 import { idsToRgba } from "./palette.js";
+import { paintEllipse, paintPolygon, paintRectShape, squareCorner } from "./shapes.js";
 import { labelAt, paintSegment, radiusForSize, snapAngle } from "./strokes.js";
 
 // "reroll" changes no ids: the app hears its clicks itself (reroll.js), this canvas only ignores them.
-export const TOOLS = ["brush", "line", "fill", "eyedropper", "eraser", "reroll"];
+export const TOOLS = ["brush", "line", "rect", "ellipse", "polygon", "fill", "eyedropper", "eraser", "object", "reroll"];
 export const MIN_SIZE = 1;
-
-/**
- * A change of the map's size as one undoable step. It keeps both whole maps, so undoing a downscale brings back
- * every pixel the nearest-neighbour rescale dropped; the pixel edits below it on the stack stay valid because
- * undo reaches them only once the map has its old size again.
- */
-class ResizeEdit {
-  constructor(canvas, before, after) {
-    this.name = "resize";
-    this.canvas = canvas;
-    this.before = before;
-    this.after = after;
-  }
-
-  // The History hands every edit the ids; this one swaps the whole map instead. Each swap installs a copy, so
-  // later strokes never touch the maps kept here, and the stream sees a new map object (see PaintStream).
-  do() {
-    this.canvas._resizeTo(copyMap(this.after));
-  }
-
-  undo() {
-    this.canvas._resizeTo(copyMap(this.before));
-  }
-}
-
-function copyMap(map) {
-  return { width: map.width, height: map.height, ids: map.ids.slice() };
-}
+const DRAG_TOOLS = ["brush", "line", "eraser", "rect", "ellipse"]; // press, drag, release
+const PAGE_TOOLS = [...DRAG_TOOLS, "polygon"]; // tools a press outside the canvas may start
+const OUTLINE_TOOLS = ["brush", "line", "eraser"]; // tools whose brush outline follows the pointer
+const CLOSE_PX = 8; // a polygon click this close (screen px) to its first point closes it
 
 export class PaintCanvas extends EventTarget {
   constructor({ labelCanvas, overlayCanvas }) {
@@ -58,57 +43,172 @@ export class PaintCanvas extends EventTarget {
     this.overlayCanvas = overlayCanvas;
     this.labelCtx = labelCanvas.getContext("2d");
     this.overlayCtx = overlayCanvas.getContext("2d");
-    this.map = null; // {width, height, ids}
+    this.layers = []; // Layer objects, bottom first (layers.js)
+    this.active = null; // the layer tools paint on
+    this.map = null; // {width, height, ids}: the flattened stack
     this.lut = null; // RGBA colour per id (palette.buildLut)
     this.image = null; // ImageData the ids are coloured into
     this.history = new History();
     this.tool = "brush";
-    this.label = 0; // id painted by brush, line and fill
-    this.eraserLabel = 0; // the model's background label
+    this.label = 0; // id painted by brush, line, shapes and fill
+    this.eraserLabel = 0; // the model's background label: what the eraser paints on the bottom layer
     this.size = 16; // brush diameter in label pixels
     this.maxSize = MAX_BRUSH; // the biggest brush this map allows (maxBrushSize)
-    this.gesture = null; // the pointer gesture in progress
+    this.gesture = null; // the gesture in progress (a drag, or a polygon being clicked together)
     this.hover = null; // last pointer position in label pixels, for the brush outline
     this.framePending = false;
+    this.layerCount = 0; // for default names: "Layer 2", "Layer 3", …
 
     this._handlePointerDown = this._handlePointerDown.bind(this);
     this._handlePointerMove = this._handlePointerMove.bind(this);
     this._handlePointerUp = this._handlePointerUp.bind(this);
     this._handleHover = this._handleHover.bind(this);
     this._handleLeave = this._handleLeave.bind(this);
-    // As in signature_pad: only pointerdown lives on the canvas; move/up go on the window for one gesture, so a
-    // stroke that leaves the canvas keeps painting (clipped) instead of getting stuck.
     overlayCanvas.style.touchAction = "none";
     overlayCanvas.style.userSelect = "none";
-    overlayCanvas.addEventListener("pointerdown", this._handlePointerDown);
+    overlayCanvas.addEventListener("pointerdown", (e) => this._handlePointerDown(e, false));
     overlayCanvas.addEventListener("pointermove", this._handleHover);
     overlayCanvas.addEventListener("pointerleave", this._handleLeave);
+    overlayCanvas.addEventListener("dblclick", () => this.finishPolygon());
     overlayCanvas.addEventListener("contextmenu", (e) => e.preventDefault());
     new ResizeObserver(() => this._resizeOverlay()).observe(overlayCanvas);
   }
 
-  /** Replace the whole label map (new model, loaded file, starter scene); clears the undo stack. */
+  /** Replace the whole drawing with one full layer (new model, starter scene); clears the undo stack. */
   setMap(map) {
-    this._install(map);
+    this.setLayers({ width: map.width, height: map.height, layers: [new Layer("Background", map.ids)] });
+  }
+
+  /** Replace the whole drawing with `layers` (bottom first, the bottom one full), e.g. a restored autosave. */
+  setLayers({ width, height, layers }) {
+    this.cancelGesture();
+    this.layerCount = layers.length;
+    this.installStack({ layers, pixels: null, width, height }, false);
     this.history.clear();
     this._emitHistory();
   }
 
+  /** Open a project (parsed project-io file) as one undoable step; its size may differ from the current one. */
+  openProject({ width, height, layers }) {
+    this._stackStep("open", { layers, pixels: layers.map((l) => l.ids), width, height });
+    this.layerCount = Math.max(this.layerCount, layers.length);
+  }
+
   /**
-   * Rescale the map to width×height with nearest neighbour (ids are never blended), as one undoable step named
+   * Make the drawing `ids` (a full map of the current size) as one undoable step named `name` (clear, scene,
+   * open): the bottom layer gets them, the layers above are emptied but kept, with their names.
+   */
+  replaceAll(name, ids) {
+    if (!this.map) return null;
+    const pixels = this.layers.map((l, k) => (k === 0 ? ids.slice() : new Uint8Array(ids.length).fill(EMPTY)));
+    return this._stackStep(name, { layers: this.layers.slice(), pixels, width: this.map.width, height: this.map.height });
+  }
+
+  /**
+   * Rescale every layer to width×height with nearest neighbour (ids are never blended), as one undoable step named
    * "resize"; the brush scales with it. Returns the edit, or null when the map already has that size.
    */
   resize(width, height) {
     if (!this.map || (this.map.width === width && this.map.height === height)) return null;
+    const pixels = this.layers.map((l) => resizeNearest({ ...this.map, ids: l.ids }, width, height).ids);
+    return this._stackStep("resize", { layers: this.layers.slice(), pixels, width, height });
+  }
+
+  /** The layers as the last finished edit left them: a gesture still going (or cancelled) is not in them. */
+  committedLayers() {
+    const g = this.gesture;
+    return this.layers.map((l) => new Layer(l.name, g?.snapshot && g.layer === l ? g.snapshot : l.ids, l.visible));
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Layers
+
+  /** Add an empty layer above the current one and make it current. */
+  addLayer() {
+    const layer = new Layer(`Layer ${++this.layerCount}`, new Uint8Array(this.map.ids.length).fill(EMPTY));
+    const layers = this.layers.slice();
+    layers.splice(layers.indexOf(this.active) + 1, 0, layer);
+    this.active = layer;
+    this._stackStep("add layer", { ...snapshot(this, false), layers });
+    return layer;
+  }
+
+  /** Remove a layer (never the bottom one); the one below it becomes current. */
+  removeLayer(layer) {
+    const index = this.layers.indexOf(layer);
+    if (index < 1) return null;
+    if (this.active === layer) this.active = this.layers[index - 1];
+    return this._stackStep("remove layer", {
+      ...snapshot(this, false),
+      layers: this.layers.filter((l) => l !== layer),
+    });
+  }
+
+  /** Move a layer up (+1) or down (-1) among the upper layers; the bottom layer stays the bottom. */
+  moveLayer(layer, delta) {
+    const from = this.layers.indexOf(layer);
+    const to = from + delta;
+    if (from < 1 || to < 1 || to >= this.layers.length) return null;
+    const layers = this.layers.slice();
+    layers.splice(from, 1);
+    layers.splice(to, 0, layer);
+    return this._stackStep(delta > 0 ? "move layer up" : "move layer down", { ...snapshot(this, false), layers });
+  }
+
+  setLayerVisible(layer, visible) {
+    if (layer === this.layers[0] || layer.visible === visible) return null; // the bottom layer always shows
+    return this._propStep(new LayerPropEdit(visible ? "show layer" : "hide layer", layer, "visible", !visible, visible));
+  }
+
+  renameLayer(layer, name) {
+    const clean = String(name).trim().slice(0, 40);
+    if (!clean || clean === layer.name) return null;
+    return this._propStep(new LayerPropEdit("rename layer", layer, "name", layer.name, clean));
+  }
+
+  setActive(layer) {
+    if (!this.layers.includes(layer) || layer === this.active) return;
     this.cancelGesture();
-    // The map in use needs no copy: do() installs a copy of the rescaled one, and the edit alone keeps this one.
-    const edit = new ResizeEdit(this, this.map, resizeNearest(this.map, width, height));
+    this.active = layer;
+    this._emitLayers();
+  }
+
+  /** Put `state` (a layers.js snapshot) in place: a StackEdit's do and undo (`step`), and setLayers. */
+  installStack(state, step = true) {
+    const resized = !this.map || state.width !== this.map.width || state.height !== this.map.height;
+    const before = this.map;
+    this.layers = state.layers.slice();
+    // Each install copies the kept pixels, so later strokes never touch the copies an edit holds.
+    if (state.pixels) this.layers.forEach((l, k) => (l.ids = state.pixels[k].slice()));
+    if (!this.layers.includes(this.active)) this.active = this.layers.at(-1);
+    if (resized) this._install(state.width, state.height, step ? before : null);
+    this._compose();
+    this._emitLayers();
+  }
+
+  _stackStep(name, after) {
+    this.cancelGesture();
+    const edit = new StackEdit(name, this, snapshot(this, after.pixels !== null), after);
     edit.do();
     this.history.push(edit);
     this._changed(true);
     this._emitHistory();
     return edit;
   }
+
+  _propStep(edit) {
+    this.cancelGesture();
+    edit.do();
+    this.history.push(edit);
+    this._compose();
+    this._changed(true);
+    this._emitLayers();
+    this._emitHistory();
+    return edit;
+  }
+
+  // ------------------------------------------------------------------------------------------------------
+  // Tools, undo
 
   setLut(lut) {
     this.lut = lut;
@@ -120,72 +220,80 @@ export class PaintCanvas extends EventTarget {
     this.cancelGesture();
     this.tool = tool;
     this.overlayCanvas.dataset.tool = tool;
-    this._drawOverlay();
+    this.drawOverlay();
   }
 
   setSize(size) {
     this.size = Math.max(MIN_SIZE, Math.min(this.maxSize, Math.round(size)));
-    this._drawOverlay();
-  }
-
-  /** Apply `mutate(ids)` as one undoable edit named `name` (clear, load, scene). Returns the edit or null. */
-  applyEdit(name, mutate) {
-    if (!this.map) return null;
-    this.cancelGesture();
-    const before = this.map.ids.slice();
-    mutate(this.map.ids);
-    const edit = LabelEdit.between(name, before, this.map.ids);
-    if (this.history.push(edit)) this._changed(true);
-    this._emitHistory();
-    return edit;
+    this.drawOverlay();
   }
 
   undo() {
-    if (!this.map) return null;
-    this.cancelGesture();
-    const edit = this.history.undo(this.map.ids);
-    if (edit) this._changed(true);
-    this._emitHistory();
-    return edit;
+    return this._historyStep((h) => h.undo());
   }
 
   redo() {
+    return this._historyStep((h) => h.redo());
+  }
+
+  _historyStep(step) {
     if (!this.map) return null;
     this.cancelGesture();
-    const edit = this.history.redo(this.map.ids);
-    if (edit) this._changed(true);
+    const edit = step(this.history);
+    if (edit) {
+      this._compose();
+      if (edit instanceof LayerPropEdit) this._emitLayers();
+      this._changed(true);
+    }
     this._emitHistory();
     return edit;
   }
 
-  /** Abort the gesture in progress (Escape, tool switch) and restore the ids it had changed. */
+  /** Abort the gesture in progress (Escape, tool switch) and restore the layer it had changed. */
   cancelGesture() {
     const g = this.gesture;
     if (!g) return;
     this._endGesture();
     if (g.snapshot) {
-      this.map.ids.set(g.snapshot);
+      g.layer.ids.set(g.snapshot);
+      this._compose();
       this._changed(true);
+    }
+    this.drawOverlay();
+  }
+
+  /** Close the polygon being clicked together and paint it (double-click, Enter, or a click on its first point). */
+  finishPolygon() {
+    const g = this.gesture;
+    if (!g || g.tool !== "polygon") return;
+    g.layer.ids.set(g.snapshot);
+    paintPolygon(this._target(g.layer), g.points, g.label);
+    this._commit(g);
+  }
+
+  /** A press on the page outside the canvas (main.js decides which presses count): strokes and shapes only. */
+  startFromPage(event) {
+    if (PAGE_TOOLS.includes(this.tool) && !event.altKey) this._handlePointerDown(event, true);
+  }
+
+  _install(width, height, before) {
+    this.map = { width, height, ids: new Uint8Array(width * height) };
+    this.maxSize = maxBrushSize(width, height);
+    this.labelCanvas.width = width;
+    this.labelCanvas.height = height;
+    this.image = this.labelCtx.createImageData(width, height);
+    if (before) {
+      // A resize step: brush and pointer scale with the map, so both stay put on screen.
+      const sx = width / before.width;
+      if (this.hover) this.hover = { x: this.hover.x * sx, y: (this.hover.y * height) / before.height };
+      this.setSize(this.size * sx);
+      this.dispatchEvent(new CustomEvent("resize", { detail: { width, height } }));
     }
   }
 
-  _install(map) {
-    this.map = map;
-    this.maxSize = maxBrushSize(map.width, map.height);
-    this.labelCanvas.width = map.width;
-    this.labelCanvas.height = map.height;
-    this.image = this.labelCtx.createImageData(map.width, map.height);
+  _compose() {
+    flattenInto(this.layers, this.map.ids);
     this.redraw();
-  }
-
-  /** Install a map of another size for a resize step: brush and pointer scale with it, so both stay put on screen. */
-  _resizeTo(map) {
-    const sx = map.width / this.map.width;
-    const sy = map.height / this.map.height;
-    this._install(map);
-    if (this.hover) this.hover = { x: this.hover.x * sx, y: this.hover.y * sy };
-    this.setSize(this.size * sx);
-    this.dispatchEvent(new CustomEvent("resize", { detail: { width: map.width, height: map.height } }));
   }
 
   /** Repaint the colour view from the ids (coalesced to one repaint per animation frame). */
@@ -199,48 +307,98 @@ export class PaintCanvas extends EventTarget {
     });
   }
 
+  /** `layer` as a label map for the rasterisers. */
+  _target(layer) {
+    return { width: this.map.width, height: this.map.height, ids: layer.ids };
+  }
+
   // ------------------------------------------------------------------------------------------------------
   // Pointer input
 
-  /** Label-map coordinates (floats) of a pointer event. */
+  /** Label-map coordinates (floats) of a client point, read against the (possibly zoomed) label canvas. */
   _toMap(event) {
-    const rect = this.overlayCanvas.getBoundingClientRect();
+    const rect = this.labelCanvas.getBoundingClientRect();
     return {
       x: ((event.clientX - rect.left) / rect.width) * this.map.width,
       y: ((event.clientY - rect.top) / rect.height) * this.map.height,
     };
   }
 
-  _handlePointerDown(event) {
-    if (!this.map || this.gesture || (event.pointerType === "mouse" && event.button !== 0)) return;
-    event.preventDefault();
-    const p = this._toMap(event);
+  _handlePointerDown(event, fromPage) {
+    if (!this.map || (event.pointerType === "mouse" && event.button !== 0)) return;
     // Alt-click picks a label with any tool, as in most paint programs.
     const tool = event.altKey ? "eyedropper" : this.tool;
+    const g = this.gesture;
+    if (g && (g.tool !== "polygon" || tool !== "polygon")) return; // a drag, or a polygon, is going on
+    event.preventDefault();
+    const p = this._toMap(event);
     this.hover = p;
     if (tool === "reroll") return;
+    if (tool === "polygon") {
+      this._addPolygonPoint(p, event);
+      return;
+    }
+    if (tool === "fill") {
+      this._regionStep("fill", p, () => this.active, this.label);
+      return;
+    }
+    if (tool === "object") {
+      this._removeObject(p);
+      return;
+    }
     if (tool === "eyedropper") {
       this._pick(p);
       this.gesture = { tool, pointerId: event.pointerId, snapshot: null };
-    } else if (tool === "fill") {
-      this.applyEdit("fill", () => floodFill(this.map, p.x, p.y, this.label));
-      return;
     } else {
-      const label = tool === "eraser" ? this.eraserLabel : this.label;
-      this.gesture = { tool, label, pointerId: event.pointerId, snapshot: this.map.ids.slice(), start: p, last: p };
-      paintSegment(this.map, p.x, p.y, p.x, p.y, radiusForSize(this.size), label);
-      this._changed(false);
+      const bottom = this.active === this.layers[0];
+      const label = tool === "eraser" ? (bottom ? this.eraserLabel : EMPTY) : this.label;
+      const layer = this.active;
+      this.gesture = { tool, label, layer, pointerId: event.pointerId, snapshot: layer.ids.slice(), start: p, last: p };
+      if (tool === "brush" || tool === "eraser") {
+        paintSegment(this._target(layer), p.x, p.y, p.x, p.y, radiusForSize(this.size), label);
+        this._compose();
+        this._changed(false);
+      }
     }
+    if (fromPage) this.drawOverlay();
     window.addEventListener("pointermove", this._handlePointerMove, { passive: false });
     window.addEventListener("pointerup", this._handlePointerUp, { passive: false });
     window.addEventListener("pointercancel", this._handlePointerUp, { passive: false });
   }
 
+  _addPolygonPoint(p, event) {
+    let g = this.gesture;
+    if (!g) {
+      const layer = this.active;
+      g = { tool: "polygon", label: this.label, layer, pointerId: 0, snapshot: layer.ids.slice(), points: [] };
+      this.gesture = g;
+      window.addEventListener("pointermove", this._handlePointerMove, { passive: false });
+    }
+    const first = g.points[0];
+    if (first && g.points.length >= 3) {
+      const scale = this.labelCanvas.getBoundingClientRect().width / this.map.width; // screen px per label px
+      if (Math.hypot(first.x - p.x, first.y - p.y) * scale <= CLOSE_PX) {
+        this.finishPolygon();
+        return;
+      }
+    }
+    if (event.detail >= 2) return; // the second click of a double-click: dblclick closes it
+    g.points.push(p);
+    this.drawOverlay();
+  }
+
   _handlePointerMove(event) {
     const g = this.gesture;
-    if (!g || event.pointerId !== g.pointerId) return;
+    if (!g) return;
+    if (g.tool === "polygon") {
+      this.hover = this._toMap(event); // the next vertex follows the pointer in the preview
+      this.drawOverlay();
+      return;
+    }
+    if (event.pointerId !== g.pointerId) return;
     event.preventDefault();
     const radius = radiusForSize(this.size);
+    const target = g.snapshot ? this._target(g.layer) : null;
     // Coalesced events carry the intermediate positions a fast pen or mouse produced between two frames.
     const events = event.getCoalescedEvents?.().length ? event.getCoalescedEvents() : [event];
     let changed = false;
@@ -248,31 +406,51 @@ export class PaintCanvas extends EventTarget {
       let p = this._toMap(e);
       if (g.tool === "eyedropper") {
         this._pick(p);
-      } else if (g.tool === "line") {
-        if (e.shiftKey) p = snapAngle(g.start.x, g.start.y, p.x, p.y);
-        // Re-rasterise the whole line from the snapshot so the live picture shows exactly the final result.
-        this.map.ids.set(g.snapshot);
-        paintSegment(this.map, g.start.x, g.start.y, p.x, p.y, radius, g.label);
-        changed = true;
+      } else if (g.tool === "brush" || g.tool === "eraser") {
+        changed = paintSegment(target, g.last.x, g.last.y, p.x, p.y, radius, g.label) > 0 || changed;
       } else {
-        changed = paintSegment(this.map, g.last.x, g.last.y, p.x, p.y, radius, g.label) > 0 || changed;
+        // Line and shapes re-rasterise from the snapshot so the live picture shows exactly the final result.
+        g.layer.ids.set(g.snapshot);
+        if (g.tool === "line") {
+          if (e.shiftKey) p = snapAngle(g.start.x, g.start.y, p.x, p.y);
+          paintSegment(target, g.start.x, g.start.y, p.x, p.y, radius, g.label);
+        } else {
+          const c = e.shiftKey ? squareCorner(g.start.x, g.start.y, p.x, p.y) : p;
+          const paint = g.tool === "rect" ? paintRectShape : paintEllipse;
+          paint(target, g.start.x, g.start.y, c.x, c.y, g.label);
+        }
+        changed = true;
       }
       g.last = p;
     }
     this.hover = g.last;
-    if (changed) this._changed(false);
-    this._drawOverlay();
+    if (changed) {
+      this._compose();
+      this._changed(false);
+    }
+    this.drawOverlay();
   }
 
   _handlePointerUp(event) {
     const g = this.gesture;
-    if (!g || event.pointerId !== g.pointerId) return;
-    this._endGesture();
-    if (g.snapshot) {
-      this.history.push(LabelEdit.between(g.tool, g.snapshot, this.map.ids));
-      this._changed(true);
-      this._emitHistory();
+    if (!g || g.tool === "polygon" || event.pointerId !== g.pointerId) return;
+    if (event.type === "pointercancel" && g.snapshot) {
+      this.cancelGesture(); // the system took the pointer (a palm, a scroll): half a stroke is not kept
+      return;
     }
+    if (g.snapshot) this._commit(g);
+    else this._endGesture();
+  }
+
+  /** Record a finished gesture on its layer as one edit. */
+  _commit(g) {
+    this._endGesture();
+    const diff = LabelEdit.between(g.tool, g.snapshot, g.layer.ids);
+    if (diff) this.history.push(new PixelEdit(g.layer, diff));
+    this._compose();
+    this._changed(true);
+    this._emitHistory();
+    this.drawOverlay();
   }
 
   _endGesture() {
@@ -280,6 +458,37 @@ export class PaintCanvas extends EventTarget {
     window.removeEventListener("pointermove", this._handlePointerMove);
     window.removeEventListener("pointerup", this._handlePointerUp);
     window.removeEventListener("pointercancel", this._handlePointerUp);
+  }
+
+  /**
+   * Write `label` into the layer `pickLayer()` returns over the region of the flattened map around `p` (the fill,
+   * which paints what the artist sees, whichever layer it came from, onto the current layer).
+   */
+  _regionStep(name, p, pickLayer, label, limit = null) {
+    const mask = regionMask(this.map, p.x, p.y);
+    const layer = pickLayer();
+    const before = layer.ids.slice();
+    for (let i = 0; i < mask.length; i++) if (mask[i] && (!limit || limit[i])) layer.ids[i] = label;
+    this._commit({ tool: name, layer, snapshot: before });
+  }
+
+  /**
+   * The object eraser: the region under `p` goes to the label most common around it, on the layer it was painted
+   * on (the topmost visible one there), so a tree on an upper layer is removed where it was drawn.
+   */
+  _removeObject(p) {
+    const ix = Math.floor(p.x);
+    const iy = Math.floor(p.y);
+    if (ix < 0 || iy < 0 || ix >= this.map.width || iy >= this.map.height) return;
+    const owner = ownerMap(this.layers);
+    const k = owner[iy * this.map.width + ix];
+    // The majority is taken around the whole region as seen, so parts of the object painted on other layers never
+    // count as its surroundings; only the part on the owning layer changes.
+    const region = regionMask(this.map, p.x, p.y);
+    const around = majorityAround(this.map, region);
+    if (around < 0) return; // the region is the whole map: nothing around it to fill from
+    for (let i = 0; i < region.length; i++) if (owner[i] !== k) region[i] = 0;
+    this._regionStep("remove object", p, () => this.layers[k], around, region);
   }
 
   _handleHover(event) {
@@ -291,14 +500,14 @@ export class PaintCanvas extends EventTarget {
         detail: { x: Math.floor(p.x), y: Math.floor(p.y), id: labelAt(this.map, p.x, p.y) },
       }),
     );
-    if (!this.gesture) this._drawOverlay();
+    if (!this.gesture || this.gesture.tool === "polygon") this.drawOverlay();
   }
 
   _handleLeave() {
     if (this.gesture) return;
     this.hover = null;
     this.dispatchEvent(new CustomEvent("cursor", { detail: null }));
-    this._drawOverlay();
+    this.drawOverlay();
   }
 
   _pick(p) {
@@ -317,8 +526,12 @@ export class PaintCanvas extends EventTarget {
     );
   }
 
+  _emitLayers() {
+    this.dispatchEvent(new CustomEvent("layers"));
+  }
+
   // ------------------------------------------------------------------------------------------------------
-  // Overlay: brush outline, sized in device pixels so it stays crisp at any zoom and devicePixelRatio.
+  // Overlay: brush outline and shape previews, in device pixels so they stay crisp at any zoom.
 
   _resizeOverlay() {
     const canvas = this.overlayCanvas;
@@ -329,20 +542,34 @@ export class PaintCanvas extends EventTarget {
       canvas.width = w;
       canvas.height = h;
     }
-    this._drawOverlay();
+    this.drawOverlay();
   }
 
-  _drawOverlay() {
+  /** Redraw the overlay (also after a zoom or pan moved the label canvas under it: the app calls it then). */
+  drawOverlay() {
     const ctx = this.overlayCtx;
     const canvas = this.overlayCanvas;
     ctx.clearRect(0, 0, canvas.width, canvas.height);
-    if (!this.map || !this.hover || !["brush", "line", "eraser"].includes(this.tool)) return;
-    const scale = canvas.width / this.map.width; // device pixels per label pixel
+    if (!this.map) return;
     const dpr = window.devicePixelRatio || 1;
-    const r = Math.max(2 * dpr, radiusForSize(this.size) * scale);
-    const x = this.hover.x * scale;
-    const y = this.hover.y * scale;
+    const own = canvas.getBoundingClientRect();
+    const view = this.labelCanvas.getBoundingClientRect();
+    const scale = (view.width / this.map.width) * dpr; // device pixels per label pixel
+    const at = (p) => [(view.left - own.left) * dpr + p.x * scale, (view.top - own.top) * dpr + p.y * scale];
     ctx.lineWidth = 1.5 * dpr;
+    const g = this.gesture;
+    if (g?.tool === "polygon") {
+      const points = this.hover ? [...g.points, this.hover] : g.points;
+      ctx.beginPath();
+      for (const p of points) ctx.lineTo(...at(p));
+      ctx.closePath();
+      ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
+      ctx.stroke();
+      return;
+    }
+    if (!this.hover || !OUTLINE_TOOLS.includes(this.tool)) return;
+    const r = Math.max(2 * dpr, radiusForSize(this.size) * scale);
+    const [x, y] = at(this.hover);
     ctx.beginPath();
     ctx.arc(x, y, r, 0, Math.PI * 2);
     ctx.strokeStyle = "rgba(0, 0, 0, 0.55)";
@@ -351,11 +578,10 @@ export class PaintCanvas extends EventTarget {
     ctx.arc(x, y, Math.max(1, r - 1.5 * dpr), 0, Math.PI * 2);
     ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
     ctx.stroke();
-    const g = this.gesture;
     if (g && g.tool === "line") {
       // Centre line of the line being dragged, so the direction is visible even under a large brush.
       ctx.beginPath();
-      ctx.moveTo(g.start.x * scale, g.start.y * scale);
+      ctx.moveTo(...at(g.start));
       ctx.lineTo(x, y);
       ctx.setLineDash([4 * dpr, 4 * dpr]);
       ctx.strokeStyle = "rgba(255, 255, 255, 0.8)";

@@ -62,9 +62,10 @@ export function rerollTitle(enabled, things = []) {
 }
 
 /**
- * The tool's DOM side: its button, re-roll clicks on `surfaces` (the label canvas's pointer surface and the
- * picture) while the tool is in use, and the status of the answers. The app switches tools; this only asks
- * `isActive()`.
+ * The tool's DOM side: its button, re-roll clicks on `surfaces` while the tool is in use, and the status of the
+ * answers. A surface is [element clicked, element showing the map]: the label canvas's pointer surface takes the
+ * clicks over the (possibly zoomed) label canvas, the picture takes its own. The app switches tools; this only
+ * asks `isActive()`.
  */
 export class RerollTool {
   constructor({ button, surfaces, stream, isActive, getMap, setStatus }) {
@@ -75,7 +76,7 @@ export class RerollTool {
     this.setStatus = setStatus; // (text, isError, clearAfterMs)
     this.things = []; // the model's collage classes, for the messages
     this.last = null; // the server's latest `rerolled` answer
-    for (const el of surfaces) el.addEventListener("click", (e) => this._click(e));
+    for (const [el, view] of surfaces) el.addEventListener("click", (e) => this._click(e, view));
     stream.addEventListener("rerolled", (e) => {
       this.last = e.detail;
       setStatus(rerollStatus(e.detail).text, false, 5000);
@@ -102,10 +103,10 @@ export class RerollTool {
     return true;
   }
 
-  _click(event) {
+  _click(event, view) {
     const map = this.getMap();
     if (!this.isActive() || !this.enabled || event.altKey || event.button !== 0 || !map) return;
-    const rect = event.currentTarget.getBoundingClientRect();
+    const rect = view.getBoundingClientRect();
     const p = mapPixel(event.clientX, event.clientY, rect, map.width, map.height);
     if (p && !this.stream.reroll(p.x, p.y)) this.setStatus("Not connected: cannot re-roll now", true, 4000);
   }

@@ -4,13 +4,12 @@
 // from the model's manifest, or a reference photo the server encoded into a latent (its style_id).
 // The dice rolls a new seed; the lock freezes the seed (dice and seed field disabled) and remembers it across
 // page loads, so an artist can come back to the same look. CollageGAN is a separate on/off switch.
-// Each tab also keeps the style in use per model in sessionStorage, so a reload takes it up again; a photo's
-// style only if the server still has it.
+// The style in use belongs to the drawing: the app saves `saved` with it (autosave, project files) and hands it
+// back on a page load or when a project is opened; a photo's style is taken up only if the server still has it.
 //
 // Event: `change` {style: {seed}|{preset}|{style_id}, collage} whenever the effective style changes.
 
 const STORAGE_KEY = "collage-studio.seed-lock";
-const STYLE_PREFIX = "collage-studio.style."; // + model name: presets and photo styles belong to one model
 const MAX_SEED = 2 ** 31 - 1;
 // Photos the server takes as they are: its default pixel limit (COLLAGE_MAX_PIXELS), and a file size under its
 // 16 MB body limit with room for the rest of the form. Its encoder sees only 128², so a camera photo loses
@@ -100,11 +99,13 @@ async function thumbnail(file) {
 }
 
 export class StylePanel extends EventTarget {
-  constructor(elements, { uploadStyle, readStyle }) {
+  constructor(elements, { uploadStyle, readStyle, renderPreset }) {
     super();
     this.el = elements; // {fileInput, dropZone, thumb, thumbImg, clearImage, presets, seedInput, dice, lock, collage, message}
     this.uploadStyle = uploadStyle; // async (File) => {style_id}
     this.readStyle = readStyle; // async (style_id) => the stored style; throws when the server does not have it
+    this.renderPreset = renderPreset; // async (model, preset) => Blob: a small picture of the preset, by the server
+    this.previewUrls = []; // object URLs of the preset previews shown, revoked with the next model's
     this.model = null; // the model whose presets are shown, and under whose name the tab's style is kept
     const saved = this._loadLock();
     this.state = {
@@ -130,13 +131,23 @@ export class StylePanel extends EventTarget {
     return { seed: s.seed };
   }
 
-  /** Show the model's presets and enable what it can do; on a page load, take up the tab's style for it. */
-  async setModel({ name, presets, styleImage, collage }) {
+  /** What to save with the drawing, for `restore` (and a page load) to take up again. */
+  get saved() {
+    const { mode, seed, preset, styleId, thumb, collage } = this.state;
+    return { mode, seed, preset, styleId, thumb, collage };
+  }
+
+  /**
+   * Show the model's presets and enable what it can do; on a page load, take up `saved`, the style saved with the
+   * drawing being restored (null when there is none).
+   */
+  async setModel({ name, presets, styleImage, collage, saved: raw = null }) {
     this._abandonUpload(); // a photo sent for the previous model would be encoded in its latent space
     const first = this.model === null;
     this.model = name;
-    // A model switch keeps the style in use where it can (below); only a reload goes back to the saved one.
-    const saved = first ? await this._savedStyle({ presets, styleImage, collage }) : null;
+    this.caps = { presets, styleImage, collage };
+    // A model switch keeps the style in use where it can (below); only a page load goes back to the saved one.
+    const saved = first ? await this._savedStyle(raw) : null;
     if (this.model !== name) return; // another model was chosen while a photo style was checked
     const { el } = this;
     el.presets.replaceChildren(
@@ -145,10 +156,14 @@ export class StylePanel extends EventTarget {
         b.type = "button";
         b.className = "chip-button";
         b.dataset.preset = name;
-        b.textContent = name.replace(/[-_]/g, " ");
+        const thumb = document.createElement("img");
+        thumb.className = "preset-thumb";
+        thumb.alt = "";
+        b.append(thumb, name.replace(/[-_]/g, " "));
         return b;
       }),
     );
+    this._loadPreviews(name, presets);
     el.presets.closest("[data-section]")?.toggleAttribute("hidden", presets.length === 0);
     el.fileInput.disabled = !styleImage;
     el.dropZone.classList.toggle("disabled", !styleImage);
@@ -164,7 +179,37 @@ export class StylePanel extends EventTarget {
     if (this.state.mode === "image") this.state.mode = "seed";
     if (saved) this._takeUp(saved);
     this._render();
-    this._saveStyle();
+  }
+
+  /** Take up the style saved with a drawing that was just opened (a project file). */
+  async restore(raw) {
+    const model = this.model;
+    const saved = await this._savedStyle(raw);
+    if (!saved || this.model !== model) return;
+    this._chose();
+    this._dropImage();
+    this._takeUp(saved);
+    this._render();
+    this._emit();
+  }
+
+  /** Show each preset's look on its chip: one server render per preset, one after another, behind the painting. */
+  async _loadPreviews(model, presets) {
+    for (const url of this.previewUrls) URL.revokeObjectURL(url);
+    this.previewUrls = [];
+    for (const preset of presets) {
+      let blob;
+      try {
+        blob = await this.renderPreset(model, preset);
+      } catch {
+        return; // the server is busy or gone: the chips keep their names, which is all they had before
+      }
+      if (this.model !== model) return; // another model's chips are shown now
+      const url = URL.createObjectURL(blob);
+      this.previewUrls.push(url);
+      const chip = [...this.el.presets.querySelectorAll("[data-preset]")].find((b) => b.dataset.preset === preset);
+      if (chip) chip.querySelector(".preset-thumb").src = url;
+    }
   }
 
   /** Roll a new random seed (ignored while the seed is locked). */
@@ -366,14 +411,12 @@ export class StylePanel extends EventTarget {
     }
   }
 
-  /** This tab's saved style for the model, once the server confirmed it still has a saved photo style. */
-  async _savedStyle(caps) {
-    let saved;
-    try {
-      saved = restorable(JSON.parse(sessionStorage.getItem(STYLE_PREFIX + this.model) ?? "null"), caps);
-    } catch {
-      return null; // storage disabled or garbled: start from the seed, as a new tab does
-    }
+  /**
+   * A saved style (parsed from storage or a file, so possibly anything) as this model can use it, once the server
+   * confirmed it still has a saved photo style.
+   */
+  async _savedStyle(raw) {
+    const saved = restorable(raw, this.caps);
     if (saved?.mode !== "image") return saved;
     try {
       await this.readStyle(saved.styleId); // the server keeps styles, but may have restarted on other data
@@ -398,19 +441,7 @@ export class StylePanel extends EventTarget {
     }
   }
 
-  _saveStyle() {
-    if (this.model === null) return; // a dice roll before the models load: the first model's saved style wins
-    const { mode, seed, preset, styleId, thumb, collage } = this.state;
-    const text = JSON.stringify({ mode, seed, preset, styleId, thumb, collage });
-    try {
-      sessionStorage.setItem(STYLE_PREFIX + this.model, text);
-    } catch {
-      // storage full or disabled: a reload starts from the seed, as it did before styles were kept
-    }
-  }
-
   _emit() {
-    this._saveStyle(); // every effective change, so a reload takes up the style last in use
     this.dispatchEvent(new CustomEvent("change", { detail: { style: this.style, collage: this.state.collage } }));
   }
 }

@@ -80,10 +80,12 @@ def wait_fresh_frame(page: Page, after: int) -> int:
 
 
 def client_point(page: Page, selector: str, x: float, y: float) -> tuple[float, float]:
-    """Map pixel (x, y) → page coordinates on the element `selector`, which shows the whole map."""
+    """Map pixel (x, y) → page coordinates on the element `selector`, which shows the whole map, rounded to whole
+    CSS pixels: a click's coordinates are whole pixels, and a map pixel is > 1 CSS pixel, so a pixel centre stays in
+    its pixel."""
     found = page.locator(selector).bounding_box()
     assert found is not None, selector
-    return found["x"] + x * found["width"] / SIDE, found["y"] + y * found["height"] / SIDE
+    return round(found["x"] + x * found["width"] / SIDE), round(found["y"] + y * found["height"] / SIDE)
 
 
 def test_collage_composes_the_objects_and_a_reroll_redraws_only_the_one_clicked(
@@ -148,7 +150,7 @@ def test_collage_composes_the_objects_and_a_reroll_redraws_only_the_one_clicked(
     assert page.evaluate("collage.tool()") == "reroll"
     expect(tool).to_have_attribute("aria-pressed", "true")
     sent_seq, shown = page.evaluate("[collage.lastSentSeq(), collage.framesShown()]")
-    page.mouse.click(*client_point(page, "#overlay-canvas", 128.5, 20.5))
+    page.mouse.click(*client_point(page, "#label-canvas", 128.5, 20.5))
     expect(status).to_have_text("No rock, tree or house to re-roll there (small ones are not redrawn)")
 
     # A click on the house in the picture: the server re-rolls it and sends the picture again under the same seq.
