@@ -12,6 +12,7 @@ import { Layer } from "./layers.js";
 import { parseProject, projectToJson } from "./project-io.js";
 
 export const AUTOSAVE_PREFIX = "collage-studio.map."; // + model name
+const OLD_STYLE_PREFIX = "collage-studio.style."; // + model name: where styles were saved before layers
 const DELAY_MS = 400; // a burst of finished edits is saved once
 
 /** Whether `store` took the item; when storage is full or disabled that copy is simply not kept. */
@@ -52,7 +53,9 @@ function savedDrawing(store, key, sizes, labels) {
       const ids = fromBase64(saved.ids);
       const known = new Set(labels.map((l) => l.id));
       if (ids.length !== saved.width * saved.height || ids.some((id) => !known.has(id))) return null;
-      drawing = { width: saved.width, height: saved.height, layers: [{ name: "Background", visible: true, ids }] };
+      // Its style was kept apart then, per tab.
+      const style = JSON.parse(window[store].getItem(OLD_STYLE_PREFIX + key.slice(AUTOSAVE_PREFIX.length)) ?? "null");
+      drawing = { width: saved.width, height: saved.height, layers: [{ name: "Background", visible: true, ids }], style };
     }
     if (!offersSize(sizes, drawing.width, drawing.height)) return null;
     const layers = drawing.layers.map((l) => new Layer(l.name, l.ids, l.visible));
@@ -63,8 +66,9 @@ function savedDrawing(store, key, sizes, labels) {
 }
 
 export class Autosave {
-  constructor(getDrawing) {
+  constructor(getDrawing, onFailure) {
     this.getDrawing = getDrawing; // () => {model, width, height, labels, layers, style} | null
+    this.onFailure = onFailure; // (message) => void: the browser would not store the drawing
     this.timer = null;
   }
 
@@ -90,6 +94,10 @@ export class Autosave {
     const shared = setItem("localStorage", key, text);
     // A tab copy that could not be updated must not hide the newer shared one from a reload.
     if (!setItem("sessionStorage", key, text) && shared) removeItem("sessionStorage", key);
+    if (!shared) {
+      const kb = Math.round(text.length / 1024);
+      this.onFailure(`Autosave failed: the browser would not store this ${kb} kB drawing; save the project instead`);
+    }
   }
 
   /** The drawing this tab, else any tab, left for `model` at one of `sizes`, or null. */

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { EMPTY, PROJECT_FORMAT, PROJECT_VERSION, parseProject, projectToJson } from "./project-io.js";
+import {
+  EMPTY,
+  PROJECT_FORMAT,
+  PROJECT_VERSION,
+  decodeRuns,
+  encodeRuns,
+  parseProject,
+  projectToJson,
+} from "./project-io.js";
 
 const LABELS = ["sea", "cloud", "bush", "grass", "tree"].map((name, id) => ({ id, name, color: [id, id, id] }));
 const E = EMPTY;
@@ -37,8 +45,9 @@ test("the file is JSON with base64 layers and only the id and name of each label
     height: 3,
     labels: LABELS.map(({ id, name }) => ({ id, name })),
     layers: [
-      { name: "Background", visible: true, ids: b64([0, 0, 0, 0, 1, 1, 3, 3, 3, 3, 3, 3]) },
-      { name: "Trees", visible: false, ids: b64([E, E, E, E, E, 4, E, E, E, 4, E, E]) },
+      // Runs: [id, length]: 4 × 0, 2 × 1, 6 × 3; then 5 × EMPTY, 4, 3 × EMPTY, 4, 2 × EMPTY.
+      { name: "Background", visible: true, runs: b64([0, 4, 1, 2, 3, 6]) },
+      { name: "Trees", visible: false, runs: b64([E, 5, 4, 1, E, 3, 4, 1, E, 2]) },
     ],
     style: { preset: "sunset", seed: 7, weights: [0.5, 0.25] },
   });
@@ -76,8 +85,27 @@ test("a 512×512 project round-trips (base64 is built in chunks)", () => {
     { name: "Top", visible: true, ids: top },
   ];
   const text = projectToJson({ width: 512, height: 512, labels: LABELS, layers, style: null });
-  assert.equal(JSON.parse(text).layers[0].ids, b64(bottom));
   assert.deepEqual(parseProject(text, LABELS).layers, layers);
+  // Raw bytes, as a hand-written file may give them, open the same.
+  const raw = JSON.parse(text);
+  raw.layers.forEach((l, k) => {
+    delete l.runs;
+    l.ids = b64(layers[k].ids);
+  });
+  assert.deepEqual(parseProject(JSON.stringify(raw), LABELS).layers, layers);
+});
+
+test("runs keep a mostly empty 512² layer small, with lengths past one varint byte", () => {
+  const ids = new Uint8Array(512 * 512).fill(EMPTY);
+  ids.fill(4, 1000, 1300);
+  const runs = encodeRuns(ids);
+  assert.deepEqual([...runs.subarray(0, 3)], [E, 1000 & 0x7f | 0x80, 1000 >> 7]);
+  assert.ok(runs.length < 16, `${runs.length} bytes`);
+  assert.deepEqual(decodeRuns(runs, ids.length), ids);
+  assert.equal(decodeRuns(runs, ids.length + 1), null); // too few pixels
+  assert.equal(decodeRuns(runs, ids.length - 1), null); // too many
+  assert.equal(decodeRuns(Uint8Array.from([4, 0x80]), 4), null); // a length cut short
+  assert.equal(decodeRuns(Uint8Array.from([4, 0, 4, 4]), 4), null); // an empty run
 });
 
 test("files that are not projects this studio can open", () => {
@@ -116,7 +144,11 @@ test("layer pixels of the wrong length or not base64", () => {
     () => parseProject(edited((d) => (d.layers[0].ids = "AAAA*AAA")), LABELS),
     /^Error: the pixels of layer 1 \("Background"\) are missing or not valid base64$/,
   );
-  assert.throws(() => parseProject(edited((d) => delete d.layers[1].ids), LABELS), /layer 2 .* are missing/);
+  assert.throws(() => parseProject(edited((d) => delete d.layers[1].runs), LABELS), /layer 2 .* are missing/);
+  assert.throws(
+    () => parseProject(edited((d) => (d.layers[1].runs = b64([E, 5, 4, 1]))), LABELS),
+    /pixel runs of layer 2 .* do not make the 4×3 pixels/,
+  );
 });
 
 test("ids the model does not have, and empty or hidden bottom layers", () => {
