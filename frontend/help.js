@@ -45,6 +45,7 @@ export const SHORTCUTS = [
   ["Space+drag / middle drag", "Pan the zoomed canvases"],
   ["Home", "Fit: back to the whole canvas"],
   ["N", "New layer above the current one"],
+  ["F2 / double-click", "Rename the current layer"],
   ["R", "Random style (the dice)"],
   ["V", "Next compare view"],
   ["?", "This list"],

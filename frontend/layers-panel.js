@@ -48,11 +48,15 @@ export class LayersPanel {
     name.title = "Paint on this layer; double-click (or F2) to rename";
     name.addEventListener("click", () => canvas.setActive(layer));
     name.addEventListener("dblclick", () => this._rename(row, layer));
-    name.addEventListener("keydown", (e) => {
-      if (e.key === "F2") this._rename(row, layer);
-    });
     row.append(eye, name);
     return row;
+  }
+
+  /** Rename the current layer (F2). */
+  renameCurrent() {
+    const k = this.canvas.layers.indexOf(this.canvas.active);
+    const row = this.list.querySelector(`[data-layer-index="${k}"]`);
+    if (row) this._rename(row, this.canvas.active);
   }
 
   /** Swap the row's name for a text field; Enter or leaving it renames, Escape keeps the old name. */

@@ -62,6 +62,22 @@ export class PixelEdit {
   }
 }
 
+/** Several layers' pixel edits as one undo step (clear, example scene, open a PNG). */
+export class GroupEdit {
+  constructor(name, edits) {
+    this.name = name;
+    this.edits = edits; // PixelEdits
+  }
+
+  do() {
+    for (const edit of this.edits) edit.do();
+  }
+
+  undo() {
+    for (const edit of this.edits) edit.undo();
+  }
+}
+
 /** A change of one layer's name or visibility. */
 export class LayerPropEdit {
   constructor(name, layer, prop, before, after) {
@@ -88,6 +104,7 @@ export class LayerPropEdit {
 export function snapshot(drawing, withPixels) {
   return {
     layers: drawing.layers.slice(),
+    active: drawing.active, // the current layer, which undo and redo bring back
     pixels: withPixels ? drawing.layers.map((l) => l.ids.slice()) : null,
     width: drawing.map.width,
     height: drawing.map.height,

@@ -84,10 +84,10 @@ const zoom = new ZoomView({
   targets: [$("label-canvas"), outputCanvas],
   fitButton: $("zoom-fit"),
   readout: $("zoom-value"),
-  onPinchStart: () => canvas.cancelGesture(),
+  onPinchStart: () => canvas.pinchStarted(),
 });
 canvas.addEventListener("layers", () => renderToolStatus());
-new LayersPanel(
+const layersPanel = new LayersPanel(
   { list: $("layer-list"), add: $("layer-add"), remove: $("layer-remove"), up: $("layer-up"), down: $("layer-down") },
   canvas,
 );
@@ -204,6 +204,7 @@ const autosave = new Autosave(() =>
         style: style.saved,
       }
     : null,
+  (message) => setStatus(message, true, 10000),
 );
 
 function mapChanged(final) {
@@ -378,6 +379,7 @@ canvas.addEventListener("history", (e) => {
   const last = canvas.history.done.at(-1);
   $("undo").title = last ? `Undo ${last.name} (Ctrl+Z)` : "Undo (Ctrl+Z)";
 });
+canvas.addEventListener("refused", (e) => setStatus(e.detail.message, true, 5000));
 canvas.addEventListener("pick", (e) => {
   canvas.label = e.detail.id;
   palette.setCurrent(e.detail.id);
@@ -484,8 +486,10 @@ window.addEventListener("keydown", (e) => {
     zoom.zoomBy(0.8);
   } else if (e.code === "Home") {
     zoom.fit();
-  } else if (e.code === "Enter") {
+  } else if (e.code === "Enter" && canvas.gesture?.tool === "polygon") {
     canvas.finishPolygon();
+  } else if (e.code === "F2") {
+    layersPanel.renameCurrent();
   } else if (e.code === "KeyN" && !e.shiftKey) {
     canvas.addLayer();
   } else if (e.code === "BracketLeft" || e.code === "BracketRight") {

@@ -16,13 +16,24 @@
 //
 // Events (CustomEvent): `change` {final: bool} after any change of the flattened ids (final=false while a gesture
 // is still going), `pick` {id} from the eyedropper, `cursor` {x, y, id} (null when the pointer leaves),
-// `history`, `layers` when the stack, the current layer or a layer's name or visibility changes, `resize`
+// `history`, `refused` {message} when a tool cannot paint (a hidden layer), `layers` when the stack, the current
+// layer or a layer's name or visibility changes, `resize`
 // {width, height} when a resize step (or its undo or redo) gives the map another size, before the `change`.
 
 import { MAX_BRUSH, maxBrushSize } from "./canvas-size.js";
 import { majorityAround, regionMask } from "./fill.js";
 import { History, LabelEdit } from "./history.js";
-import { EMPTY, Layer, LayerPropEdit, PixelEdit, StackEdit, flattenInto, ownerMap, snapshot } from "./layers.js";
+import {
+  EMPTY,
+  GroupEdit,
+  Layer,
+  LayerPropEdit,
+  PixelEdit,
+  StackEdit,
+  flattenInto,
+  ownerMap,
+  snapshot,
+} from "./layers.js";
 import { resizeNearest } from "./labelmap-io.js";
 import { idsToRgba } from "./palette.js";
 import { paintEllipse, paintPolygon, paintRectShape, squareCorner } from "./shapes.js";
@@ -34,7 +45,8 @@ export const MIN_SIZE = 1;
 const DRAG_TOOLS = ["brush", "line", "eraser", "rect", "ellipse"]; // press, drag, release
 const PAGE_TOOLS = [...DRAG_TOOLS, "polygon"]; // tools a press outside the canvas may start
 const OUTLINE_TOOLS = ["brush", "line", "eraser"]; // tools whose brush outline follows the pointer
-const CLOSE_PX = 8; // a polygon click this close (screen px) to its first point closes it
+const WRITES_ACTIVE = [...PAGE_TOOLS, "fill"]; // tools that paint on the current layer
+const CLOSE_PX = { mouse: 8, pen: 10, touch: 22 }; // a polygon click this close (screen px) to its first point closes it
 
 export class PaintCanvas extends EventTarget {
   constructor({ labelCanvas, overlayCanvas }) {
@@ -64,12 +76,12 @@ export class PaintCanvas extends EventTarget {
     this._handlePointerUp = this._handlePointerUp.bind(this);
     this._handleHover = this._handleHover.bind(this);
     this._handleLeave = this._handleLeave.bind(this);
+    this.finishPolygon = this.finishPolygon.bind(this);
     overlayCanvas.style.touchAction = "none";
     overlayCanvas.style.userSelect = "none";
     overlayCanvas.addEventListener("pointerdown", (e) => this._handlePointerDown(e, false));
     overlayCanvas.addEventListener("pointermove", this._handleHover);
     overlayCanvas.addEventListener("pointerleave", this._handleLeave);
-    overlayCanvas.addEventListener("dblclick", () => this.finishPolygon());
     overlayCanvas.addEventListener("contextmenu", (e) => e.preventDefault());
     new ResizeObserver(() => this._resizeOverlay()).observe(overlayCanvas);
   }
@@ -100,8 +112,23 @@ export class PaintCanvas extends EventTarget {
    */
   replaceAll(name, ids) {
     if (!this.map) return null;
-    const pixels = this.layers.map((l, k) => (k === 0 ? ids.slice() : new Uint8Array(ids.length).fill(EMPTY)));
-    return this._stackStep(name, { layers: this.layers.slice(), pixels, width: this.map.width, height: this.map.height });
+    this.cancelGesture();
+    // One pixel edit per layer that changes: an undo step holds the changed pixels only, not copies of every layer.
+    const edits = [];
+    this.layers.forEach((layer, k) => {
+      const before = layer.ids.slice();
+      if (k === 0) layer.ids.set(ids);
+      else layer.ids.fill(EMPTY);
+      const diff = LabelEdit.between(name, before, layer.ids);
+      if (diff) edits.push(new PixelEdit(layer, diff));
+    });
+    if (edits.length === 0) return null;
+    const edit = new GroupEdit(name, edits);
+    this.history.push(edit);
+    this._compose();
+    this._changed(true);
+    this._emitHistory();
+    return edit;
   }
 
   /**
@@ -125,11 +152,11 @@ export class PaintCanvas extends EventTarget {
 
   /** Add an empty layer above the current one and make it current. */
   addLayer() {
+    if (!this.map) return null;
     const layer = new Layer(`Layer ${++this.layerCount}`, new Uint8Array(this.map.ids.length).fill(EMPTY));
     const layers = this.layers.slice();
     layers.splice(layers.indexOf(this.active) + 1, 0, layer);
-    this.active = layer;
-    this._stackStep("add layer", { ...snapshot(this, false), layers });
+    this._stackStep("add layer", { ...snapshot(this, false), layers, active: layer });
     return layer;
   }
 
@@ -137,10 +164,10 @@ export class PaintCanvas extends EventTarget {
   removeLayer(layer) {
     const index = this.layers.indexOf(layer);
     if (index < 1) return null;
-    if (this.active === layer) this.active = this.layers[index - 1];
     return this._stackStep("remove layer", {
       ...snapshot(this, false),
       layers: this.layers.filter((l) => l !== layer),
+      active: this.active === layer ? this.layers[index - 1] : this.active,
     });
   }
 
@@ -180,6 +207,8 @@ export class PaintCanvas extends EventTarget {
     this.layers = state.layers.slice();
     // Each install copies the kept pixels, so later strokes never touch the copies an edit holds.
     if (state.pixels) this.layers.forEach((l, k) => (l.ids = state.pixels[k].slice()));
+    // Undo and redo bring back the layer that was current then, if it is still there.
+    if (state.active && this.layers.includes(state.active)) this.active = state.active;
     if (!this.layers.includes(this.active)) this.active = this.layers.at(-1);
     if (resized) this._install(state.width, state.height, step ? before : null);
     this._compose();
@@ -273,7 +302,24 @@ export class PaintCanvas extends EventTarget {
 
   /** A press on the page outside the canvas (main.js decides which presses count): strokes and shapes only. */
   startFromPage(event) {
-    if (PAGE_TOOLS.includes(this.tool) && !event.altKey) this._handlePointerDown(event, true);
+    if (!this.map || !PAGE_TOOLS.includes(this.tool) || event.altKey) return;
+    // A press beside a zoomed canvas may lie over a part of the map that is scrolled out of sight: painting there
+    // would change pixels nobody sees. Only presses off the map itself begin a stroke from the page.
+    const p = this._toMap(event);
+    if (p.x >= 0 && p.y >= 0 && p.x < this.map.width && p.y < this.map.height) return;
+    this._handlePointerDown(event, true);
+  }
+
+  /** A second finger began a pinch: a stroke stops (undone), a polygon keeps all but the corner the finger added. */
+  pinchStarted() {
+    const g = this.gesture;
+    if (g?.tool === "polygon") {
+      g.points.pop();
+      if (g.points.length === 0) this.cancelGesture();
+      this.drawOverlay();
+    } else {
+      this.cancelGesture();
+    }
   }
 
   _install(width, height, before) {
@@ -334,6 +380,12 @@ export class PaintCanvas extends EventTarget {
     const p = this._toMap(event);
     this.hover = p;
     if (tool === "reroll") return;
+    if (WRITES_ACTIVE.includes(tool) && !this.active.visible) {
+      // Paint on a hidden layer would change nothing anyone sees, yet take an undo step.
+      const message = `"${this.active.name}" is hidden: show it (the eye in Layers) to paint on it`;
+      this.dispatchEvent(new CustomEvent("refused", { detail: { message } }));
+      return;
+    }
     if (tool === "polygon") {
       this._addPolygonPoint(p, event);
       return;
@@ -373,17 +425,17 @@ export class PaintCanvas extends EventTarget {
       g = { tool: "polygon", label: this.label, layer, pointerId: 0, snapshot: layer.ids.slice(), points: [] };
       this.gesture = g;
       window.addEventListener("pointermove", this._handlePointerMove, { passive: false });
+      window.addEventListener("dblclick", this.finishPolygon); // on the canvas or the page around it
     }
     const first = g.points[0];
     if (first && g.points.length >= 3) {
       const scale = this.labelCanvas.getBoundingClientRect().width / this.map.width; // screen px per label px
-      if (Math.hypot(first.x - p.x, first.y - p.y) * scale <= CLOSE_PX) {
+      if (Math.hypot(first.x - p.x, first.y - p.y) * scale <= (CLOSE_PX[event.pointerType] ?? CLOSE_PX.mouse)) {
         this.finishPolygon();
         return;
       }
     }
-    if (event.detail >= 2) return; // the second click of a double-click: dblclick closes it
-    g.points.push(p);
+    g.points.push(p); // a double-click adds its second corner twice, which changes no pixel of the polygon
     this.drawOverlay();
   }
 
@@ -458,6 +510,7 @@ export class PaintCanvas extends EventTarget {
     window.removeEventListener("pointermove", this._handlePointerMove);
     window.removeEventListener("pointerup", this._handlePointerUp);
     window.removeEventListener("pointercancel", this._handlePointerUp);
+    window.removeEventListener("dblclick", this.finishPolygon);
   }
 
   /**

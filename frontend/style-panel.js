@@ -138,16 +138,15 @@ export class StylePanel extends EventTarget {
   }
 
   /**
-   * Show the model's presets and enable what it can do; on a page load, take up `saved`, the style saved with the
-   * drawing being restored (null when there is none).
+   * Show the model's presets and enable what it can do, and take up `saved`, the style saved with the drawing
+   * being restored (null when the drawing on the canvas stays, or has no style saved).
    */
   async setModel({ name, presets, styleImage, collage, saved: raw = null }) {
     this._abandonUpload(); // a photo sent for the previous model would be encoded in its latent space
-    const first = this.model === null;
     this.model = name;
     this.caps = { presets, styleImage, collage };
-    // A model switch keeps the style in use where it can (below); only a page load goes back to the saved one.
-    const saved = first ? await this._savedStyle(raw) : null;
+    // A model switch that keeps the drawing keeps the style in use where it can (below).
+    const saved = raw ? await this._savedStyle(raw) : null;
     if (this.model !== name) return; // another model was chosen while a photo style was checked
     const { el } = this;
     el.presets.replaceChildren(
@@ -429,7 +428,10 @@ export class StylePanel extends EventTarget {
 
   _takeUp(saved) {
     const s = this.state;
-    if (!s.locked && saved.seed !== null) s.seed = saved.seed; // a locked seed is the one every load starts from
+    if (saved.seed !== null) {
+      s.seed = saved.seed; // the drawing's own seed, locked or not; a locked seed stays locked at it
+      this._saveLock();
+    }
     s.mode = saved.mode;
     s.preset = saved.preset;
     s.styleId = saved.styleId;

@@ -37,16 +37,19 @@ export class ZoomView extends EventTarget {
     this.targets = targets; // the label canvas and the picture canvas, transformed together
     this.fitButton = fitButton;
     this.readout = readout; // shows "200%"
-    this.onPinchStart = onPinchStart; // () => void: cancel the stroke a first finger began
+    this.onPinchStart = onPinchStart; // () => void: stop the stroke a first finger began
     this.view = { zoom: 1, x: 0, y: 0 };
     this.spaceDown = false;
     this.drag = null; // {pointerId, surface, x, y, view}: a pan in progress
     this.touches = new Map(); // pointerId -> {x, y} of fingers on a surface
     this.pinch = null; // {dist, mid, view}
     for (const surface of surfaces) this._wire(surface);
+    // The pan is kept in fractions of the surface; a new window size (a phone turned) needs new pixels.
+    new ResizeObserver(() => this._apply()).observe(surfaces[0]);
     fitButton.addEventListener("click", () => this.fit());
     window.addEventListener("keydown", (e) => {
-      if (e.code === "Space" && !isTyping(e.target)) {
+      // On a focused button or field Space does what it does there (press it, type a space).
+      if (e.code === "Space" && !isControl(e.target)) {
         this.spaceDown = true;
         e.preventDefault(); // no page scroll while Space is held to pan
       }
@@ -173,7 +176,12 @@ export class ZoomView extends EventTarget {
   }
 }
 
-/** Whether a key event goes to a text field (Space types a space there). */
+/** Whether a key event goes to a text field (letters type there instead of choosing tools). */
 export function isTyping(target) {
   return target instanceof HTMLElement && target.matches("input[type=text], input:not([type]), select, textarea");
+}
+
+/** Whether a key event goes to a control that Space or Enter operates (a button, a field, a link). */
+export function isControl(target) {
+  return target instanceof HTMLElement && target.matches("button, input, select, textarea, a[href], summary");
 }

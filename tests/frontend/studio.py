@@ -3,6 +3,7 @@ browser tests)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 
@@ -15,12 +16,48 @@ MODEL = "tiny-spade"
 SAVED_IDS_JS = """((store, model) => {
     const saved = JSON.parse(store.getItem(`collage-studio.map.${model}`) ?? "null");
     if (saved === null) return null;
-    const layers = saved.layers.filter((l, k) => k === 0 || l.visible).map((l) => atob(l.ids));
-    return Array.from({ length: saved.width * saved.height }, (_, i) => {
-        for (let k = layers.length - 1; k > 0; k--) if (layers[k].charCodeAt(i) !== 255) return layers[k].charCodeAt(i);
-        return layers[0].charCodeAt(i);
+    const n = saved.width * saved.height;
+    // Each layer's run-length code (frontend/project-io.js): an id byte, then the run's length as a LEB128 varint.
+    const unrun = (text) => {
+        const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+        const ids = new Uint8Array(n);
+        for (let k = 0, at = 0; k < bytes.length; ) {
+            const id = bytes[k++];
+            let len = 0;
+            for (let shift = 0; ; shift += 7) {
+                const b = bytes[k++];
+                len += (b & 0x7f) * 2 ** shift;
+                if (!(b & 0x80)) break;
+            }
+            ids.fill(id, at, at + len);
+            at += len;
+        }
+        return ids;
+    };
+    const layers = saved.layers.filter((l, k) => k === 0 || l.visible).map((l) => unrun(l.runs));
+    return Array.from({ length: n }, (_, i) => {
+        for (let k = layers.length - 1; k > 0; k--) if (layers[k][i] !== 255) return layers[k][i];
+        return layers[0][i];
     });
 })"""
+
+
+def decode_runs(text: str, length: int) -> np.ndarray:
+    """A layer's `runs` field of a project file (base64 of run-length code) → its `length` ids."""
+    data, out, k = base64.b64decode(text), [], 0
+    while k < len(data):
+        value, run, shift = data[k], 0, 0
+        k += 1
+        while True:
+            run |= (data[k] & 0x7F) << shift
+            shift += 7
+            k += 1
+            if not data[k - 1] & 0x80:
+                break
+        out.append(np.full(run, value, np.uint8))
+    ids = np.concatenate(out)
+    assert ids.size == length, (ids.size, length)
+    return ids
 
 
 class Studio:

@@ -75,3 +75,21 @@ def test_autosave_never_stores_a_stroke_in_progress_or_cancelled(page: Page, liv
     assert not (capsule(finished.shape, (4.5, 20.5), (26.5, 20.5), 1.5) & (studio.ids() == house)).any()
     assert studio.console_errors == []
     assert MODEL == studio.page.evaluate("collage.getModel()")
+
+
+def test_switching_models_and_back_brings_back_each_drawing_with_its_own_style(
+    page: Page, live_server
+) -> None:
+    studio = Studio(page, live_server.url)
+    studio.open()
+    page.locator("#seed-input").fill("777")
+    page.locator("#seed-input").press("Enter")
+    studio.wait_autosaved()
+    page.locator("#model-select").select_option("tiny-spade-wide")
+    page.wait_for_function("collage.getModel() === 'tiny-spade-wide'")
+    page.locator("#seed-input").fill("5")
+    page.locator("#seed-input").press("Enter")
+    page.locator("#model-select").select_option(MODEL)
+    page.wait_for_function(f"collage.getModel() === '{MODEL}'")
+    page.wait_for_function("collage.getStyle().seed === 777")
+    assert studio.console_errors == []

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.frontend.studio import Studio, capsule
+from tests.frontend.studio import Studio, capsule, decode_runs
 
 pytestmark = pytest.mark.browser
 
@@ -31,9 +31,11 @@ def studio(page: Page, live_server) -> Iterator[Studio]:
 
 
 def layers(studio: Studio) -> list[dict[str, object]]:
-    """The stack bottom first, each layer's ids as a 32² array."""
+    """The stack bottom first, each layer's ids as a height×width array."""
     found = studio.page.evaluate("collage.getLayers()")
-    return [{**layer, "ids": np.array(layer["ids"], np.uint8).reshape(SHAPE)} for layer in found]
+    size = studio.page.evaluate("collage.getSize()")
+    shape = (size["height"], size["width"])
+    return [{**layer, "ids": np.array(layer["ids"], np.uint8).reshape(shape)} for layer in found]
 
 
 def flatten(stack: list[dict[str, object]]) -> np.ndarray:
@@ -149,9 +151,7 @@ def test_the_project_file_and_autosave_carry_the_layers(studio: Studio, tmp_path
         ("Layer 3", True),
     ]
     for saved, shown in zip(project["layers"], stack, strict=True):
-        np.testing.assert_array_equal(
-            np.frombuffer(base64.b64decode(saved["ids"]), np.uint8).reshape(SHAPE), shown["ids"]
-        )
+        np.testing.assert_array_equal(decode_runs(saved["runs"], 32 * 32).reshape(SHAPE), shown["ids"])
     assert project["style"]["mode"] == "preset" and project["style"]["preset"] == "winter"
 
     # Start over, pick another style, then open the project: layers, their names, visibility and style return.
@@ -178,3 +178,65 @@ def test_the_project_file_and_autosave_carry_the_layers(studio: Studio, tmp_path
         assert (a["name"], a["visible"]) == (b["name"], b["visible"])
         np.testing.assert_array_equal(a["ids"], b["ids"])
     assert page.evaluate("collage.getStyle()") == {"preset": "winter"}
+
+
+def test_a_hidden_layer_refuses_paint_and_undo_of_a_new_layer_brings_back_the_current_one(
+    studio: Studio,
+) -> None:
+    page = studio.page
+    page.locator("#layer-add").click()
+    rect(studio, "tree", (4.2, 4.2), (12.8, 12.8))
+    page.locator("#layer-add").click()
+    assert studio.page.evaluate("collage.activeLayer()") == 2
+    page.keyboard.press("Control+z")  # the new layer goes, and the one current before it is current again
+    assert studio.page.evaluate("collage.activeLayer()") == 1 and len(layers(studio)) == 2
+    page.locator(".layer-row[data-layer-index='1'] .layer-eye").click()
+    before, undo_title = studio.ids(), page.locator("#undo").get_attribute("title")
+    rect(studio, "house", (16.2, 16.2), (26.8, 26.8))
+    np.testing.assert_array_equal(studio.ids(), before)
+    assert set(np.unique(layers(studio)[1]["ids"])) == {studio.pick_label("tree"), EMPTY}  # nothing written
+    expect(page.locator("#status-message")).to_contain_text('"Layer 2" is hidden')
+    assert page.locator("#undo").get_attribute("title") == undo_title  # no undo step either
+
+
+def test_a_resize_scales_every_layer_and_the_object_eraser_works_on_the_layer_it_clicks(
+    studio: Studio,
+) -> None:
+    page = studio.page
+    grass = rect(studio, "grass", (-1.5, 16.2), (33.0, 33.5))
+    page.locator("#layer-add").click()
+    tree = rect(studio, "tree", (4.2, 10.2), (12.8, 24.8))
+    small = layers(studio)
+    studio.choose_canvas(256)
+    big = layers(studio)
+    for a, b in zip(small, big, strict=True):
+        np.testing.assert_array_equal(np.asarray(b["ids"])[4::8, 4::8], a["ids"])  # nearest neighbour
+    page.keyboard.press("Control+z")
+    for a, b in zip(small, layers(studio), strict=True):
+        np.testing.assert_array_equal(a["ids"], b["ids"])
+
+    # The tree is on the upper layer; the bottom layer is current. The object eraser changes the tree's layer.
+    page.locator(".layer-row[data-layer-index='0'] .layer-name").click()
+    page.keyboard.press("x")
+    studio.click_at(8.5, 20.5)
+    after = layers(studio)
+    np.testing.assert_array_equal(after[0]["ids"], small[0]["ids"])
+    assert int((studio.ids() == tree).sum()) == 0
+    np.testing.assert_array_equal(after[1]["ids"], np.where(small[1]["ids"] == tree, grass, EMPTY))
+
+
+def test_a_drawing_saved_before_layers_opens_as_one_layer(studio: Studio) -> None:
+    page = studio.page
+    ids = np.zeros(SHAPE, np.uint8)
+    ids[20:] = studio.pick_label("grass")
+    studio.wait_autosaved()  # the clear's save is done: nothing is left to overwrite the old-format one
+    page.evaluate(
+        """([model, b64]) => {
+            sessionStorage.clear();
+            localStorage.setItem(`collage-studio.map.${model}`, JSON.stringify({ width: 32, height: 32, ids: b64 }));
+        }""",
+        ["tiny-spade", base64.b64encode(ids.tobytes()).decode()],
+    )
+    studio.reload()
+    assert [layer["name"] for layer in layers(studio)] == ["Background"]
+    np.testing.assert_array_equal(studio.ids(), ids)

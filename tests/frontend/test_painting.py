@@ -192,3 +192,15 @@ def test_the_object_eraser_fills_a_tree_from_its_surroundings_and_leaves_no_hole
     assert int((after == tree).sum()) == 0 and int((after == water).sum()) == int((before == water).sum())
     studio.page.keyboard.press("Control+z")
     np.testing.assert_array_equal(studio.ids(), before)
+
+
+def test_a_polygon_closes_with_a_double_click_off_the_canvas(studio: Studio) -> None:
+    mountain = studio.pick_label("mountain")
+    studio.page.keyboard.press("p")
+    points = [(4.2, 26.2), (14.2, 4.3), (33.1, 26.2)]  # the last corner on the page right of the canvas
+    on_page_margin(studio, *points[-1])
+    for p in points[:-1]:
+        studio.click_at(*p)
+    studio.page.mouse.dblclick(*studio.to_client(*points[-1]))
+    np.testing.assert_array_equal(studio.ids(), np.where(polygon_mask(points), mountain, 0))
+    assert int((studio.ids() == mountain).sum()) > 150

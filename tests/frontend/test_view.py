@@ -5,12 +5,14 @@ previews, and a phone shows the picture beside the label canvas with nothing und
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 from tests.frontend.studio import Studio, assert_caption_fits, box
@@ -203,3 +205,33 @@ def test_a_phone_shows_the_picture_beside_the_labels_and_the_status_bar_covers_n
     expect(page.locator("#output-surface")).to_be_in_viewport()
     assert re.match(r"^\d+%$", page.locator("#zoom-value").inner_text())
     assert studio.console_errors == []
+
+
+def test_split_view_clips_at_the_divider_when_zoomed_and_keys_still_press_buttons(studio: Studio) -> None:
+    page = studio.page
+    page.locator("button[data-view=split]").click()
+    surface = box(page, "#label-surface")
+    page.mouse.move(surface["x"] + surface["width"] / 2, surface["y"] + surface["height"] / 2)
+    page.mouse.wheel(0, -500)
+    page.wait_for_function("collage.getZoom().zoom > 1.5")
+    # The clip sits on the unzoomed frame of the label canvas, so it ends where the divider stands.
+    clip = box(page, ".label-clip")
+    np.testing.assert_allclose(
+        [clip[k] for k in ("x", "y", "width", "height")], [surface[k] for k in ("x", "y", "width", "height")]
+    )
+    assert page.locator(".label-clip").evaluate("el => getComputedStyle(el).clipPath").startswith("inset(")
+    divider = box(page, "#split-divider")
+    assert divider["x"] + divider["width"] / 2 == pytest.approx(surface["x"] + surface["width"] / 2, abs=1)
+    shot = np.asarray(
+        Image.open(io.BytesIO(page.screenshot(clip=surface))).convert("RGB"), np.float32
+    )  # labels left of the divider, picture right of it
+    left, right = shot[:, : shot.shape[1] // 2 - 12], shot[:, shot.shape[1] // 2 + 12 :]
+    assert (
+        np.abs(np.diff(left, axis=1)).mean() < np.abs(np.diff(right, axis=1)).mean()
+    )  # flat labels vs texture
+
+    # Enter and Space press a focused button as anywhere else (no polygon is open, nothing to pan).
+    page.locator("#layer-add").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Space")
+    assert len(page.evaluate("collage.getLayers()")) == 3
