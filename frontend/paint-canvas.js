@@ -35,6 +35,7 @@ import {
   snapshot,
 } from "./layers.js";
 import { resizeNearest } from "./labelmap-io.js";
+import { drawGuides } from "./guides.js";
 import { idsToRgba } from "./palette.js";
 import { paintEllipse, paintPolygon, paintRectShape, squareCorner } from "./shapes.js";
 import { labelAt, paintSegment, radiusForSize, snapAngle } from "./strokes.js";
@@ -54,7 +55,6 @@ export class PaintCanvas extends EventTarget {
     this.labelCanvas = labelCanvas;
     this.overlayCanvas = overlayCanvas;
     this.labelCtx = labelCanvas.getContext("2d");
-    this.overlayCtx = overlayCanvas.getContext("2d");
     this.layers = []; // Layer objects, bottom first (layers.js)
     this.active = null; // the layer tools paint on
     this.map = null; // {width, height, ids}: the flattened stack
@@ -584,7 +584,7 @@ export class PaintCanvas extends EventTarget {
   }
 
   // ------------------------------------------------------------------------------------------------------
-  // Overlay: brush outline and shape previews, in device pixels so they stay crisp at any zoom.
+  // Overlay: brush outline and shape previews (guides.js).
 
   _resizeOverlay() {
     const canvas = this.overlayCanvas;
@@ -600,46 +600,11 @@ export class PaintCanvas extends EventTarget {
 
   /** Redraw the overlay (also after a zoom or pan moved the label canvas under it: the app calls it then). */
   drawOverlay() {
-    const ctx = this.overlayCtx;
-    const canvas = this.overlayCanvas;
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    if (!this.map) return;
-    const dpr = window.devicePixelRatio || 1;
-    const own = canvas.getBoundingClientRect();
-    const view = this.labelCanvas.getBoundingClientRect();
-    const scale = (view.width / this.map.width) * dpr; // device pixels per label pixel
-    const at = (p) => [(view.left - own.left) * dpr + p.x * scale, (view.top - own.top) * dpr + p.y * scale];
-    ctx.lineWidth = 1.5 * dpr;
     const g = this.gesture;
-    if (g?.tool === "polygon") {
-      const points = this.hover ? [...g.points, this.hover] : g.points;
-      ctx.beginPath();
-      for (const p of points) ctx.lineTo(...at(p));
-      ctx.closePath();
-      ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
-      ctx.stroke();
-      return;
-    }
-    if (!this.hover || !OUTLINE_TOOLS.includes(this.tool)) return;
-    const r = Math.max(2 * dpr, radiusForSize(this.size) * scale);
-    const [x, y] = at(this.hover);
-    ctx.beginPath();
-    ctx.arc(x, y, r, 0, Math.PI * 2);
-    ctx.strokeStyle = "rgba(0, 0, 0, 0.55)";
-    ctx.stroke();
-    ctx.beginPath();
-    ctx.arc(x, y, Math.max(1, r - 1.5 * dpr), 0, Math.PI * 2);
-    ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
-    ctx.stroke();
-    if (g && g.tool === "line") {
-      // Centre line of the line being dragged, so the direction is visible even under a large brush.
-      ctx.beginPath();
-      ctx.moveTo(...at(g.start));
-      ctx.lineTo(x, y);
-      ctx.setLineDash([4 * dpr, 4 * dpr]);
-      ctx.strokeStyle = "rgba(255, 255, 255, 0.8)";
-      ctx.stroke();
-      ctx.setLineDash([]);
-    }
+    drawGuides(this.overlayCanvas, this.labelCanvas, this.map, {
+      polygon: g?.tool === "polygon" ? (this.hover ? [...g.points, this.hover] : g.points) : null,
+      brush: this.hover && OUTLINE_TOOLS.includes(this.tool) ? { at: this.hover, radius: radiusForSize(this.size) } : null,
+      lineFrom: g?.tool === "line" ? g.start : null,
+    });
   }
 }
