@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.frontend.studio import Studio, assert_caption_fits, box
 
@@ -235,3 +235,42 @@ def test_split_view_clips_at_the_divider_when_zoomed_and_keys_still_press_button
     page.keyboard.press("Enter")
     page.keyboard.press("Space")
     assert len(page.evaluate("collage.getLayers()")) == 3
+
+
+def test_a_two_finger_pinch_zooms_both_canvases_and_a_one_finger_stroke_still_paints(
+    browser: Browser, live_server
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 760}, has_touch=True)
+    studio = Studio(context.new_page(), live_server.url)
+    studio.open()
+    page = studio.page
+    page.locator("#clear").click()
+    cdp = context.new_cdp_session(page)
+    surface = box(page, "#label-surface")
+    cx, cy = surface["x"] + surface["width"] / 2, surface["y"] + surface["height"] / 2
+
+    def touch(kind: str, points: list[tuple[float, float]]) -> None:
+        cdp.send(
+            "Input.dispatchTouchEvent",
+            {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]},
+        )
+
+    before = studio.ids()
+    touch("touchStart", [(cx - 40, cy)])
+    touch("touchStart", [(cx - 40, cy), (cx + 40, cy)])
+    for spread in range(50, 121, 10):
+        touch("touchMove", [(cx - spread, cy), (cx + spread, cy)])
+    touch("touchEnd", [])
+    page.wait_for_function("collage.getZoom().zoom > 2")
+    assert_aligned(page)
+    np.testing.assert_array_equal(studio.ids(), before)  # the first finger's stroke was undone by the pinch
+
+    water = studio.pick_label("water")
+    studio.set_brush(1)
+    x, y = studio.to_client(16.5, 16.5)
+    touch("touchStart", [(x, y)])
+    touch("touchMove", [(x + 1, y)])
+    touch("touchEnd", [])
+    assert studio.ids()[16, 16] == water
+    assert studio.console_errors == []
+    context.close()
