@@ -3,12 +3,14 @@
 A model whose manifest is invalid or whose files do not match their sha256 is refused with a clear reason
 (kept in `Registry.failures` and shown by /readyz) while the other models are served; so is one with a class
 generator that does not fit it (another label set, not a thing class, graphs unlike their manifest entry). A
-model OpenVINO cannot run falls back to onnxruntime, said in one log line.
+model OpenVINO cannot run falls back to onnxruntime, said in one log line. A reason names no absolute path (the
+model folder is named by its name, any other path by its last part); the server log has the runtime's own words.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,21 @@ log = logging.getLogger(__name__)
 
 
 class ModelLoadError(Exception):
-    """Why one model folder cannot be served."""
+    """Why one model folder cannot be served. The message is public (/readyz shows it) and names no absolute
+    path; `detail`, when a runtime's error is behind it, is that error's own text, paths and all, for the log."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class _RuntimeFailed(Exception):
-    """The runtime could not open or run a graph (as opposed to a manifest that does not fit its graph)."""
+    """The runtime could not open or run a graph (as opposed to a manifest that does not fit its graph); the
+    message is public like ModelLoadError's, `detail` the runtime's own text."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass
@@ -175,22 +187,37 @@ def _open(path: Path, choice: RuntimeChoice) -> Graph:
     except RuntimeUnavailable as exc:
         raise ModelLoadError(str(exc)) from None
     except Exception as exc:  # each runtime raises its own exception types
-        raise _RuntimeFailed(f"cannot open {path.name}: {_reason(exc, path.parent)}") from None
+        raise _RuntimeFailed(f"cannot open {path.name}: {_reason(exc, path.parent)}", str(exc)) from None
+
+
+# An absolute path: POSIX (/a/b, not the // of a URL) or Windows (C:\\a\\b), not the tail of a relative path.
+_ABSOLUTE_PATH = re.compile(r"""(?<![\w.~/\\-])(?:/(?!/)|[A-Za-z]:[\\/])[^\s"'`,;()<>\[\]{}]+""")
+
+
+def public_text(text: str, directory: Path) -> str:
+    """`text` without absolute paths: the model folder (as given or resolved) becomes its name, so a file in it
+    reads `folder/file`, and any other absolute path becomes its last part (a runtime may name the file an
+    external-data reference resolves to, or its own build tree)."""
+    for form in sorted({str(directory.resolve()), str(directory.absolute()), str(directory)}, key=len)[::-1]:
+        text = text.replace(form, directory.name)
+    return _ABSOLUTE_PATH.sub(lambda m: re.split(r"[\\/]", m.group(0).rstrip("\\/"))[-1], text)
 
 
 def _reason(exc: Exception, directory: Path) -> str:
-    """The line of a runtime's message that says what went wrong, without the model folder's location.
+    """The line of a runtime's message that says what went wrong, without absolute paths.
 
     OpenVINO wraps the cause in lines naming its own C++ sources ("Exception from src/…", "Check 'false' failed
-    at src/…"); the last other line is the specific one ("-- No conversion rule found for operations: …").
-    Messages reach /readyz, which any client may read, so the folder's path is cut to its name."""
+    at src/…"); the last other line is the specific one ("-- No conversion rule found for operations: …"). A
+    one-line message naming a source file (onnxruntime's "… Status Message: /onnxruntime_src/…: the input tensor
+    cannot be reshaped …") is kept rather than lost. Messages reach /readyz, which any client may read, so
+    `public_text` cuts every absolute path."""
+    all_lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip(" -")]
     lines = [
-        line.strip(" -")
-        for line in str(exc).splitlines()
-        if line.strip() and not line.startswith(("Exception from ", "Check '")) and "src/" not in line
-    ]
-    text = lines[-1] if lines else type(exc).__name__
-    return text.replace(str(directory.resolve()), directory.name).replace(str(directory), directory.name)
+        line
+        for line in all_lines
+        if not line.startswith(("Exception from ", "Check '")) and "src/" not in line
+    ] or all_lines
+    return public_text(lines[-1] if lines else type(exc).__name__, directory)
 
 
 def _check_graphs(model: LoadedModel) -> None:
@@ -242,7 +269,9 @@ def _check_graphs(model: LoadedModel) -> None:
         if model.encoder is not None and manifest.encoder_inputs is not None:
             model.run_encoder(np.zeros((1, 3, *model.encoder_size), np.float32))
     except Exception as exc:
-        raise _RuntimeFailed(f"fails on a blank {w}×{h} map: {_reason(exc, model.directory)}") from None
+        raise _RuntimeFailed(
+            f"fails on a blank {w}×{h} map: {_reason(exc, model.directory)}", str(exc)
+        ) from None
     if out.shape != (1, 3, h, w):
         raise ModelLoadError(f"generator returns shape {out.shape}, expected (1, 3, {h}, {w})")
 
@@ -266,14 +295,15 @@ def load_model(directory: Path, choice: RuntimeChoice) -> LoadedModel:
         return _open_model(manifest, directory, gen_path, enc_path, choice)
     except _RuntimeFailed as exc:
         if runtime == "onnxruntime" or "onnxruntime" not in installed_runtimes():
-            raise ModelLoadError(f"{runtime} {exc}") from None
+            raise ModelLoadError(f"{runtime} {exc}", exc.detail) from None
         log.warning("model %s: OpenVINO %s; falling back to onnxruntime", directory.name, exc)
+        log.debug("model %s: OpenVINO said: %s", directory.resolve(), exc.detail)
     try:
         return _open_model(
             manifest, directory, gen_path, enc_path, replace(choice, runtime="onnxruntime", precision="auto")
         )
     except _RuntimeFailed as exc:
-        raise ModelLoadError(f"onnxruntime {exc} (OpenVINO failed too)") from None
+        raise ModelLoadError(f"onnxruntime {exc} (OpenVINO failed too)", exc.detail) from None
 
 
 def _open_model(
@@ -369,7 +399,7 @@ def _check_class_graphs(graphs: ClassGraphs, directory: Path) -> None:
         )
     except Exception as exc:
         raise _RuntimeFailed(
-            f"{where}: encoder fails on a blank context: {_reason(exc, directory)}"
+            f"{where}: encoder fails on a blank context: {_reason(exc, directory)}", str(exc)
         ) from None
     p = spec.phi_size
     if mu.shape != (1, spec.z_dim) or logvar.shape != mu.shape or phi_prime.shape[2:] != (p, p):
@@ -387,7 +417,9 @@ def _check_class_graphs(graphs: ClassGraphs, directory: Path) -> None:
             np.zeros((1, spec.noise_channels, t, t), np.float32),
         )
     except Exception as exc:
-        raise _RuntimeFailed(f"{where}: fails on a blank context: {_reason(exc, directory)}") from None
+        raise _RuntimeFailed(
+            f"{where}: fails on a blank context: {_reason(exc, directory)}", str(exc)
+        ) from None
     if image.shape != (1, 3, t, t):
         raise ModelLoadError(f"{where}: decoder returns shape {list(image.shape)}, expected [1, 3, {t}, {t}]")
 
@@ -409,8 +441,9 @@ class Registry:
             try:
                 model = load_model(folder, choice)
             except ModelLoadError as exc:
-                failures[folder.name] = str(exc)
-                log.error("refusing model %s: %s", folder.name, exc)
+                failures[folder.name] = public_text(str(exc), folder)  # already path-free; this makes sure
+                said = f"; the runtime said: {exc.detail}" if exc.detail else ""
+                log.error("refusing model %s (folder %s): %s%s", folder.name, folder.resolve(), exc, said)
                 continue
             if model.name in models:
                 failures[folder.name] = f"duplicate model name {model.name!r}"

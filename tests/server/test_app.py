@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -10,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
+from common.checksums import sha256_file
 from common.runtime import resolve_runtime
 from server.config import Settings
 
@@ -71,6 +75,51 @@ def test_health_readiness_and_failures(
     assert resp.status_code == 503 and resp.json()["status"] == "no_models"
     assert empty.get("/api/v1/models").json() == []
     assert empty.get("/docs").status_code == 200
+
+
+def test_readyz_names_no_absolute_path(
+    make_client: Callable[..., TestClient],
+    tiny_weights: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broken folder whose generator keeps its weights outside it (external data at ../../elsewhere): both
+    runtimes refuse it, naming the absolute path the reference resolves to. /readyz shows the model folder's name
+    and the file's, never a path; the server log keeps the full paths."""
+    onnx = pytest.importorskip("onnx")
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny_weights / "tiny-spade", weights / "tiny-spade")
+    broken = weights / "broken"
+    shutil.copytree(tiny_weights / "tiny-spade", broken)
+    graph = onnx.load(broken / "generator.onnx")
+    onnx.save(
+        graph, broken / "generator.onnx", save_as_external_data=True, location="w.bin", size_threshold=1024
+    )
+    graph = onnx.load(broken / "generator.onnx", load_external_data=False)
+    for tensor in graph.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../../elsewhere/weights.bin"
+    onnx.save(graph, broken / "generator.onnx")
+    manifest = json.loads((broken / "model.json").read_text())
+    manifest["name"] = "broken"
+    manifest["files"]["generator"] |= {
+        "sha256": sha256_file(broken / "generator.onnx"),
+        "bytes": (broken / "generator.onnx").stat().st_size,
+    }
+    (broken / "model.json").write_text(json.dumps(manifest))
+
+    with caplog.at_level(logging.INFO):
+        client = make_client(weights_dir=weights)
+        resp = client.get("/readyz")
+    assert resp.json()["models"] == ["tiny-spade"]
+    reason = resp.json()["failures"]["broken"]
+    assert "generator.onnx" in reason and "weights.bin" in reason, reason
+    assert str(tmp_path) not in resp.text and not re.search(r"(^|[\s\"'(=])/\w", reason), reason
+    logged = caplog.text
+    assert (
+        str(broken.resolve()) in logged and str((tmp_path / "elsewhere" / "weights.bin").resolve()) in logged
+    )
 
 
 def test_models_listing(client: TestClient) -> None:
