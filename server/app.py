@@ -29,12 +29,25 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 
-def no_model_help(settings: Settings) -> str:
+_MEANWHILE = (
+    "Serving /healthz, /docs and the frontend meanwhile; /readyz answers 503 until a model is loaded."
+)
+
+
+def no_model_help(settings: Settings, refused: int = 0) -> str:
+    """What to log when no model loaded: the weights folder had no model folder, or every one was refused."""
+    where = f"{settings.weights_dir.resolve()}/"
+    if refused:
+        folders = "1 model folder" if refused == 1 else f"{refused} model folders"
+        return (
+            f"No model loaded: {folders} found in {where} and all refused (the reasons are logged above and "
+            f"listed under `failures` by /readyz). {_MEANWHILE}"
+        )
     return (
-        f"No model found in {settings.weights_dir.resolve()}/ — every model is a folder with model.json plus ONNX "
+        f"No model found in {where} — every model is a folder with model.json plus ONNX "
         "files. Get one by training and exporting it (`collage train --help`, then `collage export --help`), "
         "or copy an exported model folder there, or point COLLAGE_WEIGHTS_DIR at a folder of exported models. "
-        "Serving /healthz, /docs and the frontend meanwhile; /readyz answers 503 until a model is loaded."
+        f"{_MEANWHILE}"
     )
 
 
@@ -62,7 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         Registry.load, settings.weights_dir, settings.runtime_choice(), settings.default_model
     )
     if not registry.models:
-        log.warning(no_model_help(settings))
+        log.warning(no_model_help(settings, refused=len(registry.failures)))
     for name, model in registry.models.items():
         info = model.runtime
         app.state.metrics.model_runtime.labels(name, info.runtime, info.device, info.precision).set(1)

@@ -122,6 +122,30 @@ def test_readyz_names_no_absolute_path(
     )
 
 
+def test_no_model_messages_tell_an_empty_folder_from_refused_ones(
+    make_client: Callable[..., TestClient], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    weights = tmp_path / "weights"
+    for name in ("a", "b"):
+        (weights / name).mkdir(parents=True)
+        (weights / name / "model.json").write_text("{ not json")
+    with caplog.at_level(logging.WARNING, logger="server.app"):
+        make_client(weights_dir=weights)
+    refused = [r.getMessage() for r in caplog.records if r.name == "server.app"]
+    assert any(
+        f"No model loaded: 2 model folders found in {weights.resolve()}/ and all refused" in m
+        for m in refused
+    )
+    assert not any("No model found" in m for m in refused)
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="server.app"):
+        make_client(weights_dir=tmp_path / "empty")
+    empty = [r.getMessage() for r in caplog.records if r.name == "server.app"]
+    assert any("No model found in" in m and "collage export" in m for m in empty)
+    assert not any("refused" in m for m in empty)
+
+
 def test_models_listing(client: TestClient) -> None:
     assert client.get("/api/v1/models").json() == [
         {
