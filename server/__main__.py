@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         log_level=args.log_level,
         ws_per_message_deflate=False,  # deflating image frames costs ~3.3 ms vs ~0.09 ms per 64 KiB frame
-        ws_max_size=max(1 << 20, settings.max_pixels + 1024),  # one raw label map plus its header
+        ws_max_size=settings.ws_max_bytes,  # uvicorn refuses a larger message before reading it (1009)
     )
 
 

@@ -1,4 +1,8 @@
-"""The FastAPI application factory: settings in, a ready app out (models load in the lifespan)."""
+"""The FastAPI application factory: settings in, a ready app out (models load in the lifespan).
+
+`python -m server` is the way to serve it; `uvicorn server.app:app` (settings from the environment, built on first
+use) and `uvicorn --factory server.app:create_app` work too.
+"""
 
 from __future__ import annotations
 
@@ -147,4 +151,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     else:
         log.warning("frontend folder %s is missing; serving the API only", settings.frontend_dir)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`server.app:app`, for a plain `uvicorn server.app:app`: built from the environment on first use, so that
+    importing this module (tests, `python -m server`) builds nothing."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    app = globals()["app"] = create_app()
     return app

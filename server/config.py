@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, description="CORS allow-list")
 
+    @property
+    def ws_max_bytes(self) -> int:
+        """Largest paint websocket message, text or binary: one raw label map of max_pixels plus its header, and
+        never below 1 MiB. The paint handler enforces it whatever server runs the app; `python -m server` also
+        has uvicorn refuse larger messages before reading them."""
+        return max(1 << 20, self.max_pixels + 1024)
+
     def runtime_choice(self) -> RuntimeChoice:
         """How the registry opens every model's graphs."""
         return RuntimeChoice(

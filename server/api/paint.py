@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["paint"])
 
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big", as uvicorn closes when its ws_max_size is exceeded
 MAX_ANCHORS = 256  # re-roll seeds a session keeps (the oldest go first); one per object is kept anyway
 # Messages are validated strictly from the JSON text: a number must be a JSON number ("7" is no seed), and
 # pydantic's parser bounds nesting depth where json.loads raises RecursionError.
@@ -200,6 +201,9 @@ class PaintSession:
                 if message["type"] == "websocket.disconnect":
                     return
                 text, data = message.get("text"), message.get("bytes")
+                if _too_big(text, data, self.settings.ws_max_bytes):
+                    await self._refuse_too_big()
+                    return
                 if not authed:
                     authed = text is not None and key_matches(self.settings, _api_key_of(text))
                     if not authed:
@@ -218,6 +222,13 @@ class PaintSession:
             "unauthorized", "missing or wrong API key (api_key query parameter or first message)"
         )
         await self.ws.close(code=CLOSE_UNAUTHORIZED, reason="unauthorized")
+
+    async def _refuse_too_big(self) -> None:
+        """Close with 1009 before anything reads the message: the limit `python -m server` gives uvicorn, kept
+        by the app itself under any server (plain `uvicorn server.app:app` allows 16 MiB)."""
+        self.metrics.rejected.labels("too_large").inc()
+        limit = self.settings.ws_max_bytes
+        await self.ws.close(code=CLOSE_TOO_BIG, reason=f"message too big: the limit is {limit} bytes")
 
     async def _on_text(self, text: str) -> None:
         try:
@@ -417,6 +428,15 @@ class PaintSession:
         async with self.send_lock:
             await self.ws.send_bytes(image_frame(seq, server_ms, request.fmt, result.data))
         return result
+
+
+def _too_big(text: str | None, data: bytes | None, limit: int) -> bool:
+    """The message is over `limit` bytes (text counted as UTF-8, encoded only when its length leaves a doubt)."""
+    if data is not None:
+        return len(data) > limit
+    if text is None:
+        return False
+    return len(text) > limit or (4 * len(text) > limit and len(text.encode()) > limit)
 
 
 def _api_key_of(text: str) -> str | None:

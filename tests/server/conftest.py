@@ -140,15 +140,18 @@ def slow_engine() -> Callable[[TestClient, float], SlowEngine]:
 
 
 class ServerProcess:
-    """`python -m server` on 127.0.0.1 and `port` (a free one), with COLLAGE_* settings from `env`."""
+    """`python -m server` on 127.0.0.1 and `port` (a free one), with COLLAGE_* settings from `env`; `command`
+    names another module to run with `-m` and its arguments before --host/--port (e.g. plain uvicorn)."""
 
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], port: int, log_path: Path, command: tuple[str, ...] = ("server",)
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", *command, "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=REPO,
             env={**os.environ, **env},
             stdout=self._log,
@@ -183,13 +186,11 @@ class ServerProcess:
 
 
 @pytest.fixture
-def server_process(
-    tmp_path: Path, free_port: Callable[[], int]
-) -> Iterator[Callable[[dict[str, str]], ServerProcess]]:
+def server_process(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[Callable[..., ServerProcess]]:
     started: list[ServerProcess] = []
 
-    def start(env: dict[str, str]) -> ServerProcess:
-        proc = ServerProcess(env, free_port(), tmp_path / f"server-{len(started)}.log")
+    def start(env: dict[str, str], command: tuple[str, ...] = ("server",)) -> ServerProcess:
+        proc = ServerProcess(env, free_port(), tmp_path / f"server-{len(started)}.log", command)
         started.append(proc)
         return proc
 

@@ -10,12 +10,16 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.websockets import WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from server.codec import parse_image_frame
 
@@ -226,3 +230,35 @@ def test_no_model_loaded(make_client: Callable[..., TestClient], tmp_path, lands
         reply = ws.receive_json()
         assert (reply["code"], reply["seq"]) == ("unknown_model", 1)
         assert "no model is loaded" in reply["message"]
+
+
+def test_an_oversized_message_is_refused_by_the_app_under_plain_uvicorn(
+    server_process, tiny_weights: Path, tmp_path: Path, landscape, label_frame
+) -> None:  # noqa: ANN001
+    """Plain `uvicorn server.app:app` lets 16 MiB messages through to the app (`python -m server` has uvicorn
+    stop them): the paint handler itself closes with 1009 on a message over the limit (1,049,600 bytes with the
+    default 1 Mpx) before reading it, text or binary; a raw 1024² map just under the limit is still read."""
+    env = {"COLLAGE_WEIGHTS_DIR": str(tiny_weights), "COLLAGE_DATA_DIR": str(tmp_path / "data")}
+    proc = server_process(env, ("uvicorn", "server.app:app", "--log-level", "warning"))
+    url = f"ws://127.0.0.1:{proc.port}/api/v1/paint"
+    big = 2 * 1024 * 1024 + 7  # between 1 MiB and uvicorn's 16 MiB default
+    oversized = [
+        struct.pack("<BIHHB", 1, 1, 1024, 1024, 0) + bytes(big),  # a raw map header, 2 MiB of ids
+        json.dumps({"type": "ping", "t": 1, "pad": "x" * big}),  # decoding would say bad_message
+        "€" * (big // 4),  # 0.5 M characters, under the limit, but 1.5 MiB of UTF-8
+    ]
+    for message in oversized:
+        with connect(url, max_size=None) as ws:
+            ws.send(message)
+            with pytest.raises(ConnectionClosed) as info:
+                ws.recv(timeout=30)  # no error message comes first: nothing decoded it
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+            assert info.value.rcvd.reason == "message too big: the limit is 1049600 bytes"
+    with connect(url, max_size=None) as ws:  # a raw map of the largest size, ids all out of range
+        ws.send(json.dumps({"type": "configure", "size": [1024, 1024]}))
+        assert json.loads(ws.recv(timeout=30))["size"] == [1024, 1024]
+        ws.send(label_frame(1, np.full((1024, 1024), 200, np.uint8), compress=False))
+        reply = json.loads(ws.recv(timeout=30))
+        assert (reply["code"], reply["seq"]) == ("bad_label_id", 1)
+    metrics = httpx.get(proc.url + "/metrics").text
+    assert 'collage_rejected_total{code="too_large"} 3.0' in metrics
