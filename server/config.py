@@ -60,7 +60,9 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="how long a batch waits for more requests of its kind"
     )
     queue_limit: int = Field(
-        default=64, ge=1, description="interactive requests waiting in the engine before 503"
+        default=64,
+        ge=1,
+        description="requests waiting in each engine lane (paint frames, REST renders) before overloaded/503",
     )
     max_queued_jobs: int = Field(
         default=16, ge=1, description="unfinished batch jobs before POST /batches answers 429"

@@ -7,8 +7,17 @@ only the collage stage runs.
 
 The generator runs on one dedicated thread, so the event loop never blocks and onnxruntime's own intra-op threads
 have the cores to themselves; encoding runs on the loop's default executor so it overlaps the next batch.
-Interactive requests (paint, REST) go before bulk ones (batch jobs); the interactive queue is bounded and a full
-queue raises `Overloaded` (→ 503 with Retry-After) instead of growing memory.
+
+Requests wait in three lanes: `paint` (the paint sockets' frames), `rest` (every other interactive request: REST
+renders) and `bulk` (batch-job items). The two interactive lanes are served round-robin, one batch each in turn,
+so a REST render waits for at most the batch under way and one paint batch however many painters are backlogged
+(a paint socket has at most one frame in the engine: its newest map waits in the socket's latest-wins slot), and
+painters keep every other batch however many REST renders come. A batch is the head's lane's requests of one
+model and size, filled up with same-size requests of the other lanes. Bulk goes when both interactive lanes are
+empty, or when its oldest item has waited more than BULK_MAX_AGE_S, so batch jobs progress under paint load. Each
+interactive lane holds at most `queue_limit` requests and a full lane raises `Overloaded` (→ 503 with
+Retry-After, or a paint `overloaded` error) instead of growing memory; a full paint lane never refuses a REST
+render, nor the other way round. (The bulk lane is bounded by the job runner, which feeds it `max_batch` items.)
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from server.styles import seeded_noise
 log = logging.getLogger(__name__)
 
 Priority = Literal["interactive", "bulk"]
+Lane = Literal["paint", "rest", "bulk"]
+INTERACTIVE_LANES: tuple[Lane, ...] = ("paint", "rest")  # served round-robin, one batch each in turn
 BULK_MAX_AGE_S = 1.0  # a bulk request older than this goes first, so batch jobs progress under paint load
 
 
@@ -51,7 +62,7 @@ class RenderRequest:
     instances: np.ndarray | None = (
         None  # H×W int32 instance ids; None = connected components of thing classes
     )
-    source: str = "rest"  # metrics label: paint | rest | job
+    source: str = "rest"  # paint | rest | job: the metrics label; "paint" also picks the paint lane
     seed: int = 0  # draws a noise input's noise: the style's seed, 0 for a preset or uploaded style
     anchors: tuple[Anchor, ...] = ()  # per-instance seeds of the collage stage, by pixel; a later one wins
     base: np.ndarray | None = None  # [3,H,W] float32 base picture: skip the base generator, only compose
@@ -72,7 +83,7 @@ class RenderResult:
 
 
 class Overloaded(Exception):
-    """The interactive queue is full; retry after `retry_after` seconds."""
+    """The request's lane (paint or REST) is full; retry after `retry_after` seconds."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"the render queue is full; retry in {retry_after} s")
@@ -110,7 +121,7 @@ class _Pending:
     request: RenderRequest
     key: tuple[str, int, int]  # (model, H, W): only equal keys share a generator call
     future: asyncio.Future[_Done]
-    priority: Priority
+    lane: Lane
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -123,7 +134,7 @@ class Engine:
         metrics: Metrics,  # where queue depth, batch sizes and stage times go
         max_batch: int = 8,  # most requests in one generator call
         max_wait_ms: float = 2.0,  # longest a request waits for others of its model and size
-        queue_limit: int = 64,  # interactive requests waiting before `Overloaded`
+        queue_limit: int = 64,  # requests waiting in each interactive lane (paint, rest) before `Overloaded`
         max_batch_pixels: int = 2_097_152,  # most map pixels per generator call (8 × 512²); one item always runs
     ) -> None:
         self.registry = registry
@@ -132,7 +143,10 @@ class Engine:
         self.max_batch_pixels = max_batch_pixels
         self.max_wait = max_wait_ms / 1000.0
         self.queue_limit = queue_limit
-        self._queues: dict[Priority, deque[_Pending]] = {"interactive": deque(), "bulk": deque()}
+        self._queues: dict[Lane, deque[_Pending]] = {"paint": deque(), "rest": deque(), "bulk": deque()}
+        self._served: Lane = INTERACTIVE_LANES[
+            -1
+        ]  # lane of the latest interactive batch; the other goes next
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="collage-infer")
         self._task: asyncio.Task[None] | None = None
@@ -183,17 +197,25 @@ class Engine:
                 raise BadInput("bad_instance_seeds", f"pixel ({a.x}, {a.y}) is outside the {w}×{h} map")
         return model
 
+    @staticmethod
+    def lane(request: RenderRequest, priority: Priority) -> Lane:
+        """Bulk requests queue in the bulk lane, paint frames in the paint lane, every other one in the rest lane."""
+        if priority == "bulk":
+            return "bulk"
+        return "paint" if request.source == "paint" else "rest"
+
     async def render(self, request: RenderRequest, priority: Priority = "interactive") -> RenderResult:
-        """Render one request; raises BadInput for invalid requests and Overloaded when the queue is full."""
+        """Render one request; raises BadInput for invalid requests and Overloaded when its lane is full."""
         model = self.validate(request)
-        queue = self._queues[priority]
-        if priority == "interactive" and len(queue) >= self.queue_limit:
+        lane = self.lane(request, priority)
+        queue = self._queues[lane]
+        if lane != "bulk" and len(queue) >= self.queue_limit:
             # counted as rejected where it is answered (503 or a socket error), once
             raise Overloaded(self._retry_after(len(queue)))
         h, w = request.labels.shape
-        pending = _Pending(request, (model.name, h, w), asyncio.get_running_loop().create_future(), priority)
+        pending = _Pending(request, (model.name, h, w), asyncio.get_running_loop().create_future(), lane)
         queue.append(pending)
-        self.metrics.queue_depth.labels(priority).set(len(queue))
+        self.metrics.queue_depth.labels(lane).set(len(queue))
         self._arrived.set()
         try:
             done = await pending.future
@@ -230,17 +252,25 @@ class Engine:
     # ------------------------------------------------------------------ batching
 
     def _retry_after(self, waiting: int) -> int:
-        return max(1, min(30, math.ceil(waiting / self.max_batch * self._batch_seconds)))
+        """Seconds until `waiting` requests of one lane are served: batches alternate between busy lanes."""
+        busy = max(1, sum(1 for lane in INTERACTIVE_LANES if self._queues[lane]))
+        return max(1, min(30, math.ceil(waiting * busy / self.max_batch * self._batch_seconds)))
 
     def _head(self) -> _Pending | None:
-        """The request to serve next: interactive first, unless a bulk one has waited too long."""
+        """The request to serve next: the oldest of the interactive lane whose turn it is (round-robin), unless a
+        bulk one has waited too long; bulk when no interactive request waits."""
         for queue in self._queues.values():
             while queue and queue[0].future.done():  # cancelled by a caller that went away
                 queue.popleft()
-        inter, bulk = self._queues["interactive"], self._queues["bulk"]
-        if bulk and (not inter or time.perf_counter() - bulk[0].enqueued > BULK_MAX_AGE_S):
+        bulk = self._queues["bulk"]
+        if bulk and time.perf_counter() - bulk[0].enqueued > BULK_MAX_AGE_S:
             return bulk[0]
-        return inter[0] if inter else None
+        turn = INTERACTIVE_LANES.index(self._served)
+        for step in range(1, len(INTERACTIVE_LANES) + 1):
+            queue = self._queues[INTERACTIVE_LANES[(turn + step) % len(INTERACTIVE_LANES)]]
+            if queue:
+                return queue[0]
+        return bulk[0] if bulk else None
 
     def _batch_limit(self, model: LoadedModel, key: tuple[str, int, int]) -> int:
         """Most requests of this key in one call: activations grow with B·H·W, so large maps batch less."""
@@ -252,17 +282,19 @@ class Engine:
     def _count(self, key: tuple[str, int, int]) -> int:
         return sum(1 for q in self._queues.values() for p in q if p.key == key and not p.future.done())
 
-    def _take(self, key: tuple[str, int, int], limit: int) -> list[_Pending]:
-        """Remove and return up to `limit` live requests with this key, interactive ones first."""
+    def _take(self, key: tuple[str, int, int], limit: int, first: Lane) -> list[_Pending]:
+        """Remove and return up to `limit` live requests with this key: lane `first`'s, then the other
+        interactive lane's, then bulk ones."""
         batch: list[_Pending] = []
-        for priority, queue in self._queues.items():
+        order = [first, *(lane for lane in (*INTERACTIVE_LANES, "bulk") if lane != first)]
+        for lane in order:
             keep: deque[_Pending] = deque()
-            for p in queue:
+            for p in self._queues[lane]:
                 if p.future.done():
                     continue
                 (batch if p.key == key and len(batch) < limit else keep).append(p)
-            self._queues[priority] = keep
-            self.metrics.queue_depth.labels(priority).set(len(keep))
+            self._queues[lane] = keep
+            self.metrics.queue_depth.labels(lane).set(len(keep))
         return batch
 
     async def _run(self) -> None:
@@ -280,7 +312,7 @@ class Engine:
             # 256² frame on OpenVINO bf16). Bulk (batch-job) items always wait: their runner feeds the engine
             # one item as each finishes, so without the wait every batch stayed a batch of one (0.44× instead of
             # 0.67× the engine's batched images/s in one bench run).
-            crowded = head.priority == "bulk" or self._last_batch.get(head.key, 0) > 1
+            crowded = head.lane == "bulk" or self._last_batch.get(head.key, 0) > 1
             wait = self.max_wait if crowded else 0.0
             deadline = head.enqueued + wait
             while self._count(head.key) < limit and (remaining := deadline - time.perf_counter()) > 0:
@@ -289,9 +321,11 @@ class Engine:
                     await asyncio.wait_for(self._arrived.wait(), remaining)
                 except TimeoutError:
                     break
-            batch = self._take(head.key, limit)
+            batch = self._take(head.key, limit, head.lane)
             if not batch:
                 continue
+            if head.lane != "bulk":
+                self._served = head.lane
             started = time.perf_counter()
             try:
                 items = await loop.run_in_executor(self._executor, self._run_batch, model, batch)

@@ -42,7 +42,10 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "collage_queue_depth", "requests waiting in the engine", ["priority"], registry=r
+            "collage_queue_depth",
+            "requests waiting in the engine, by lane: paint (paint sockets), rest (REST renders), bulk (batch jobs)",
+            ["lane"],
+            registry=r,
         )
         self.frames_dropped = Counter(
             "collage_frames_dropped",

@@ -184,7 +184,7 @@ def test_metrics_count_requests_and_renders(client: TestClient) -> None:
     assert 'collage_http_requests_total{method="POST",route="/api/v1/render",status="200"} 1.0' in text
     assert 'collage_http_requests_total{method="GET",route="/api/v1/models/{name}",status="404"} 1.0' in text
     assert 'collage_renders_total{source="rest"} 1.0' in text
-    assert "collage_batch_size_bucket" in text and 'collage_queue_depth{priority="interactive"}' in text
+    assert "collage_batch_size_bucket" in text and 'collage_queue_depth{lane="rest"}' in text
     assert "collage_frames_dropped_total 0.0" in text
 
 

@@ -254,3 +254,91 @@ def test_invalid_requests_are_refused(registry: Registry) -> None:
     assert codes == [
         "unknown_model", "bad_size", "bad_label_id", "bad_style", "bad_quality", "bad_size", "bad_instance_seeds",
     ]  # fmt: skip
+
+
+def hold_and_record(monkeypatch: pytest.MonkeyPatch, model: LoadedModel, tags: dict[bytes, str]):  # noqa: ANN201
+    """Record each generator call's requests (by their z) as one batch and hold the inference thread on the first
+    call until the returned event is set; returns (batches, started, release)."""
+    batches: list[list[str]] = []
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+
+    def record(label: np.ndarray, instance: np.ndarray, z: np.ndarray) -> None:
+        batches.append([tags[row.tobytes()] for row in z])
+        if len(batches) == 1:
+            asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+
+    wrap_generator(monkeypatch, model, record)
+    return batches, release
+
+
+def test_a_rest_render_goes_ahead_of_a_paint_backlog_and_a_full_paint_lane_never_refuses_it(
+    registry: Registry, landscape, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """40 paint frames wait (one per socket, as latest-wins leaves them) behind one the inference thread holds,
+    the paint lane full at 40; a 41st frame is refused, a REST render is not, and it runs in the next batch, before
+    every waiting frame but the 3 of its size that fill its batch of 4. Every frame is still rendered."""
+    ids = landscape(32, 32)
+    tags: dict[bytes, str] = {}
+
+    async def body(engine: Engine):  # noqa: ANN202
+        batches, release = hold_and_record(monkeypatch, registry.get("tiny-spade"), tags)
+
+        def submit(tag: str, seed: int, source: str) -> asyncio.Task:
+            req = replace(request(ids, seed), source=source)
+            tags[req.z.tobytes()] = tag
+            return asyncio.create_task(engine.render(req))
+
+        first = submit("paint0", 0, "paint")
+        async with asyncio.timeout(10):
+            while not batches:  # the first frame holds the inference thread
+                await asyncio.sleep(0.01)
+        paint = [submit(f"paint{i}", i, "paint") for i in range(1, 41)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded):  # the paint lane is full ...
+            await engine.render(replace(request(ids, 99), source="paint"))
+        rest = submit("rest", 100, "rest")  # ... and the REST lane is not
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(first, rest, *paint)
+        return batches
+
+    batches = asyncio.run(with_engine(registry, body, max_batch=4, max_wait_ms=0, queue_limit=40))
+    assert batches[0] == ["paint0"]
+    assert batches[1] == ["rest", "paint1", "paint2", "paint3"]  # its lane's turn, filled up with frames
+    served = [tag for batch in batches for tag in batch]
+    assert sorted(served) == sorted(["rest"] + [f"paint{i}" for i in range(41)])  # each exactly once
+
+
+def test_painters_keep_every_other_batch_under_a_stream_of_rest_renders(
+    registry: Registry, landscape, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """30 REST renders queued before 30 paint frames: the lanes alternate batch by batch, so the painters are
+    served throughout rather than after every REST render, and all 60 requests are served once."""
+    ids = landscape(32, 32)
+    tags: dict[bytes, str] = {}
+
+    async def body(engine: Engine):  # noqa: ANN202
+        batches, release = hold_and_record(monkeypatch, registry.get("tiny-spade"), tags)
+
+        def submit(tag: str, seed: int, source: str) -> asyncio.Task:
+            req = replace(request(ids, seed), source=source)
+            tags[req.z.tobytes()] = tag
+            return asyncio.create_task(engine.render(req))
+
+        first = submit("held", 0, "rest")
+        async with asyncio.timeout(10):
+            while not batches:
+                await asyncio.sleep(0.01)
+        rest = [submit(f"rest{i}", 100 + i, "rest") for i in range(30)]
+        paint = [submit(f"paint{i}", 200 + i, "paint") for i in range(30)]
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(first, *rest, *paint)
+        return batches
+
+    batches = asyncio.run(with_engine(registry, body, max_batch=1, max_wait_ms=0))
+    served = [tag for batch in batches[1:] for tag in batch]
+    assert sorted(served) == sorted([f"rest{i}" for i in range(30)] + [f"paint{i}" for i in range(30)])
+    assert [tag[:4] for tag in served] == ["pain", "rest"] * 30  # round-robin, painters' turn first
+    assert [t for t in served if t.startswith("paint")] == [f"paint{i}" for i in range(30)]  # arrival order

@@ -262,3 +262,61 @@ def test_an_oversized_message_is_refused_by_the_app_under_plain_uvicorn(
         assert (reply["code"], reply["seq"]) == ("bad_label_id", 1)
     metrics = httpx.get(proc.url + "/metrics").text
     assert 'collage_rejected_total{code="too_large"} 3.0' in metrics
+
+
+def test_a_rest_render_overtakes_backlogged_painters_who_are_all_served(
+    make_client: Callable[..., TestClient], landscape, label_frame, png_of, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    """20 paint sockets each have a frame waiting (the engine's batches of 4 would take 5 turns) while the
+    inference thread is held; a REST render sent after them runs in the very next generator call, and every
+    socket still gets its picture."""
+    client = make_client(max_batch=4, max_wait_ms=0)
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    depth = client.app.state.metrics.registry.get_sample_value  # type: ignore[attr-defined]
+    model = client.app.state.registry.get("tiny-spade")  # type: ignore[attr-defined]
+    started, release = threading.Event(), threading.Event()
+    calls: list[tuple[int, ...]] = []  # each generator call's map sides: 32 = a paint frame, 48 = REST
+    run = model.run_generator
+
+    def hold(label: np.ndarray, *args: np.ndarray | None) -> np.ndarray:
+        calls.append(tuple(int(m.shape[-1]) for m in label))
+        started.set()
+        release.wait(10)
+        return run(label, *args)
+
+    monkeypatch.setattr(model, "run_generator", hold)
+    sockets = [client.websocket_connect("/api/v1/paint") for _ in range(21)]
+    connected = [ws.__enter__() for ws in sockets]
+    try:
+        connected[0].send_bytes(label_frame(1, landscape()))
+        assert started.wait(10)  # the first painter's frame holds the inference thread
+        for ws in connected[1:]:
+            ws.send_bytes(label_frame(1, landscape()))
+        deadline = time.monotonic() + 10
+        while engine.queue_depth() < 20:  # 20 painters backlogged
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        answer: list[object] = []
+        labels = png_of(landscape(48, 48))
+        rest = threading.Thread(
+            target=lambda: answer.append(
+                client.post(
+                    "/api/v1/render", files={"labels": ("l", labels, "image/png")}, data={"seed": "3"}
+                )
+            )
+        )
+        rest.start()
+        while engine.queue_depth() < 21:  # the REST render waits too
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert depth("collage_queue_depth", {"lane": "rest"}) == 1
+        release.set()
+        rest.join(30)
+        assert answer and answer[0].status_code == 200  # type: ignore[attr-defined]
+        assert [parse_image_frame(ws.receive_bytes())[0] for ws in connected] == [1] * 21  # all served
+    finally:
+        release.set()
+        for ws in reversed(sockets):
+            ws.__exit__(None, None, None)
+    assert calls[0] == (32,) and calls[1] == (48,)  # the REST render went right after the held frame
+    assert sorted(size for call in calls[2:] for size in call) == [32] * 20  # then the 20 waiting frames
