@@ -1,4 +1,5 @@
-"""Losses of the SPADE family: hinge GAN, discriminator feature matching, KL, and a perceptual term.
+"""Losses of the SPADE family: hinge GAN, discriminator feature matching, KL, a perceptual term, and the
+segmentation discriminator's N+1 loss with LabelMix (OASIS, DP-GAN).
 
 The perceptual term is VGG19 (pix2pixHD layer weights) when a local torchvision-format VGG19 state dict is given
 (`--vgg-weights PATH`); no ImageNet weights can be downloaded here, so otherwise it is our substitute:
@@ -64,7 +65,8 @@ def kl_loss(mu: torch.Tensor, logvar: torch.Tensor, weight: float = 0.05) -> tor
 
 
 # ----------------------------------------------------------------------------
-# OASIS's (N+1)-class segmentation-discriminator loss (`models/nets/seg_discriminator.py`).
+# OASIS's (N+1)-class segmentation-discriminator loss and LabelMix (`models/nets/seg_discriminator.py`; the
+# pixel-level supervision of DP-GAN's discriminator too).
 
 
 def class_balanced_weights(label: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -102,6 +104,39 @@ def seg_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, label: torc
 def seg_g_loss(fake_logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """G: fake pixels should be segmented as the class painted there, class-balanced (OASIS)."""
     return seg_ce_loss(fake_logits, label, class_balanced_weights(label, fake_logits.shape[1] - 1))
+
+
+def labelmix(
+    label: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mixed image [B,3,H,W], mask [B,1,H,W]): every class goes wholly to the real or the fake side, by a coin
+    per class shared by the batch (OASIS); mixed = mask·real + (1−mask)·fake, label [B,H,W].
+
+    The mix keeps the label map's boundaries, so D can only tell the halves apart by the content of each
+    region, not by a seam: the regulariser pushes D to judge realism where G paints, not along edges."""
+    coin = torch.randint(0, 2, (num_classes,), device=label.device)  # [N], one draw per class
+    mask = coin[label][:, None].to(real.dtype)  # [B,1,H,W]
+    return mask * real + (1 - mask) * fake, mask
+
+
+def labelmix_loss(
+    mixed_logits: torch.Tensor, real_logits: torch.Tensor, fake_logits: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared error between D's logits on the mixed image and the same mix of its logits on real and fake,
+    each [B,N+1,H,W]; mask [B,1,H,W]. Zero for a D that judges each pixel on its own."""
+    target = mask * real_logits.float() + (1 - mask) * fake_logits.float()
+    return F.mse_loss(mixed_logits.float(), target)
+
+
+def oasis_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Real pixels as their class, class-balanced; fake pixels as class N, unweighted (OASIS eq. for L_D; DP-GAN
+    eq. 3, its pixel-level term).
+
+    Unlike `seg_d_loss` (our SPADE -seg presets), the fake term is not class-balanced."""
+    fake_class = real_logits.shape[1] - 1
+    weights = class_balanced_weights(label, fake_class)  # [B,H,W]
+    fake_target = torch.full_like(label, fake_class)
+    return seg_ce_loss(real_logits, label, weights) + F.cross_entropy(fake_logits.float(), fake_target)
 
 
 def downsampled_l1_loss(

@@ -29,8 +29,7 @@ Adam (0, 0.999), lr G 1e-4, D 4e-4 (paper). G gets an EMA (the trainer keeps it 
 Deviations, all [ours]: D reuses step 1's fakes, detached, instead of drawing new ones (one G forward per
 step, as our SPADE recipe); D's logits come out at half resolution and are up-sampled (seg_discriminator.py);
 the EMA decay is the trainer's `ema_decay` (0.999, warmed up) rather than the paper's 0.9999, which would
-average over most of a CPU run. LabelMix and the paper's D loss live here until a second architecture (DP-GAN)
-needs them in models/losses.py.
+average over most of a CPU run. LabelMix and the paper's D loss are in models/losses.py, shared with DP-GAN.
 """
 
 from __future__ import annotations
@@ -40,13 +39,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.archs import Arch, Batch, ExportRole, ExportSpec, Recipe, load_ema_weights, register, unwrap
 from models.archs.spade import check_spade_sizes
 from models.labels import LabelSet
-from models.losses import class_balanced_weights, seg_ce_loss, seg_g_loss
+from models.losses import labelmix, labelmix_loss, oasis_d_loss, seg_g_loss
 from models.nets.oasis import OASISGenerator
 from models.nets.seg_discriminator import SegmentationDiscriminator
 
@@ -134,42 +132,6 @@ def build_generator(config: Mapping[str, Any], label_nc: int) -> OASISGenerator:
 def build_discriminator(config: Mapping[str, Any], label_nc: int) -> SegmentationDiscriminator:
     """The segmentation discriminator: N+1 logits per pixel, the last one "fake"."""
     return SegmentationDiscriminator(label_nc=label_nc, **config["discriminator"])
-
-
-# ----------------------------------------------------------------------------
-# LabelMix and the discriminator's loss.
-
-
-def labelmix(
-    label: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, num_classes: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mixed image [B,3,H,W], mask [B,1,H,W]): every class goes wholly to the real or the fake side, by a coin
-    per class shared by the batch (paper); mixed = mask·real + (1−mask)·fake, label [B,H,W].
-
-    The mix keeps the label map's boundaries, so D can only tell the halves apart by the content of each
-    region, not by a seam: the regulariser pushes D to judge realism where G paints, not along edges."""
-    coin = torch.randint(0, 2, (num_classes,), device=label.device)  # [N], one draw per class
-    mask = coin[label][:, None].to(real.dtype)  # [B,1,H,W]
-    return mask * real + (1 - mask) * fake, mask
-
-
-def labelmix_loss(
-    mixed_logits: torch.Tensor, real_logits: torch.Tensor, fake_logits: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
-    """Mean squared error between D's logits on the mixed image and the same mix of its logits on real and fake,
-    each [B,N+1,H,W]; mask [B,1,H,W]. Zero for a D that judges each pixel on its own."""
-    target = mask * real_logits.float() + (1 - mask) * fake_logits.float()
-    return F.mse_loss(mixed_logits.float(), target)
-
-
-def oasis_d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Real pixels as their class, class-balanced; fake pixels as class N, unweighted (paper eq. for L_D).
-
-    Unlike `models.losses.seg_d_loss` (our SPADE -seg presets), the fake term is not class-balanced."""
-    fake_class = real_logits.shape[1] - 1
-    weights = class_balanced_weights(label, fake_class)  # [B,H,W]
-    fake_target = torch.full_like(label, fake_class)
-    return seg_ce_loss(real_logits, label, weights) + F.cross_entropy(fake_logits.float(), fake_target)
 
 
 # ----------------------------------------------------------------------------
