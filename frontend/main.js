@@ -287,6 +287,7 @@ async function selectModel(name) {
     presets,
     styleImage: Boolean(caps.style_image),
     collage: Boolean(caps.collage),
+    seeded: (caps.z_dim ?? 1) > 0 || Boolean(caps.noise),
     saved: saved?.style ?? null,
   });
   if (current.name !== name) return; // another model was picked while the saved photo style was checked

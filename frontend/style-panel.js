@@ -141,7 +141,7 @@ export class StylePanel extends EventTarget {
    * Show the model's presets and enable what it can do, and take up `saved`, the style saved with the drawing
    * being restored (null when the drawing on the canvas stays, or has no style saved).
    */
-  async setModel({ name, presets, styleImage, collage, saved: raw = null }) {
+  async setModel({ name, presets, styleImage, collage, seeded = true, saved: raw = null }) {
     this._abandonUpload(); // a photo sent for the previous model would be encoded in its latent space
     this.model = name;
     this.caps = { presets, styleImage, collage };
@@ -164,13 +164,15 @@ export class StylePanel extends EventTarget {
     );
     this._loadPreviews(name, presets);
     el.presets.closest("[data-section]")?.toggleAttribute("hidden", presets.length === 0);
+    // Controls the model cannot use are hidden, not shown greyed out: each architecture offers its own set.
     el.fileInput.disabled = !styleImage;
-    el.dropZone.classList.toggle("disabled", !styleImage);
-    el.dropZone.title = styleImage ? "Upload a reference photo (or drop one here)" : "This model has no style encoder";
+    el.dropZone.hidden = !styleImage;
+    el.dropZone.title = "Upload a reference photo (or drop one here)";
     el.collage.disabled = !collage;
-    el.collage.closest("label").title = collage
-      ? "Compose trees, rocks and houses with the class generators"
-      : "This model has no CollageGAN class generators";
+    el.collage.closest("label").hidden = !collage;
+    el.collage.closest("label").title = "Compose trees, rocks and houses with the class generators";
+    // A generator with neither a style latent nor noise draws one picture per map: a seed would change nothing.
+    el.seedInput.closest("[data-section]").hidden = !seeded;
     if (!collage) this.state.collage = false;
     // A preset or uploaded style belongs to the previous model's latent space: fall back to the seed.
     if (this.state.mode === "preset" && !presets.includes(this.state.preset)) this.state.mode = "seed";

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,34 @@ def export_tiny_spade(out: Path, name: str) -> None:
         training={"note": "untrained, for tests"},
         config=config,
     )
+
+
+def export_untrained(out: Path, arch: str, preset: str) -> None:
+    """An untrained `preset` of `arch` (torch seed 0) saved as a trainer checkpoint and exported by `collage
+    export`, so the folder is exactly what a user's run would give (landscape labels, G_ema served)."""
+    import torch
+
+    from models.export import main as export_main
+    from models.labels import LANDSCAPE
+
+    module = importlib.import_module(f"models.archs.{arch.replace('-', '_')}")
+    config = {"arch": arch, "preset": preset, "data": "procedural", "label_set": "landscape", "seed": 0}
+    config |= module.get_preset(preset)
+    torch.manual_seed(0)
+    generator = module.build_generator(config, len(LANDSCAPE))
+    run = out.parent / f"run-{out.name}"
+    run.mkdir(parents=True)
+    checkpoint = {
+        "format_version": 1,
+        "config": config,
+        "step": 0,
+        "G": generator.state_dict(),
+        "G_ema": generator.state_dict(),
+        "label_set": "landscape",
+        "perceptual": "none",
+    }
+    torch.save(checkpoint, run / "checkpoint-latest.pt")
+    assert export_main([str(run), "--out", str(out)]) == 0
 
 
 @pytest.fixture(scope="session")

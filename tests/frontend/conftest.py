@@ -120,7 +120,7 @@ def browser_weights(tiny_weights: Path, tmp_path_factory: pytest.TempPathFactory
     return weights
 
 
-def _server(
+def start_server(
     weights: Path, tmp_path_factory: pytest.TempPathFactory, port: int, env: dict[str, str] | None = None
 ) -> ServerProcess:
     root = tmp_path_factory.mktemp("server")
@@ -134,7 +134,7 @@ def live_server(
     browser_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
 ) -> Iterator[ServerProcess]:
     """One server shared by a test module (starting one costs a few seconds)."""
-    server = _server(browser_weights, tmp_path_factory, free_port())
+    server = start_server(browser_weights, tmp_path_factory, free_port())
     yield server
     server.stop()
 
@@ -144,7 +144,7 @@ def collage_server(
     tiny_collage_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
 ) -> Iterator[ServerProcess]:
     """A server whose one model, `tiny-collage`, has class generators for tree, rock and house."""
-    server = _server(tiny_collage_weights, tmp_path_factory, free_port())
+    server = start_server(tiny_collage_weights, tmp_path_factory, free_port())
     yield server
     server.stop()
 
@@ -154,7 +154,7 @@ def own_server(
     browser_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
 ) -> Iterator[ServerProcess]:
     """A server only this test uses, free to be stopped and restarted."""
-    server = _server(browser_weights, tmp_path_factory, free_port())
+    server = start_server(browser_weights, tmp_path_factory, free_port())
     yield server
     server.stop()
 
@@ -164,7 +164,7 @@ def keyed_server(
     browser_weights: Path, tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
 ) -> Iterator[ServerProcess]:
     """A server that wants the API key `API_KEY` on /api/v1, as an operator would run a shared one."""
-    server = _server(browser_weights, tmp_path_factory, free_port(), {"COLLAGE_API_KEY": API_KEY})
+    server = start_server(browser_weights, tmp_path_factory, free_port(), {"COLLAGE_API_KEY": API_KEY})
     yield server
     server.stop()
 

@@ -647,8 +647,10 @@ def test_views_and_model_selector(studio: Studio) -> None:
     # A wide model keeps its own size: the choice shows it, and cannot be changed.
     expect(studio.page.locator("#canvas-size")).to_be_disabled()
     expect(studio.page.locator("#canvas-size")).to_have_value("48x32")
-    # CollageGAN is unavailable for these models, so its switch is disabled.
-    expect(studio.page.locator("#collage-toggle")).to_be_disabled()
+    # CollageGAN is unavailable for these models, so its switch is not offered; the seed and the photo are.
+    expect(studio.page.locator("#collage-toggle")).to_be_hidden()
+    expect(studio.page.locator("#seed-input")).to_be_visible()
+    expect(studio.page.locator("#style-drop")).to_be_visible()
 
 
 @pytest.mark.parametrize("width, height", [(1280, 800), (1024, 768), (768, 1024), (701, 800)])
