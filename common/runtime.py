@@ -3,11 +3,20 @@
 One small interface, `Graph` (named feeds in, named outputs out, `info` says what it runs on), so the server's
 engine, `collage eval` and the benchmarks never care which runtime they hold:
 
-- **OpenVINO** (the `cpu` extra; the default wherever it is installed): a model is compiled once per set of
-  static input shapes on first use (about 0.2 s) and kept in a bounded LRU cache, because the same graph
-  compiled with dynamic H/W ran about 30% slower. Precision `bf16` runs the convolutions in bfloat16 on CPUs
-  that do it natively (AVX512-BF16, AMX), as OpenVINO reports in `OPTIMIZATION_CAPABILITIES`; elsewhere f32.
-- **onnxruntime** (`gpu` extra with CUDA, or CPU): dynamic shapes, f32, one session per file.
+- **OpenVINO** (the `cpu` extra; the default wherever it is installed): a model is compiled once per input
+  size on first use (about 0.2–2 s) and kept in a bounded LRU cache, because the same graph compiled with
+  dynamic H/W ran about 30% slower. A batch of one compiles static shapes; the larger batches of a graph whose
+  batch axis is dynamic share one compilation per size with that axis left dynamic. Each compiled model holds
+  its own intermediate buffers, so compiling every batch size on its own kept all of them (landscape-spade,
+  batches of 8 then 1..8: peak RSS 1004 MiB at 256², 2650 at 512²; shared, 557 and 1423, though a first batch
+  of 8 alone holds more, 501 against 406 at 256²), and no compile stall on each new batch size, for ~5–10%
+  slower batched calls; a dynamic batch of one ran ~15% slower, so it stays static. Precision `bf16` runs the
+  convolutions in bfloat16 on CPUs that do it natively (AVX512-BF16, AMX), as OpenVINO reports in
+  `OPTIMIZATION_CAPABILITIES`; elsewhere f32.
+- **onnxruntime** (`gpu` extra with CUDA, or CPU): dynamic shapes, f32, one session per file, without memory
+  patterns: a pattern is one block planned per input shape, which the CPU arena could not carve from the blocks
+  of earlier shapes, so the arena grew with every batch size seen (same load: 828 MiB at 256², 2880 at 512²;
+  without, 492 and 1530, the largest run's needs, at no measurable cost in speed).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ log = logging.getLogger(__name__)
 RuntimeName = Literal["openvino", "onnxruntime"]
 RUNTIME_CHOICES = ("auto", "openvino", "onnxruntime")
 PRECISION_CHOICES = ("auto", "f32", "bf16")
-DEFAULT_MAX_COMPILED = 8  # compiled OpenVINO models kept per graph (one per model, size and batch in use)
+DEFAULT_MAX_COMPILED = 8  # compiled OpenVINO models kept per graph (per size in use: batch 1, larger batches)
 
 _PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -157,6 +166,9 @@ class OrtGraph:
         # No busy-waiting between runs: spinning workers steal the cores that encoding, the event loop and (on a
         # shared box) everything else need; measured here it halved frame times on a loaded 2-core machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Tensors from the arena one by one rather than one planned block per input shape (see the module doc):
+        # the arena stops growing with each new batch size, and no run measured slower.
+        options.enable_mem_pattern = False
         options.log_severity_level = 3  # errors only: CUDA-less hosts otherwise print a warning per session
         self.session = ort.InferenceSession(str(path), options, providers=choose_providers(providers))
         used = self.session.get_providers()  # what onnxruntime really uses, not what was asked for
@@ -172,7 +184,8 @@ class OrtGraph:
 
 
 class OpenVinoGraph:
-    """An OpenVINO model compiled per static input shapes on first use, the compiled models in an LRU cache."""
+    """An OpenVINO model compiled per input shapes on first use (batches over one share a dynamic batch axis),
+    the compiled models in an LRU cache."""
 
     def __init__(
         self,
@@ -202,23 +215,35 @@ class OpenVinoGraph:
             for port in self._model.inputs
         }
         self.outputs = [port.get_any_name() for port in self._model.outputs]
-        self._compiled: OrderedDict[tuple[tuple[str, tuple[int, ...]], ...], Any] = OrderedDict()
+        self._compiled: OrderedDict[tuple[tuple[str, tuple[int | None, ...]], ...], Any] = OrderedDict()
         self._lock = threading.Lock()  # an infer request serves one caller at a time
         self.compiles = 0  # how many shapes were compiled (a cache miss each)
 
     @property
-    def compiled_shapes(self) -> list[dict[str, tuple[int, ...]]]:
-        """The input shapes compiled now, least recently used first."""
+    def compiled_shapes(self) -> list[dict[str, tuple[int | None, ...]]]:
+        """The input shapes compiled now (None: a dynamic batch axis), least recently used first."""
         return [dict(key) for key in self._compiled]
+
+    def _key(self, shapes: dict[str, tuple[int, ...]]) -> tuple[tuple[str, tuple[int | None, ...]], ...]:
+        """The shapes to compile for: a batch over one leaves the batch axis dynamic in every input whose graph
+        has it dynamic, so batches of 2..N of one size share a compiled model and its buffers."""
+        batched = [n for n, shape in shapes.items() if shape and self.inputs.get(n, (1,))[:1] == (None,)]
+        dynamic = bool(batched) and all(shapes[n][0] > 1 for n in batched)
+        return tuple(
+            sorted(
+                (n, (None, *shape[1:]) if dynamic and n in batched else shape) for n, shape in shapes.items()
+            )
+        )
 
     def _request(self, feeds: Mapping[str, np.ndarray]) -> Any:
         """The infer request compiled for these feeds' shapes: from the cache, else compiled now."""
-        key = tuple(sorted((name, tuple(int(d) for d in a.shape)) for name, a in feeds.items()))
+        shapes = {name: tuple(int(d) for d in a.shape) for name, a in feeds.items()}
+        key = self._key(shapes)
         request = self._compiled.get(key)
         if request is not None:
             self._compiled.move_to_end(key)
             return request
-        for name, shape in key:
+        for name, shape in shapes.items():
             declared = self.inputs.get(name)
             if (
                 declared is None
@@ -230,7 +255,7 @@ class OpenVinoGraph:
                     f"input {name!r} has shape {list(shape)}, the graph takes {list(declared or [])}"
                 )
         model = self._model.clone()
-        model.reshape(dict(key))
+        model.reshape({name: [-1 if d is None else d for d in shape] for name, shape in key})
         compiled = self._core.compile_model(model, "CPU", self._config)
         actual = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "f32" | "bf16"
         if actual != self.info.precision:  # reported as run, e.g. an op set OpenVINO keeps in f32

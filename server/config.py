@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     compiled_cache: int = Field(
         default=DEFAULT_MAX_COMPILED,
         ge=1,
-        description="OpenVINO compiled shapes (size × batch) kept per graph; the least recently used go first",
+        description="OpenVINO compiled shapes kept per graph (per size: batch 1, and one for larger batches); "
+        "the least recently used go first",
     )
     providers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

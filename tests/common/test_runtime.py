@@ -81,9 +81,15 @@ def test_compiled_shapes_are_cached_and_bounded(tiny_weights: Path) -> None:
     graph.run(["image"], feeds(1, size=32))  # same shapes: no second compile
     assert graph.compiles == 1
     graph.run(["image"], feeds(2, size=40))
-    graph.run(["image"], feeds(3, batch=2, size=32))  # a batch size is a shape of its own
+    graph.run(["image"], feeds(3, batch=2, size=32))  # a batch over one: compiled with a dynamic batch axis
     assert graph.compiles == 3 and len(graph.compiled_shapes) == 2
-    assert [s["label"] for s in graph.compiled_shapes] == [(1, 1, 40, 40), (2, 1, 32, 32)]  # 32² b1 evicted
+    assert [s["label"] for s in graph.compiled_shapes] == [
+        (1, 1, 40, 40),
+        (None, 1, 32, 32),
+    ]  # 32² b1 evicted
+    assert graph.compiled_shapes[1]["z"] == (None, 8)
+    out = graph.run(["image"], feeds(6, batch=3, size=32))[0]  # every batch over one of that size shares it
+    assert graph.compiles == 3 and out.shape == (3, 3, 32, 32)
     graph.run(["image"], feeds(4, size=40))  # still cached, now the most recent
     assert graph.compiles == 3 and graph.compiled_shapes[-1]["label"] == (1, 1, 40, 40)
     graph.run(["image"], feeds(5, size=32))
