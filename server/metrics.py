@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import resource
+import sys
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (getrusage's ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 class Metrics:
@@ -68,6 +77,13 @@ class Metrics:
         self.job_items = Counter(
             "collage_job_items", "batch-job items finished, by outcome", ["outcome"], registry=r
         )
+        self.peak_rss = Gauge(
+            "collage_process_peak_rss_bytes",
+            "the replica's peak resident memory since it started (getrusage ru_maxrss), read at each scrape",
+            registry=r,
+        )
+        self.peak_rss.set_function(peak_rss_bytes)
+        ProcessCollector(registry=r)  # process_resident_memory_bytes (now), CPU seconds, open files, …
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

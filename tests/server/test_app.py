@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -186,6 +187,15 @@ def test_metrics_count_requests_and_renders(client: TestClient) -> None:
     assert 'collage_renders_total{source="rest"} 1.0' in text
     assert "collage_batch_size_bucket" in text and 'collage_queue_depth{lane="rest"}' in text
     assert "collage_frames_dropped_total 0.0" in text
+
+
+def test_metrics_report_the_replicas_peak_and_current_memory(client: TestClient) -> None:
+    """Peak RSS per replica (getrusage, the same process here) and the current RSS, for load reports."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    text = client.get("/metrics").text
+    peak = float(re.search(r"^collage_process_peak_rss_bytes (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    now = float(re.search(r"^process_resident_memory_bytes (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert peak >= before > 0 and 0 < now <= peak
 
 
 def test_api_paths_are_not_the_frontends(make_client: Callable[..., TestClient]) -> None:
