@@ -132,8 +132,8 @@ class ClassDecoder(nn.Module):
         super().__init__()
         self.z_dim = z_dim
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers)
-        self.synthesis = SkipSynthesis(in_channels, in_size, widths, w_dim)
-        self.in_size, self.out_size = in_size, self.synthesis.out_size
+        self.synthesis = SkipSynthesis(in_channels, widths, w_dim)
+        self.in_size, self.out_size = in_size, in_size * self.synthesis.factor
         self.noise_channels = self.synthesis.noise_channels
 
     def forward(self, phi: torch.Tensor, z: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

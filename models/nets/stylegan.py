@@ -9,7 +9,8 @@ Everything here must export to ONNX as it stands (models.md §0.1):
   per channel, so they commute with the convolution);
 - per-pixel noise is a forward input, one tensor [B,noise_channels,H,W] at the output size, so the server
   draws it from the request's seed (docs/contracts.md) and the same seed gives the same picture; a layer at a
-  lower resolution reads its channel with a strided slice, which keeps the values N(0, 1);
+  lower resolution reads its channel with a strided slice, which keeps the values N(0, 1), and whose stride is
+  fixed by the layer's level, so one graph takes any output size (the base generator's dynamic H, W);
 - up-sampling is bilinear ×2 before the convolution [ours]: StyleGAN2's transposed convolution with a FIR
   low-pass filter is a detail we drop for compact CPU models; down-sampling in D is a 2×2 average pool [ours].
 
@@ -197,11 +198,10 @@ class ToRGB(nn.Module):
         return rgb if skip is None else rgb + upsample2(skip)
 
 
-def noise_slice(noise: torch.Tensor, channel: int, side: int) -> torch.Tensor:
-    """Channel `channel` of noise [B,L,T,T] at side × side: a strided slice (exact N(0,1) values, and a plain
-    Slice node in ONNX). T must be side · 2^k."""
-    step = noise.shape[-1] // side
-    return noise[:, channel : channel + 1, ::step, ::step]  # [B,1,side,side]
+def noise_slice(noise: torch.Tensor, channel: int, step: int) -> torch.Tensor:
+    """Channel `channel` of noise [B,L,H,W] at every `step`-th pixel: a strided slice (exact N(0,1) values, and a
+    plain Slice node in ONNX with constant steps, whatever H and W)."""
+    return noise[:, channel : channel + 1, ::step, ::step]  # [B,1,H/step,W/step]
 
 
 class SkipSynthesis(nn.Module):
@@ -210,20 +210,18 @@ class SkipSynthesis(nn.Module):
 
     At the input resolution: one styled conv and a toRGB. Then per level: up-sample, two styled convs, a toRGB
     added to the up-sampled RGB so far. Every styled conv takes one channel of `noise` (in order), so
-    `noise_channels` = 1 + 2 · (levels - 1)."""
+    `noise_channels` = 1 + 2 · (levels - 1). Any input size: the output is `factor` times larger."""
 
     def __init__(
         self,
         in_channels: int,  # channels of the input feature map
-        in_size: int,  # side of the input feature map
-        widths: list[int],  # channels per resolution: widths[0] at in_size, widths[i] at in_size · 2^i
+        widths: list[int],  # channels per resolution: widths[0] at the input's, widths[i] at 2^i times it
         w_dim: int,  # width of w
     ) -> None:
         super().__init__()
         if not widths:
             raise ValueError("widths must name at least one resolution")
-        self.in_size = in_size
-        self.out_size = in_size * 2 ** (len(widths) - 1)
+        self.factor = 2 ** (len(widths) - 1)  # output side / input side
         self.noise_channels = 1 + 2 * (len(widths) - 1)
         self.first = StyledConv(in_channels, widths[0], w_dim)
         self.first_rgb = ToRGB(widths[0], w_dim)
@@ -236,15 +234,16 @@ class SkipSynthesis(nn.Module):
             self.rgbs.append(ToRGB(b, w_dim))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """x [B,C,s,s], w [B,w_dim], noise [B,noise_channels,T,T] -> image [B,3,T,T] (unbounded; ≈[-1,1])."""
-        side = self.in_size
-        x = self.first(x, w, noise_slice(noise, 0, side))  # [B,w0,s,s]
-        rgb = self.first_rgb(x, w)  # [B,3,s,s]
+        """x [B,C,h,w], w [B,w_dim], noise [B,noise_channels,H,W] -> image [B,3,H,W] (unbounded; ≈[-1,1]), where
+        H, W = factor · (h, w)."""
+        step = self.factor
+        x = self.first(x, w, noise_slice(noise, 0, step))  # [B,w0,h,w]
+        rgb = self.first_rgb(x, w)  # [B,3,h,w]
         for i, (up, conv, to_rgb) in enumerate(zip(self.ups, self.convs, self.rgbs, strict=True)):
-            side *= 2
-            x = up(x, w, noise_slice(noise, 1 + 2 * i, side))  # [B,w_i,2s,2s]
-            x = conv(x, w, noise_slice(noise, 2 + 2 * i, side))
-            rgb = to_rgb(x, w, rgb)  # [B,3,2s,2s]
+            step //= 2
+            x = up(x, w, noise_slice(noise, 1 + 2 * i, step))  # [B,w_i,2h,2w]
+            x = conv(x, w, noise_slice(noise, 2 + 2 * i, step))
+            rgb = to_rgb(x, w, rgb)  # [B,3,2h,2w]
         return rgb
 
 
@@ -320,7 +319,14 @@ class StyleDiscriminator(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """image [B,3,size,size] -> logits [B]."""
-        x = self.blocks(lrelu(self.from_rgb(image)))  # [B,C,f,f]
-        x = minibatch_stddev(x, self.mbstd_group, self.mbstd_channels)  # [B,C+ch,f,f]
+        return self.judge(image)[0]
+
+    def judge(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """image [B,3,size,size] -> (logits [B], the features after fromRGB and after every block): the
+        features are what a paired generator's feature-matching loss compares (models/archs/collage_base.py)."""
+        features = [lrelu(self.from_rgb(image))]  # [B,w0,size,size]
+        for block in self.blocks:
+            features.append(block(features[-1]))  # [B,w_i,size/2^i,size/2^i]
+        x = minibatch_stddev(features[-1], self.mbstd_group, self.mbstd_channels)  # [B,C+ch,f,f]
         x = lrelu(self.final_conv(x))  # [B,C,f,f]
-        return self.out(self.fc(x.flatten(1)))[:, 0]  # [B]
+        return self.out(self.fc(x.flatten(1)))[:, 0], features  # [B], list

@@ -58,7 +58,7 @@ def test_demodulation_keeps_unit_variance() -> None:
 def synthesis_with_noise() -> SkipSynthesis:
     """A 4² -> 16² synthesis (5 noise channels) whose noise strengths are switched on (they start at 0)."""
     torch.manual_seed(0)
-    net = SkipSynthesis(8, 4, [8, 8, 4], w_dim=8)
+    net = SkipSynthesis(8, [8, 8, 4], w_dim=8)
     with torch.no_grad():
         for name, p in net.named_parameters():
             if name.endswith("noise.strength"):
@@ -68,7 +68,7 @@ def synthesis_with_noise() -> SkipSynthesis:
 
 def test_noise_is_an_input_that_reaches_every_layer() -> None:
     net = synthesis_with_noise()
-    assert net.noise_channels == 5 and net.out_size == 16
+    assert net.noise_channels == 5 and net.factor == 4
     x, w = torch.randn(2, 8, 4, 4), torch.randn(2, 8)
     zeros = torch.zeros(2, 5, 16, 16)
     with torch.no_grad():
@@ -84,7 +84,7 @@ def test_noise_is_an_input_that_reaches_every_layer() -> None:
 def test_fresh_layers_ignore_noise() -> None:
     """StyleGAN2 starts every noise strength at 0: noise only matters once G learns to use it."""
     torch.manual_seed(0)
-    net = SkipSynthesis(8, 4, [8, 4], w_dim=8)
+    net = SkipSynthesis(8, [8, 4], w_dim=8)
     x, w = torch.randn(2, 8, 4, 4), torch.randn(2, 8)
     with torch.no_grad():
         assert torch.equal(net(x, w, torch.zeros(2, 3, 8, 8)), net(x, w, torch.randn(2, 3, 8, 8)))
@@ -93,7 +93,7 @@ def test_fresh_layers_ignore_noise() -> None:
 def test_noise_slice_subsamples_the_full_size_channel() -> None:
     noise = torch.randn(2, 3, 16, 16)
     assert torch.equal(noise_slice(noise, 1, 4), noise[:, 1:2, ::4, ::4])
-    assert noise_slice(noise, 2, 16).shape == (2, 1, 16, 16)
+    assert noise_slice(noise, 2, 1).shape == (2, 1, 16, 16)
 
 
 def test_minibatch_stddev_groups_consecutive_samples() -> None:
