@@ -8,7 +8,7 @@ generator, so the stage composes exactly that many); the stage's time is `common
 the server's engine reports as `collage_ms` (not the base generator, not the instance map, which the base
 generator needs too). The base generator (batch 1) and the stage on each map take turns frame by frame, as in
 `benchmarks.runtimes`, so none pays for going first or for a noisier minute on a shared machine; median and p90
-of `runs` frames each after `warmup` frames (which also compile every batch size the waves use on OpenVINO).
+of `runs` frames each after `warmup` frames (which also compile, on OpenVINO, the batch shapes the waves use).
 
     python -m benchmarks.collage [--weights weights] [--model landscape-spade] [--quick]
                                  [--out benchmarks/results/collage.json] [--markdown docs/benchmarks.md]
@@ -92,7 +92,7 @@ def measure_collage(
     size: int = SIZE,
     counts: Sequence[int] = COUNTS,
     runs: int = 30,  # timed frames per call
-    warmup: int = 3,  # untimed frames per call first (OpenVINO compiles each batch size once)
+    warmup: int = 3,  # untimed frames per call first (OpenVINO compiles batch 1 and the open-batch form once)
     threads: int = 0,  # runtime threads; 0 = the runtime's default, as the server's COLLAGE_THREADS
 ) -> dict[str, Any]:
     """Base generator (batch 1) and the composition stage per instance count, in turns; their ratios."""

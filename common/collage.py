@@ -95,8 +95,8 @@ class ClassGraphs:
 
 
 def _chunks(n: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) pieces of n items with power-of-two sizes ≤ MAX_CHUNK (13 → 8, 4, 1). OpenVINO compiles
-    each batch size once and keeps a few: this way a graph only ever sees sizes 1, 2, 4 and 8."""
+    """[start, stop) pieces of n items with power-of-two sizes ≤ MAX_CHUNK (13 → 8, 4, 1): one call never holds
+    more than MAX_CHUNK crops' buffers, and a graph only ever sees batch sizes 1, 2, 4 and 8."""
     start = 0
     while start < n:
         size = min(MAX_CHUNK, 1 << ((n - start).bit_length() - 1))

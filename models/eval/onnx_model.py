@@ -163,8 +163,9 @@ class ExportedModel:
 
     def warm_collage(self) -> None:
         """Run every class generator once at each batch size the stage uses (1, 2, 4, … MAX_CHUNK), so OpenVINO
-        compiles them now and no picture's time includes a compilation (the server warms batch 1 at load and
-        then pays the others once; an evaluation of a few pictures would report mostly compile time)."""
+        compiles them now (batch 1, and the open-batch form the larger sizes share) and no picture's time includes
+        a compilation (the server warms batch 1 at load and then pays the other once; an evaluation of a few
+        pictures would report mostly compile time)."""
         for graphs in self.class_generators.values():
             spec, b = graphs.spec, 1
             s, t = spec.context_size, spec.target_size
