@@ -83,8 +83,11 @@ def test_the_exporter_stores_16_bit_weights(tiny_weights: Path, tmp_path: Path) 
     for role in ("generator", "encoder"):
         assert manifest["files"][role]["storage"] == "int16"
         report = manifest["export"]["int16_at_rest"][role]
-        # 0.70× here: the tiny model's graph structure weighs as much as its weights (shipped model: 0.52×)
-        assert report["max_abs_diff"] <= STORAGE_TOL and report["bytes"] <= 0.75 * report["bytes_fp32"]
+        # The exporter's per-node debug notes are dropped with the conversion (0.70× with them; shipped: 0.52×)
+        assert report["max_abs_diff"] <= STORAGE_TOL and report["bytes"] <= 0.6 * report["bytes_fp32"]
+        assert not any(
+            node.metadata_props for node in onnx.load(folder / manifest["files"][role]["path"]).graph.node
+        )
     copy = tmp_path / "copy"
     copy.mkdir()
     for file in folder.iterdir():
