@@ -1,14 +1,17 @@
 """`collage data`: look at the procedural landscapes, export them as a pairs folder, or fill the shard cache.
 
     collage data preview --n 16 --size 256 --seed 1 --out grid.png   label colours beside renders
+    collage data preview --layouts painted --n 8 --cols 4            painted layouts (`both`: every other one)
+    collage data preview … --colors 256                              a 256-colour PNG (README figures)
     collage data preview --crops tree --removal blur --out crops.png  class-generator samples: context with the
                                                                  instance removed | labels | mask | target
     collage data export  --n 1000 --size 256 --seed 0 --out DIR      images/, labels/, instances/, meta.json
     collage data cache   --length 4096 --size 256 --seed 0 --dir D   render the training cache up front
                                                                  (train with --data_cache=D, same size and seed)
 
-Sample i is always `render_sample(seed, i, size)`, the same pair that `ProceduralLandscapes(size, n, seed)[i]`
-yields, so what the preview shows is what training sees.
+Sample i is always `render_sample(seed, i, size, painted)`, the same pair that `ProceduralLandscapes(size, n,
+seed, painted=painted)[i]` yields, so what the preview shows is what training sees. `--painted SHARE` (export,
+cache) mixes painted layouts in as the trainer's `--data_painted=SHARE` does.
 """
 
 from __future__ import annotations
@@ -37,11 +40,15 @@ def grid_gap(size: int) -> int:
     return max(2, size // 64)
 
 
-def preview_grid(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Lay out (label colours, render) pairs, each H×W×3 uint8, side by side in a near-square grid."""
+LAYOUTS = ("procedural", "painted", "both")  # what `preview --layouts` shows
+
+
+def preview_grid(pairs: Sequence[tuple[np.ndarray, np.ndarray]], cols: int | None = None) -> np.ndarray:
+    """Lay out (label colours, render) pairs, each H×W×3 uint8, side by side, `cols` pairs a row (default: a
+    near-square grid)."""
     h, w = pairs[0][0].shape[:2]
     gap = grid_gap(min(h, w))
-    cols = math.ceil(math.sqrt(len(pairs)))
+    cols = cols or math.ceil(math.sqrt(len(pairs)))
     rows = math.ceil(len(pairs) / cols)
     grid = np.full((rows * h + (rows + 1) * gap, cols * 2 * w + (cols + 1) * gap, 3), 255, np.uint8)
     for i, (colors, image) in enumerate(pairs):
@@ -52,16 +59,30 @@ def preview_grid(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return grid
 
 
-def preview(n: int, size: int, seed: int, out: Path) -> None:
+def preview(
+    n: int,
+    size: int,
+    seed: int,
+    out: Path,
+    layouts: str = "procedural",  # procedural | painted | both
+    cols: int | None = None,  # pairs per row (default: a near-square grid)
+    colors: int | None = None,  # save with a palette of this many colours (a third of the bytes at 256)
+) -> None:
+    """A grid of samples 0..n-1: procedural layouts, painted ones (every sample painted, as an evaluation's
+    painted set), or both (even samples procedural, odd ones painted)."""
     pairs = []
     start = time.perf_counter()
     for i in tqdm(range(n), desc="rendering", unit="pair"):
-        label, _, image, _ = render_sample(seed, i, size)
+        painted = {"procedural": 0.0, "painted": 1.0, "both": float(i % 2)}[layouts]
+        label, _, image, _ = render_sample(seed, i, size, painted)
         pairs.append((LANDSCAPE.ids_to_colors(label), image))
     elapsed = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
-    grid = preview_grid(pairs)
-    Image.fromarray(grid).save(out)
+    grid = preview_grid(pairs, cols)
+    picture = Image.fromarray(grid)
+    if colors:
+        picture = picture.quantize(colors, method=Image.Quantize.MEDIANCUT)
+    picture.save(out, optimize=bool(colors))  # the smallest file for a figure; quick otherwise
     tqdm.write(f"wrote {out} ({grid.shape[1]}×{grid.shape[0]}, {n} pairs, {n / elapsed:.1f} pairs/s)")
 
 
@@ -102,7 +123,7 @@ def preview_crops(thing: str, removal: Removal, n: int, size: int, seed: int, ou
     tqdm.write(f"wrote {out} ({len(rows)} {thing} crops, removal {removal})")
 
 
-def export(n: int, size: int, seed: int, out: Path, force: bool) -> None:
+def export(n: int, size: int, seed: int, out: Path, force: bool, painted: float = 0.0) -> None:
     """Write a pairs folder that `folder:OUT` (models.data.datasets.folder_dataset) reads back."""
     parts = [out / "images", out / "labels", out / "instances", out / META_FILE]
     if any(p.exists() for p in parts):
@@ -117,7 +138,7 @@ def export(n: int, size: int, seed: int, out: Path, force: bool) -> None:
         p.mkdir(parents=True)
     styles = {}
     for i in tqdm(range(n), desc="exporting", unit="pair"):
-        label, instance, image, style = render_sample(seed, i, size)
+        label, instance, image, style = render_sample(seed, i, size, painted)
         if instance.max(initial=0) > np.iinfo(np.uint16).max:
             raise ValueError(f"sample {i} has more than 65535 instances")
         stem = f"{i:05d}"
@@ -125,7 +146,8 @@ def export(n: int, size: int, seed: int, out: Path, force: bool) -> None:
         Image.fromarray(label.astype(np.uint8), mode="L").save(out / "labels" / f"{stem}.png")
         Image.fromarray(instance.astype(np.uint16)).save(out / "instances" / f"{stem}.png")  # 16-bit PNG
         styles[stem] = FAMILIES[style]
-    meta = {"label_set": LANDSCAPE.name, "generator": {"seed": seed, "size": size}, "styles": styles}
+    generator = {"seed": seed, "size": size} | ({"painted": painted} if painted else {})
+    meta = {"label_set": LANDSCAPE.name, "generator": generator, "styles": styles}
     (out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     tqdm.write(f"wrote {n} pairs to {out}")
 
@@ -138,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256, help="side of each square sample in pixels")
     p.add_argument("--seed", type=int, default=0, help="dataset seed")
     p.add_argument("--out", type=Path, default=Path("grid.png"), help="PNG to write")
+    p.add_argument("--layouts", choices=LAYOUTS, default="procedural", help="which layouts (both: alternate)")
+    p.add_argument("--cols", type=int, default=None, help="pairs per row (default: a near-square grid)")
+    p.add_argument("--colors", type=int, default=None, help="save with a palette of 2..256 colours")
     p.add_argument("--crops", metavar="THING", help="show class-generator crops of this thing class instead")
     p.add_argument(
         "--removal", choices=["blur", "zeros"], default="blur", help="how --crops removes the instance"
@@ -148,23 +173,31 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--seed", type=int, default=0, help="dataset seed")
     e.add_argument("--out", type=Path, required=True, help="folder to write")
     e.add_argument("--force", action="store_true", help="replace an earlier export in --out")
+    e.add_argument("--painted", type=float, default=0.0, help="share of painted layouts, 0..1 (default 0)")
     c = commands.add_parser("cache", help=f"render the training shard cache ({SHARD_SIZE} pairs per shard)")
     c.add_argument("--length", type=int, required=True, help="number of samples")
     c.add_argument("--size", type=int, default=256, help="side of each square sample (the run's --size)")
     c.add_argument("--seed", type=int, default=0, help="dataset seed")
     c.add_argument("--dir", type=Path, required=True, help="cache folder (the trainer's --data_cache)")
     c.add_argument("--workers", type=int, default=1, help="rendering processes")
+    c.add_argument(
+        "--painted", type=float, default=0.0, help="share of painted layouts (the run's --data_painted)"
+    )
     args = parser.parse_args(argv)
     count = args.length if args.command == "cache" else args.n
-    if count < 1 or args.size < 1:
-        parser.error("counts and --size must be positive")
+    if count < 1 or args.size < 1 or getattr(args, "cols", None) is not None and args.cols < 1:
+        parser.error("counts, --size and --cols must be positive")
+    if getattr(args, "colors", None) is not None and not 2 <= args.colors <= 256:
+        parser.error("--colors must lie in 2..256")
+    if not 0.0 <= getattr(args, "painted", 0.0) <= 1.0:
+        parser.error("--painted is a share of the samples: 0..1")
     if args.command == "preview" and args.crops:
         preview_crops(args.crops, args.removal, args.n, args.size, args.seed, args.out)
     elif args.command == "preview":
-        preview(args.n, args.size, args.seed, args.out)
+        preview(args.n, args.size, args.seed, args.out, args.layouts, args.cols, args.colors)
     elif args.command == "export":
-        export(args.n, args.size, args.seed, args.out, args.force)
+        export(args.n, args.size, args.seed, args.out, args.force, args.painted)
     else:
-        folder = prepare_cache(args.dir, args.size, args.length, args.seed, args.workers)
+        folder = prepare_cache(args.dir, args.size, args.length, args.seed, args.workers, args.painted)
         tqdm.write(f"cache ready: {folder}")
     return 0

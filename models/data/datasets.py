@@ -1,4 +1,5 @@
-"""Training datasets: procedural landscapes (rendered live or read from a shard cache) and real-dataset loaders.
+"""Training datasets: procedural landscapes (rendered live or read from a shard cache, optionally mixed with
+painted layouts) and real-dataset loaders.
 
 Every dataset yields the sample dict of docs/contracts.md: `label` LongTensor [H,W], `instance` LongTensor [H,W]
 (0 = stuff), `image` FloatTensor [3,H,W] in [-1, 1], `style` int (index into FAMILIES, -1 when unknown).
@@ -24,7 +25,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from common.instances import instances_from_labels
-from models.data import FAMILIES, render, sample_layout, sample_style
+from models.data import FAMILIES, render, sample_layout, sample_painted_layout, sample_style
 from models.labels import (
     LANDSCAPE,
     LabelSet,
@@ -36,6 +37,7 @@ Size = int | tuple[int, int]
 Sample = dict[str, Any]
 
 VAL_SEED_OFFSET = 1_000_003  # procedural "val" split: the same generator, seeds no train sample uses
+PAINTED_STREAM = 1  # third word of the seed that decides whether a sample is painted (its own random stream)
 SHARD_SIZE = 256  # samples per cache shard
 META_FILE = "meta.json"  # pairs-folder metadata written by `collage data export`: label set and styles
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -66,14 +68,30 @@ def to_sample(label: np.ndarray, instance: np.ndarray, image: np.ndarray, style:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def render_sample(seed: int, index: int, size: Size) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def is_painted(seed: int, index: int, painted: float) -> bool:
+    """Whether sample `index` of dataset `seed` is a painted layout, for a share `painted` of them.
+
+    A uniform draw of its own per (seed, index) below the share: raising the share only turns procedural
+    samples into painted ones, a procedural sample stays what it was, and the painted ones fall on every style
+    family alike (an evenly spaced pattern would keep hitting the same families, which cycle with the index)."""
+    if not 0.0 <= painted <= 1.0:
+        raise ValueError(f"the painted share must lie in [0, 1], got {painted}")
+    return painted > 0.0 and float(np.random.default_rng([seed, index, PAINTED_STREAM]).random()) < painted
+
+
+def render_sample(
+    seed: int, index: int, size: Size, painted: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Sample `index` of the procedural dataset `seed`: (label uint8, instance int32, image uint8, family index).
 
     Everything derives from (seed, index) alone, so any worker, the cache and the CLI produce the same pair.
-    Families cycle with the index so every batch of len(FAMILIES) consecutive samples covers all of them.
+    Families cycle with the index so every batch of len(FAMILIES) consecutive samples covers all of them. A
+    share `painted` of the samples (`is_painted`) has a painted layout (`models.data.painted_layouts`) instead
+    of a procedural one, drawn from the same generator; 1.0 makes every sample painted.
     """
     rng = np.random.default_rng([seed, index])
-    label, instance = sample_layout(rng, size)
+    sampler = sample_painted_layout if is_painted(seed, index, painted) else sample_layout
+    label, instance = sampler(rng, size)
     family = FAMILIES[index % len(FAMILIES)]
     style = sample_style(rng, family)
     image = render(label, instance, style, int(rng.integers(2**31)))
@@ -89,9 +107,12 @@ def _renderer_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def cache_folder(cache_dir: str | os.PathLike[str], size: Size, seed: int) -> Path:
+def cache_folder(cache_dir: str | os.PathLike[str], size: Size, seed: int, painted: float = 0.0) -> Path:
+    """The shard folder of one dataset: its size, seed and painted share (exact: repr round-trips a float;
+    left out at 0, so the names of procedural-only caches keep their form) and the generator's fingerprint."""
     h, w = _hw(size)
-    return Path(cache_dir) / f"procedural-{h}x{w}-seed{seed}-{_renderer_fingerprint()}"
+    mix = f"-painted{float(painted)!r}" if painted else ""
+    return Path(cache_dir) / f"procedural-{h}x{w}-seed{seed}{mix}-{_renderer_fingerprint()}"
 
 
 def _shard_path(folder: Path, shard: int) -> Path:
@@ -107,7 +128,14 @@ def _shard_count(folder: Path, shard: int) -> int:
 
 
 def _write_shard(
-    folder: Path, shard: int, start: int, stop: int, size: Size, seed: int, bar: tqdm | None = None
+    folder: Path,
+    shard: int,
+    start: int,
+    stop: int,
+    size: Size,
+    seed: int,
+    painted: float = 0.0,
+    bar: tqdm | None = None,
 ) -> int:
     """Render samples start..stop-1 into one shard directory of .npy files, renamed into place when complete."""
     h, w = _hw(size)
@@ -117,7 +145,7 @@ def _write_shard(
     images = np.empty((n, h, w, 3), np.uint8)
     styles = np.empty(n, np.int8)
     for j in range(n):
-        label, instance, image, style = render_sample(seed, start + j, size)
+        label, instance, image, style = render_sample(seed, start + j, size, painted)
         if instance.max(initial=0) > np.iinfo(np.uint16).max:
             raise ValueError(f"sample {start + j} has more than 65535 instances")
         labels[j], instances[j], images[j], styles[j] = label, instance, image, style
@@ -147,12 +175,15 @@ def prepare_cache(
     length: int,
     seed: int,
     workers: int = 1,
+    painted: float = 0.0,
 ) -> Path:
-    """Render samples 0..length-1 of dataset `seed` into shards under cache_dir, skipping finished shards.
+    """Render samples 0..length-1 of dataset `seed` (a share `painted` of them painted layouts) into shards
+    under cache_dir, skipping finished shards.
 
     Returns the cache folder. `workers` > 1 renders shards in parallel processes.
     """
-    folder = cache_folder(cache_dir, size, seed)
+    is_painted(seed, 0, painted)  # refuses a share outside [0, 1] before any folder is made
+    folder = cache_folder(cache_dir, size, seed, painted)
     folder.mkdir(parents=True, exist_ok=True)
     todo = []
     for shard in range((length + SHARD_SIZE - 1) // SHARD_SIZE):
@@ -166,17 +197,18 @@ def prepare_cache(
     with tqdm(total=total, desc=f"rendering cache {folder.name}", unit="pair") as bar:
         if workers <= 1:
             for shard, start, stop in todo:
-                _write_shard(folder, shard, start, stop, size, seed, bar)
+                _write_shard(folder, shard, start, stop, size, seed, painted, bar)
         else:
             with ProcessPoolExecutor(workers) as pool:
-                futures = [pool.submit(_write_shard, folder, *job, size, seed) for job in todo]
+                futures = [pool.submit(_write_shard, folder, *job, size, seed, painted) for job in todo]
                 for future in as_completed(futures):
                     bar.update(future.result())
     return folder
 
 
 class ProceduralLandscapes(Dataset[Sample]):
-    """The embedded dataset: sample i is rendered from (seed, i); with cache_dir it is read from disk shards."""
+    """The embedded dataset: sample i is rendered from (seed, i); with cache_dir it is read from disk shards.
+    A share `painted` of the samples are painted layouts (`render_sample`)."""
 
     def __init__(
         self,
@@ -185,11 +217,15 @@ class ProceduralLandscapes(Dataset[Sample]):
         seed: int,  # dataset seed; sample i depends only on (seed, i)
         cache_dir: str | os.PathLike[str] | None = None,  # render everything up front into shards here
         workers: int = 1,  # processes used to fill the cache
+        painted: float = 0.0,  # share of painted layouts, 0..1 (`is_painted` picks which samples)
     ) -> None:
         if length < 1:
             raise ValueError(f"length must be at least 1, got {length}")
-        self.size, self.length, self.seed = _hw(size), length, seed
-        self.folder = prepare_cache(cache_dir, size, length, seed, workers) if cache_dir is not None else None
+        is_painted(seed, 0, painted)  # refuses a share outside [0, 1]
+        self.size, self.length, self.seed, self.painted = _hw(size), length, seed, painted
+        self.folder = (
+            prepare_cache(cache_dir, size, length, seed, workers, painted) if cache_dir is not None else None
+        )
         self._shards: dict[int, dict[str, np.ndarray]] = {}  # memory-mapped per process, opened lazily
 
     def __len__(self) -> int:
@@ -218,7 +254,7 @@ class ProceduralLandscapes(Dataset[Sample]):
             raise IndexError(f"index {index} out of range for {self.length} samples")
         index %= self.length
         if self.folder is None:
-            return render_sample(self.seed, index, self.size)
+            return render_sample(self.seed, index, self.size, self.painted)
         arrays = self._shard(index // SHARD_SIZE)
         j = index % SHARD_SIZE
         return (
@@ -522,6 +558,7 @@ def make_dataset(
     seed: int = 0,  # procedural only: dataset seed (val adds VAL_SEED_OFFSET)
     cache_dir: str | os.PathLike[str] | None = None,  # procedural only: shard cache folder
     workers: int = 1,  # procedural only: processes that fill the cache
+    painted: float = 0.0,  # procedural only: share of painted layouts (`--data_painted`)
     augment: bool = False,  # real data only: random crops and flips
     label_set: LabelSet | None = None,  # folder only: overrides meta.json
 ) -> tuple[Dataset[Sample], LabelSet]:
@@ -533,7 +570,9 @@ def make_dataset(
         if split not in ("train", "val"):
             raise ValueError(f"procedural data has no split {split!r}; choose train or val")
         seed = seed + VAL_SEED_OFFSET if split == "val" else seed
-        return ProceduralLandscapes(size, length, seed, cache_dir, workers), LANDSCAPE
+        return ProceduralLandscapes(size, length, seed, cache_dir, workers, painted), LANDSCAPE
+    if painted:
+        raise ValueError(f"data spec {spec!r}: painted layouts mix into procedural data only")
     from models.data.public_datasets import ade20k_dataset, cityscapes_dataset, cocostuff_dataset
 
     loaders = {"ade20k": ade20k_dataset, "cocostuff": cocostuff_dataset, "cityscapes": cityscapes_dataset}

@@ -37,6 +37,7 @@ def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
         if procedural
         else {"augment": config["data_augment"]}
     )
+    extra["painted"] = config.get("data_painted", 0.0)  # make_dataset refuses a share for other data
     try:
         dataset, label_set = make_dataset(config["data"], config["size"], **extra)
         if isinstance(dataset, PairsDataset):

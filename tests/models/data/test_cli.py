@@ -75,3 +75,77 @@ def test_cache_command_fills_the_trainers_cache(tmp_path: Path) -> None:
     cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path)
     assert cached.folder is not None and cached.folder.parent == tmp_path
     assert torch.equal(cached[1]["image"], ProceduralLandscapes(16, 2, seed=3)[1]["image"])
+
+
+def _render_of(sample: dict) -> np.ndarray:
+    return ((sample["image"] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def test_preview_shows_painted_layouts_or_both(tmp_path: Path) -> None:
+    gap = grid_gap(32)
+    for layouts, painted in (("painted", [1.0, 1.0]), ("both", [0.0, 1.0])):
+        out = tmp_path / f"{layouts}.png"
+        argv = ["preview", "--layouts", layouts, "--n", "2", "--size", "32", "--seed", "4", "--cols", "2"]
+        assert main([*argv, "--out", str(out)]) == 0
+        grid = np.asarray(Image.open(out).convert("RGB"))
+        assert grid.shape == (32 + 2 * gap, 2 * 64 + 3 * gap, 3)  # one row of two pairs
+        for i, share in enumerate(painted):
+            sample = ProceduralLandscapes(32, 2, seed=4, painted=share)[i]
+            x = gap + i * (64 + gap)
+            assert np.array_equal(
+                grid[gap : gap + 32, x : x + 32], LANDSCAPE.ids_to_colors(sample["label"].numpy())
+            )
+            assert np.array_equal(grid[gap : gap + 32, x + 32 : x + 64], _render_of(sample))
+    out = tmp_path / "palette.png"
+    assert (
+        main(
+            [
+                "preview",
+                "--layouts",
+                "painted",
+                "--n",
+                "2",
+                "--size",
+                "32",
+                "--colors",
+                "64",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    with Image.open(out) as im:
+        assert im.mode == "P" and len(im.getcolors(256) or []) <= 64
+
+
+def test_cache_and_export_take_a_painted_share(tmp_path: Path) -> None:
+    argv = [
+        "cache",
+        "--length",
+        "2",
+        "--size",
+        "16",
+        "--seed",
+        "3",
+        "--dir",
+        str(tmp_path),
+        "--painted",
+        "0.5",
+    ]
+    assert main(argv) == 0
+    cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, painted=0.5)
+    assert cached.folder is not None and "painted0.5" in cached.folder.name
+    assert torch.equal(cached[1]["label"], ProceduralLandscapes(16, 2, seed=3, painted=0.5)[1]["label"])
+    out = tmp_path / "pairs"
+    assert (
+        main(["export", "--n", "2", "--size", "16", "--seed", "3", "--out", str(out), "--painted", "1"]) == 0
+    )
+    assert json.loads((out / "meta.json").read_text())["generator"] == {"seed": 3, "size": 16, "painted": 1.0}
+    with Image.open(out / "labels" / "00001.png") as im:
+        assert np.array_equal(
+            np.asarray(im), ProceduralLandscapes(16, 2, seed=3, painted=1.0)[1]["label"].numpy()
+        )
+    for bad in (["--painted", "1.5"], ["--painted", "-0.1"]):
+        with pytest.raises(SystemExit):
+            main(["cache", "--length", "1", "--dir", str(tmp_path), *bad])

@@ -78,6 +78,71 @@ def test_cache_filled_by_parallel_workers(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(_same_sample(cached[i], direct[i]) for i in range(3))
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Painted layouts mixed in (`--data_painted`)
+
+
+def test_the_painted_share_is_met_within_tolerance_and_only_grows() -> None:
+    n = 3000
+    for share in (0.1, 0.3, 0.7):
+        painted = np.array([ds.is_painted(4, i, share) for i in range(n)])
+        assert abs(painted.mean() - share) < 0.03  # binomial σ ≤ 0.009 at n = 3000
+        # Spread over the style families alike (families cycle with the index).
+        per_family = [painted[f :: len(FAMILIES)].mean() for f in range(len(FAMILIES))]
+        assert max(abs(p - share) for p in per_family) < 0.07, per_family
+    low, high = (np.array([ds.is_painted(4, i, s) for i in range(n)]) for s in (0.2, 0.3))
+    assert not (low & ~high).any()  # raising the share only turns procedural samples into painted ones
+    assert not any(ds.is_painted(4, i, 0.0) for i in range(100))
+    assert all(ds.is_painted(4, i, 1.0) for i in range(100))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ds.is_painted(4, 0, 1.5)
+
+
+def test_a_mixed_dataset_keeps_its_procedural_samples_and_paints_the_others() -> None:
+    from models.data import sample_painted_layout
+
+    mixed, plain = (
+        ds.ProceduralLandscapes(32, 12, seed=4, painted=0.5),
+        ds.ProceduralLandscapes(32, 12, seed=4),
+    )
+    kinds = [ds.is_painted(4, i, 0.5) for i in range(12)]
+    assert any(kinds) and not all(kinds)
+    for i, painted in enumerate(kinds):
+        assert _same_sample(mixed[i], plain[i]) != painted
+        if painted:  # the painted layout of the sample's own generator, rendered in the family of its index
+            label, _ = sample_painted_layout(np.random.default_rng([4, i]), 32)
+            assert np.array_equal(mixed[i]["label"].numpy(), label)
+            assert mixed[i]["style"] == i % len(FAMILIES)
+
+
+def test_the_cache_folder_names_the_painted_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    names = {ds.cache_folder(tmp_path, 32, 0, p).name for p in (0.0, 0.3, 0.30000000000000004, 1.0)}
+    assert len(names) == 4  # exact: two shares never share a cache
+    assert "painted" not in ds.cache_folder(tmp_path, 32, 0).name  # a procedural cache's name keeps its form
+    monkeypatch.setattr(ds, "SHARD_SIZE", 2)
+    cached = ds.ProceduralLandscapes(32, 3, seed=4, cache_dir=tmp_path, painted=0.5)
+    assert cached.folder == ds.cache_folder(tmp_path, 32, 4, 0.5)
+    direct = ds.ProceduralLandscapes(32, 3, seed=4, painted=0.5)
+    assert all(_same_sample(cached[i], direct[i]) for i in range(3))
+    plain = ds.ProceduralLandscapes(32, 3, seed=4, cache_dir=tmp_path)  # its own folder, not the mixed one's
+    assert plain.folder != cached.folder
+    assert all(_same_sample(plain[i], ds.ProceduralLandscapes(32, 3, seed=4)[i]) for i in range(3))
+
+
+def test_the_trainers_data_painted_reaches_the_dataset(tmp_path: Path) -> None:
+    from models.training.config import BASE_CONFIG, ConfigError
+    from models.training.data import build_dataset
+
+    assert BASE_CONFIG["data_painted"] == 0.0  # existing runs read what they read before
+    config = {**BASE_CONFIG, "arch": "spade", "data_length": 4, "size": 32, "data_painted": 0.25}
+    dataset, _ = build_dataset(config)
+    assert isinstance(dataset, ds.ProceduralLandscapes) and dataset.painted == 0.25
+    with pytest.raises(ConfigError, match="procedural data only"):
+        build_dataset(config | {"data": f"folder:{tmp_path}"})
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        build_dataset(config | {"data_painted": -0.1})
+
+
 def _write(path: Path, array: np.ndarray, mode: str | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array, mode=mode).save(path)
