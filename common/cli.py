@@ -1,6 +1,8 @@
 """The `collage` command: one entry point whose subcommands live beside the code they drive.
 
-Each subcommand module is imported only when called, so `collage --help` works without torch installed.
+It lives in `common/` because its subcommands span both sides: training ones in `models/`, `render` in `server/`
+(the server's own engine), and `models` never imports `server`. Each subcommand module is imported by name only
+when called, so `collage --help` works without torch installed and importing this module imports neither side.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ COMMANDS = {
     "eval": ("models.eval.cli", "evaluate an exported model folder"),
     "grids": ("models.grids", "draw the README figures (held-out, style families; --collage: CollageGAN)"),
     "slim": ("models.slim", "keep a run's weights (no optimiser state) to continue it elsewhere"),
+    "render": ("server.render_cli", "render a folder or zip of label maps into pictures (resumable)"),
 }
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.cli import main
 from common.manifest import MANIFEST_NAME, PACK_NAME, ManifestError, read_manifest, verified_files
 from models.archs.collage_class import build_generator, export_spec, get_preset
 from models.attach import AttachError, attach, read_pack
-from models.cli import main
 from models.export_pack import export_pack
 from models.labels import LANDSCAPE
 
