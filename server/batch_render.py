@@ -1,17 +1,19 @@
-"""Batch renders of a folder or zip of label maps, shared by `collage render`'s local and Ray modes.
+"""Batch renders of a folder or zip of label maps: what `collage render` runs.
 
 Three parts: the work list (`Plan` resolved once, `tasks()`: one `Task` per picture), the `Renderer` (one model's
 runtime session inside the server's own engine, driven synchronously) and the `OutputFolder` (atomic pictures,
-`manifest.jsonl`, the resume rules).
+`manifest.jsonl`, the resume rules), kept apart so that a distributed runner (Ray Data actors, each holding one
+Renderer) could share them; only the local loop in server/render_cli.py exists so far.
 
-Same settings, same bytes — on a resume, on a second machine, locally or on Ray:
+Same settings, same bytes, on a resume or on a second machine:
 - Seeds. Picture k of map `a/b.png` under `--seed S` uses seed `derived_seed(S, "a/b.png", k)`: the first 8 bytes
   of sha256("S/a/b.png/k"), big-endian, shifted to 63 bits. It depends on nothing but those three, never on which
-  pictures are left, and the manifest records it, so the studio or the REST API render it again from that seed.
+  pictures are left, and the manifest records it, so the studio or the REST API can render that style
+  again from it.
   A preset or photo style uses noise seed 0, as the REST API does.
 - Batching. Every picture is its own generator call (batch 1), whatever else is left. OpenVINO compiles batch 1
   static and larger batches with an open batch axis, and in bf16 the two disagree by up to 0.13 on [-1, 1]
-  (landscape-spade, 256²: most 8-bit pixels differ), so a picture re-rendered alone on a resume must have been
+  (landscape-spade, 256²: 28% of the 8-bit values differ), so a picture re-rendered alone on a resume must have been
   rendered alone the first time too. The cost, measured against the server's engine batching 8 at a time (AMD
   EPYC, 2 cores shared with other work, OpenVINO bf16): landscape-spade at 256² 28–29 images/s against 36
   (0.78–0.81×), tiny-spade at 64² 0.70–0.79×.
@@ -226,6 +228,8 @@ class Renderer:
             raise RenderSetupError(f"model {m.name} has no class generators; drop --collage")
         if fmt not in EXTENSIONS:
             raise RenderSetupError(f"unknown format {fmt!r} (png, jpeg or webp)")
+        if not 1 <= quality <= 100:
+            raise RenderSetupError(f"--quality {quality} is not in 1..100")
         presets: tuple[str, ...] = ()
         if preset is not None:
             names = tuple(s.name for s in m.manifest.styles)

@@ -128,6 +128,7 @@ def test_presets_and_a_style_photo(maps: Path, render: Callable[..., int], tmp_p
     assert {e["style_image"] for e in manifest(tmp_path / "photo")} == {"photo.jpg"}
     assert len(json.loads((tmp_path / "photo" / "render.json").read_text())["style_z"]) > 0
     assert render(maps, tmp_path / "bad", "--preset", "summer") == 2
+    assert render(maps, tmp_path / "bad", "--format", "jpeg", "--quality", "0") == 2
 
 
 def test_a_model_without_an_encoder_refuses_the_photo(
