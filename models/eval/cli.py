@@ -2,7 +2,7 @@
 
     collage eval weights/NAME [--segmenter RUN_OR_PT] [--n 500] [--size 256] [--seed 0] [--out eval.json] \\
         [--compare weights/NAME-10pct …] [--runtime auto|openvino|onnxruntime] [--precision auto|f32|bf16] \\
-        [--no-collage]
+        [--no-collage] [--layouts procedural|painted|both]
 
 The numbers go to eval.json (default: inside the model folder) and into model.json's `metrics`; a table is
 printed. `--compare DIR` scores further model folders (e.g. the same model exported at 10% of its training) on
@@ -10,6 +10,11 @@ the identical data and reports them beside the main one. `--runtime` / `--precis
 graphs as the server's COLLAGE_RUNTIME / COLLAGE_PRECISION do, with the server's default (auto), so the scores
 and latency are those of what is served; the report records what actually ran. What is measured is explained in
 the package docstring (`models/eval/__init__.py`), the data it is measured on in `models/eval/data.py`.
+
+`--layouts` picks the held-out layouts: procedural (the default, what every published number was measured
+on), painted (maps drawn as a person paints them, `models/data/painted_layouts.py`, with sets of their own:
+`models/eval/data.py`) or both. Every metric is reported per kind: the top level of eval.json and of model.json's
+`metrics` stays procedural, painted layouts get a `painted` section in each, and the table one block per kind.
 
 A model with CollageGAN class generators (model.json's `class_generators`) is also judged with its composition
 stage on the same base pictures (`models/eval/stage.py`): eval.json's `collage` section and a `without | with`
@@ -25,6 +30,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -36,23 +42,24 @@ from models.eval.data import (
     STYLE_REFS_PER_FAMILY,
     EvalOptions,
     check_disjoint,
+    class_mean_colours,
     eval_seeds,
     prepare,
 )
 from models.eval.judge import Judge
 from models.eval.onnx_model import THREADS, ExportedModel, latencies_ms
 from models.eval.report import (
-    acceptance,
-    evaluate_model,
+    TOP_LEVEL,
+    finish_section,
+    layout_section,
     merge_metrics,
     metrics_for_manifest,
-    reference_summary,
     table,
     write_json,
 )
-from models.eval.stage import add_base_cost
 from models.version import REPO_ROOT, cpu_flags, cpu_model, shown_path
 
+LAYOUT_CHOICES = {"procedural": ("procedural",), "painted": ("painted",), "both": ("procedural", "painted")}
 # The judge every published number was measured with (`collage slim` of the run recorded in weights/README.md).
 JUDGE = REPO_ROOT / "weights" / "judges" / "landscape.pt"
 
@@ -125,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         help="layouts per family for style centroids",
     )
     add("--style-refs", type=int, default=STYLE_REFS_PER_FAMILY, help="style references per family")
+    add(
+        "--layouts",
+        choices=list(LAYOUT_CHOICES),
+        default="procedural",
+        help="held-out layouts: procedural (default), painted (as a person paints), or both, reported apart",
+    )
     add("--no-merge", action="store_true", help="do not write the metrics into model.json")
     add(
         "--no-collage",
@@ -187,32 +200,32 @@ def _run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir, mean_samples=args.mean_samples, centroid_layouts=args.centroid_layouts,
         style_refs=args.style_refs,
     )  # fmt: skip
-    seeds = eval_seeds(opts.seed)
+    kinds = LAYOUT_CHOICES[args.layouts]
+    seeds = eval_seeds(opts.seed, kinds)
     for m in [model, *others] if model else []:
         m.check_size(opts.size)
         check_disjoint(m, seeds)
     started = time.time()
-    data = prepare(judge, opts, with_style=model is not None)
-    refs = reference_summary(data)
     names = distinct_names([model, *others] if model else [])
     stage = model is not None and model.has_collage and not args.no_collage
-    primary = evaluate_model(model, judge, data, opts.batch, names[0], collage=stage) if model else None
-    compare = [evaluate_model(m, judge, data, opts.batch, n) for m, n in zip(others, names[1:], strict=True)]
-    if model is not None and primary is not None:
-        latencies = latencies_ms([model, *others], data.labels[0], data.instances[0])
-        for result, ms in zip([primary, *compare], latencies, strict=True):
-            result["latency_ms"] = ms
-    collage = primary.pop("collage", None) if primary else None
-    if collage is not None and primary is not None:
-        add_base_cost(collage, primary["latency_ms"])
-    for result in compare:
-        result.pop("collage", None)
+    class_means = class_mean_colours(opts.size, opts.mean_samples, opts.workers)
+    parts: dict[str, dict[str, Any]] = {}
+    first = None  # the first layout scored: the latency's input
+    for kind in kinds:
+        data = prepare(judge, opts, model is not None, kind, class_means)
+        first = first or (data.labels[0].copy(), data.instances[0].copy())
+        parts[kind] = layout_section(data, model, others, judge, names, opts.batch, stage)
+        del data  # the renders of one kind at a time
+    latencies = latencies_ms([model, *others], *first) if model is not None and first else None
+    for section in parts.values():
+        finish_section(section, latencies)
     # What ran the graphs (every folder gets the same choice), read after running: see ExportedModel.runtime.
     requested = {"requested": {"runtime": args.runtime, "precision": args.precision}}
     ran = None if model is None else model.runtime() | requested
     info = {
         "n": opts.n,
         "size": opts.size,
+        "layouts": list(kinds),
         "seeds": seeds,
         "style_refs_per_family": opts.style_refs,
         "centroid_layouts": opts.centroid_layouts,
@@ -232,29 +245,24 @@ def _run(args: argparse.Namespace) -> int:
         "collage": _stage_status(model, args.no_collage),
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    report = {
-        "model": primary,
-        "compare": compare,
-        "references": refs,
-        "flat_class_means": data.class_means.tolist(),
-        "collage": collage,
-        "acceptance": acceptance(primary, refs, collage),
-        "info": info,
-    }
-    if primary and compare:
-        mode = primary["z_modes"][0]
-        report["fd_seg_compare"] = {m["name"]: m[mode]["fd_seg"] if mode in m else None for m in compare}
+    # Procedural layouts at the top level, as before --layouts existed; other kinds in a section each.
+    report: dict[str, Any] = {**parts.get(TOP_LEVEL, {})}
+    report |= {kind: section for kind, section in parts.items() if kind != TOP_LEVEL}
+    report |= {"flat_class_means": class_means.tolist(), "info": info}
     judge_dir = args.segmenter if args.segmenter.is_dir() else args.segmenter.parent
     out = args.out or (model.folder / "eval.json" if model else judge_dir / "judge-eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, report)
     merged = ""
-    if model is not None and primary is not None and not args.no_merge:
-        metrics = metrics_for_manifest(primary, refs, info, collage)
-        if not model.has_collage:  # class generators detached since the last run: their figures go too
-            metrics["collage"] = None
-        if compare:
-            metrics["fd_seg_compare"] = report["fd_seg_compare"]
+    if model is not None and not args.no_merge:
+        metrics: dict[str, Any] = {}
+        for kind, section in parts.items():
+            entry = metrics_for_manifest(section["model"], section["references"], info, section["collage"])
+            if not model.has_collage:  # class generators detached since the last run: their figures go too
+                entry["collage"] = None
+            if "fd_seg_compare" in section:
+                entry["fd_seg_compare"] = section["fd_seg_compare"]
+            metrics |= entry if kind == TOP_LEVEL else {kind: entry}
         merge_metrics(model.folder, metrics)
         merged = f" and metrics in {model.folder / 'model.json'}"
     print(table(report))  # noqa: T201

@@ -1,13 +1,19 @@
 """The reference side: data and scores that do not depend on the evaluated model.
 
-Data (all procedural, `models.data.datasets.render_sample(seed, index, size)`; style families cycle with the
-index). Training reads dataset seed 0 (`collage train --data procedural`) and its val split seed 1_000_003;
-different seeds give independent streams, so every set below is disjoint from training:
+Data (`models.data.datasets.render_sample(seed, index, size, painted)`; style families cycle with the index).
+Training reads dataset seed 0 (`collage train --data procedural`) and its val split seed 1_000_003;
+different seeds give independent streams, so every set below is disjoint from training (whatever share of
+painted layouts it mixed in: those are samples of the training seeds too):
 - eval layouts: seed EVAL_SEED + 16·S (S = `--seed`), samples 0..n-1, each with its reference render;
 - held-out renders (the other side of every Fréchet distance): seed EVAL_SEED + 16·S + 1;
 - style centroids: seed … + 2 (CENTROID_LAYOUTS layouts, each rendered in every family);
 - style references: seed … + 3 (STYLE_REFS_PER_FAMILY per family);
 - flat-colour class means: training renders (seed 0, samples 0..MEAN_SAMPLES-1).
+Those are the procedural layouts (`--layouts procedural`, the default). The painted layouts
+(`models.data.painted_layouts`, `--layouts painted`) have sets of their own from seeds … + 8 (eval), + 9
+(held-out) and + 10 (centroids), every sample painted: a picture generated on a painted map is compared with
+renders of painted maps. Two things are shared: the style references stay procedural renders (the pictures a
+user takes a style from; only the layouts they are applied to change) and so do the flat-colour means.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ TRAIN_SEED = 0  # dataset seed `collage train --data procedural` reads; source o
 MEAN_SAMPLES = 64  # training renders averaged for the flat-colour baseline
 CENTROID_LAYOUTS = 24  # layouts rendered in every family to place the style centroids
 STYLE_REFS_PER_FAMILY = 8  # reference renders (and generations) per style family
+LAYOUTS = ("procedural", "painted")  # the kinds of layouts an evaluation can score on
+PAINTED_OFFSET = 8  # painted sets' seeds: the procedural sets' + this (within the 16 of one --seed)
 
 
 @dataclass
@@ -46,6 +54,7 @@ class StyleData:
 
 @dataclass
 class EvalData:
+    layouts: str  # procedural | painted
     size: int
     n: int
     labels: np.ndarray  # [n,H,W] uint8
@@ -71,16 +80,25 @@ class EvalOptions:
     style_refs: int = STYLE_REFS_PER_FAMILY
 
 
-def eval_seeds(seed: int) -> dict[str, int]:
-    """Dataset seeds of every set; `train` is the trainer's default data_seed (flat-colour means)."""
+def eval_seeds(seed: int, layouts: Sequence[str] = ("procedural",)) -> dict[str, int]:
+    """Dataset seeds of every set the evaluation of `layouts` reads; `train` is the trainer's default
+    data_seed (flat-colour means). Painted sets are named `painted_eval`, `painted_heldout`, …"""
     base = EVAL_SEED + 16 * seed
-    return {
-        "eval": base,
-        "heldout": base + 1,
-        "centroids": base + 2,
-        "style_refs": base + 3,
-        "train": TRAIN_SEED,
-    }
+    seeds: dict[str, int] = {}
+    for kind in layouts:
+        prefix, offset = ("", 0) if kind == "procedural" else (f"{kind}_", PAINTED_OFFSET)
+        seeds |= {
+            f"{prefix}{name}": base + offset + i for i, name in enumerate(("eval", "heldout", "centroids"))
+        }
+        seeds["style_refs"] = base + 3  # procedural references, whatever layouts they are applied to
+    return seeds | {"train": TRAIN_SEED}
+
+
+def kind_seeds(seeds: Mapping[str, int], layouts: str) -> dict[str, int]:
+    """The seeds of one kind's sets under their procedural names (eval, heldout, centroids, style_refs)."""
+    prefix = "" if layouts == "procedural" else f"{layouts}_"
+    names = ("eval", "heldout", "centroids")
+    return {name: seeds[prefix + name] for name in names} | {"style_refs": seeds["style_refs"]}
 
 
 def _pool_map(fn: Callable[..., Any], jobs: Sequence[Any], workers: int, desc: str) -> list[Any]:
@@ -126,12 +144,13 @@ def class_mean_colours(
     return np.rint(means).astype(np.uint8)
 
 
-def _centroid_stats(seed: int, k: int, size: int) -> np.ndarray:
-    """Colour statistics [F,12] of one layout rendered in every family (so centroids differ by style alone)."""
-    from models.data import FAMILIES, render, sample_layout, sample_style
+def _centroid_stats(seed: int, k: int, size: int, painted: bool = False) -> np.ndarray:
+    """Colour statistics [F,12] of one layout (procedural or painted) rendered in every family (so centroids
+    differ by style alone)."""
+    from models.data import FAMILIES, render, sample_layout, sample_painted_layout, sample_style
 
     rng = np.random.default_rng([seed, k])
-    label, instance = sample_layout(rng, size)
+    label, instance = (sample_painted_layout if painted else sample_layout)(rng, size)
     rows = []
     for family in FAMILIES:
         style = sample_style(rng, family)
@@ -153,11 +172,14 @@ def _style_reference(
     return reference, colour_stats(in_style)
 
 
-def load_renders(seed: int, n: int, size: int, cache_dir: Path, workers: int) -> tuple[np.ndarray, ...]:
-    """Samples 0..n-1 of procedural dataset `seed` through the shard cache: (labels, instances, images, families)."""
+def load_renders(
+    seed: int, n: int, size: int, cache_dir: Path, workers: int, painted: float = 0.0
+) -> tuple[np.ndarray, ...]:
+    """Samples 0..n-1 of procedural dataset `seed` (a share `painted` of them painted layouts: 1.0 for the
+    painted sets) through the shard cache: (labels, instances, images, families)."""
     from models.data.datasets import ProceduralLandscapes
 
-    data = ProceduralLandscapes(size, n, seed, cache_dir=cache_dir, workers=workers)
+    data = ProceduralLandscapes(size, n, seed, cache_dir=cache_dir, workers=workers, painted=painted)
     labels = np.empty((n, size, size), np.uint8)
     instances = np.empty((n, size, size), np.int32)
     images = np.empty((n, size, size, 3), np.uint8)
@@ -170,46 +192,63 @@ def load_renders(seed: int, n: int, size: int, cache_dir: Path, workers: int) ->
     return labels, instances, images, families
 
 
-def prepare(judge: Judge, opts: EvalOptions, with_style: bool = True) -> EvalData:
-    """Render every model-independent set once and score the renders and the flat baseline."""
+def prepare(
+    judge: Judge,
+    opts: EvalOptions,
+    with_style: bool = True,  # the style sets too (only a model is scored on them)
+    layouts: str = "procedural",  # procedural | painted: which kind of layouts the sets hold
+    class_means: np.ndarray | None = None,  # flat-colour means when already computed (shared by the kinds)
+) -> EvalData:
+    """Render every model-independent set of one kind of layouts once and score the renders and the flat
+    baseline."""
     import tempfile
 
     n, size, batch = opts.n, opts.size, opts.batch
     if n < 2:
         raise ValueError(f"--n must be at least 2 (Fréchet distances need two samples), got {n}")
-    seeds = eval_seeds(opts.seed)
+    if layouts not in LAYOUTS:
+        raise ValueError(f"unknown layouts {layouts!r}; choose from {', '.join(LAYOUTS)}")
+    seeds = kind_seeds(eval_seeds(opts.seed, (layouts,)), layouts)
+    painted = float(layouts == "painted")
     num_classes = len(LANDSCAPE)
     things = tuple(LANDSCAPE[name].id for name in THING_CLASSES)
-    class_means = class_mean_colours(size, opts.mean_samples, opts.workers)
+    if class_means is None:
+        class_means = class_mean_colours(size, opts.mean_samples, opts.workers)
 
     with tempfile.TemporaryDirectory(prefix="collage-eval-") as tmp:
         cache = opts.cache_dir or Path(tmp)
-        labels, instances, renders, _ = load_renders(seeds["eval"], n, size, cache, opts.workers)
+        labels, instances, renders, _ = load_renders(seeds["eval"], n, size, cache, opts.workers, painted)
         held_labels, held_instances, held_renders, _ = load_renders(
-            seeds["heldout"], n, size, cache, opts.workers
+            seeds["heldout"], n, size, cache, opts.workers, painted
         )
     reference, flat, heldout = (SetMeter(num_classes, things) for _ in range(3))
-    for start in tqdm(range(0, n, batch), desc="judging renders + flat baseline", unit="batch"):
+    desc = "judging renders + flat baseline" + ("" if layouts == "procedural" else f" ({layouts})")
+    for start in tqdm(range(0, n, batch), desc=desc, unit="batch"):
         window = slice(start, min(n, start + batch))
         ids, inst = labels[window], instances[window]
         reference.add(judge, renders[window], ids, inst)
         flat.add(judge, flat_images(ids, class_means), ids, inst)
         heldout.add(judge, held_renders[window], held_labels[window], held_instances[window])
 
-    style = prepare_style(opts, labels, instances) if with_style else None
+    style = prepare_style(opts, labels, instances, layouts) if with_style else None
     return EvalData(
-        size=size, n=n, labels=labels, instances=instances, renders=renders, class_means=class_means,
-        heldout=heldout, reference=reference, flat=flat, style=style,
+        layouts=layouts, size=size, n=n, labels=labels, instances=instances, renders=renders,
+        class_means=class_means, heldout=heldout, reference=reference, flat=flat, style=style,
     )  # fmt: skip
 
 
-def prepare_style(opts: EvalOptions, labels: np.ndarray, instances: np.ndarray) -> StyleData:
-    """Family centroids of the colour statistics, and reference renders of every family."""
+def prepare_style(
+    opts: EvalOptions, labels: np.ndarray, instances: np.ndarray, layouts: str = "procedural"
+) -> StyleData:
+    """Family centroids of the colour statistics (of `layouts` rendered in every family), and procedural
+    reference renders of every family, each applied to one of the eval layouts."""
     from models.data import FAMILIES
 
-    seeds, size, n = eval_seeds(opts.seed), opts.size, len(labels)
+    seeds = kind_seeds(eval_seeds(opts.seed, (layouts,)), layouts)
+    size, n = opts.size, len(labels)
     names = tuple(FAMILIES)
-    jobs = [(seeds["centroids"], k, size) for k in range(opts.centroid_layouts)]
+    painted = layouts == "painted"
+    jobs = [(seeds["centroids"], k, size, painted) for k in range(opts.centroid_layouts)]
     stats = np.stack(_pool_map(_centroid_stats, jobs, opts.workers, "style centroids"))  # [K,F,12]
     centroids = stats.mean(0)  # [F,12]
     scale = stats.reshape(-1, stats.shape[-1]).std(0)  # [12]

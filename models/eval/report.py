@@ -1,4 +1,10 @@
-"""Scoring one model, and the report: per-set summaries, acceptance checks, eval.json, model.json, a table."""
+"""Scoring one model, and the report: per-set summaries, acceptance checks, eval.json, model.json, a table.
+
+eval.json keeps its form for the procedural layouts (the default `--layouts`): `model`, `compare`,
+`references`, `collage`, `acceptance` (and `fd_seg_compare`) at the top level. Any other kind of layouts
+evaluated gets the same keys in a section of its own (`report["painted"]`), and model.json's metrics likewise
+(`metrics["painted"]`), so a number at the top level always means procedural layouts.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +31,13 @@ from models.eval.metrics import (
     texture_ratios,
 )
 from models.eval.onnx_model import ExportedModel, StageCost, seeded_z, to_uint8
-from models.eval.stage import stage_for_manifest, stage_section, stage_table
+from models.eval.stage import add_base_cost, stage_for_manifest, stage_section, stage_table
 from models.labels import LANDSCAPE
 from models.version import shown_path
 
 TEXTURE_MIN_PIXELS = 2000  # interior pixels a class needs (over the whole set) for a texture ratio
 CLASS_NAMES = tuple(label.name for label in LANDSCAPE.labels)
+TOP_LEVEL = "procedural"  # the layouts whose section is the report's (and model.json's) top level
 
 
 def _fd_or_none(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -177,6 +184,48 @@ def acceptance(
     return checks
 
 
+def layout_section(
+    data: EvalData,
+    model: ExportedModel | None,
+    others: Sequence[ExportedModel],  # --compare folders
+    judge: Judge,
+    names: Sequence[str],  # report labels: the model's, then the compared folders'
+    batch: int,
+    collage: bool,  # judge the model's CollageGAN stage too
+) -> dict[str, Any]:
+    """Every number measured on one kind of layouts (`data.layouts`), before the latency is known."""
+    refs = reference_summary(data)
+    primary = evaluate_model(model, judge, data, batch, names[0], collage=collage) if model else None
+    compare = [evaluate_model(m, judge, data, batch, n) for m, n in zip(others, names[1:], strict=True)]
+    return {"model": primary, "compare": compare, "references": refs}
+
+
+def finish_section(section: dict[str, Any], latencies: Sequence[float] | None) -> None:
+    """Complete a `layout_section` once the latency is measured (once, on the first kind's first layout: it
+    does not depend on the layout): the latency into each result, the CollageGAN stage's section beside
+    the base generator's cost, the acceptance checks and the compared folders' FD-seg."""
+    primary, compare = section["model"], section["compare"]
+    if primary is not None and latencies is not None:
+        for result, ms in zip([primary, *compare], latencies, strict=True):
+            result["latency_ms"] = ms
+    collage = primary.pop("collage", None) if primary else None
+    if collage is not None and primary is not None:
+        add_base_cost(collage, primary["latency_ms"])
+    for result in compare:
+        result.pop("collage", None)
+    section["collage"] = collage
+    section["acceptance"] = acceptance(primary, section["references"], collage)
+    if primary and compare:
+        mode = primary["z_modes"][0]
+        section["fd_seg_compare"] = {m["name"]: m[mode]["fd_seg"] if mode in m else None for m in compare}
+
+
+def sections(report: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Layouts → their section of an eval.json (`info.layouts` absent: procedural only, as before it existed)."""
+    kinds = report["info"].get("layouts", [TOP_LEVEL])
+    return {kind: report if kind == TOP_LEVEL else report[kind] for kind in kinds}
+
+
 def metrics_for_manifest(
     result: dict[str, Any],
     refs: dict[str, Any],
@@ -246,10 +295,45 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 
 def table(report: dict[str, Any]) -> str:
-    """A plain-text summary: one column per image set."""
-    refs = report["references"]
+    """A plain-text summary per kind of layouts (a heading each unless only procedural ones were scored): one
+    column per image set, the CollageGAN stage, the acceptance checks; the latency's machine once."""
+    info = report["info"]
+    parts = sections(report)
+    lines: list[str] = []
+    for i, (kind, section) in enumerate(parts.items()):
+        if list(parts) != [TOP_LEVEL]:
+            lines += ([""] if i else []) + [f"== {kind} layouts ({info['n']} held-out) ==", ""]
+        lines += _scores_table(section)
+        if i == 0:
+            lines += ["", f"latency on {_machine(info)}"]
+        lines.append("")
+        collage = section.get("collage")
+        if collage is not None:
+            lines += [stage_table(collage, section["references"]["reference"]), ""]
+        elif info.get("collage"):
+            lines += [f"CollageGAN stage: {info['collage']}", ""]
+        figures = {name: c["figures"] for name, c in collage["acceptance"].items()} if collage else {}
+        for name, ok in section["acceptance"].items():
+            lines.append(
+                f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({figures[name]})" if name in figures else "")
+            )
+    return "\n".join(lines)
+
+
+def _machine(info: Mapping[str, Any]) -> str:
+    """The CPU, and the runtime and precision the scores and the latency are those of."""
+    machine = f"{info['cpu']} ({info['cpu_count']} CPUs)"
+    ran = info.get("runtime")
+    if ran:
+        machine += f", {ran['runtime']} {ran['version']} on {ran['device']} in {ran['precision']}"
+    return machine
+
+
+def _scores_table(section: Mapping[str, Any]) -> list[str]:
+    """One column per image set of a section (the model's z modes, compared folders, reference and flat)."""
+    refs = section["references"]
     columns: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-    for model in [report["model"], *report.get("compare", [])] if report["model"] else []:
+    for model in [section["model"], *section.get("compare", [])] if section["model"] else []:
         for mode in model["z_modes"]:
             columns.append((f"{model['name']}[{mode}]", model[mode], model))
     columns += [("reference", refs["reference"], None), ("flat", refs["flat"], None)]
@@ -267,20 +351,4 @@ def table(report: dict[str, Any]) -> str:
     lines = ["".ljust(18) + "".join(c[0].rjust(width) for c in columns)]
     for label, get in rows:
         lines.append(label.ljust(18) + "".join(_fmt(get(s, m)).rjust(width) for _, s, m in columns))
-    info = report["info"]
-    machine = f"{info['cpu']} ({info['cpu_count']} CPUs)"
-    ran = info.get("runtime")
-    if ran:  # the scores and the latency are those of this runtime and precision
-        machine += f", {ran['runtime']} {ran['version']} on {ran['device']} in {ran['precision']}"
-    lines += ["", f"latency on {machine}", ""]
-    collage = report.get("collage")
-    if collage is not None:
-        lines += [stage_table(collage, refs["reference"]), ""]
-    elif info.get("collage"):
-        lines += [f"CollageGAN stage: {info['collage']}", ""]
-    figures = {name: c["figures"] for name, c in collage["acceptance"].items()} if collage else {}
-    for name, ok in report["acceptance"].items():
-        lines.append(
-            f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({figures[name]})" if name in figures else "")
-        )
-    return "\n".join(lines)
+    return lines

@@ -124,6 +124,72 @@ def test_onnxruntime_and_openvino_f32_score_alike(tiny_model: Path, tmp_path: Pa
         assert ov[mode]["pixel_accuracy"] == pytest.approx(ort[mode]["pixel_accuracy"], abs=1e-3)
 
 
+@pytest.mark.slow  # the tiny model's export (tests/conftest.py, ~15–25 s) and two small evaluations
+def test_collage_eval_reports_procedural_and_painted_layouts_apart(
+    tiny_weights: Path, tiny_judge: Path, tmp_path: Path, capsys
+) -> None:
+    import shutil
+
+    from models.eval.cli import main
+
+    model = tmp_path / "model"  # a copy: the evaluation writes into model.json
+    shutil.copytree(tiny_weights / "tiny-spade", model)
+    cache = tmp_path / "cache"
+    small = ["--n", "3", "--size", "32", "--workers", "1", "--mean-samples", "2", "--centroid-layouts", "2"]
+    argv = [
+        str(model),
+        "--segmenter",
+        str(tiny_judge),
+        *small,
+        "--style-refs",
+        "1",
+        "--cache-dir",
+        str(cache),
+    ]
+    out = tmp_path / "both.json"
+    assert main([*argv, "--layouts", "both", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["info"]["layouts"] == ["procedural", "painted"]
+    painted = report["painted"]
+    for section in (report, painted):  # procedural numbers at the top level, as before; painted in a section
+        assert set(section) >= {"model", "compare", "references", "collage", "acceptance"}
+        result = section["model"]
+        assert result["z_modes"] == ["encoded", "random"]
+        for mode in result["z_modes"]:
+            assert 0.0 <= result[mode]["miou"] <= 1.0 and result[mode]["fd_seg"] >= 0.0
+            assert set(result[mode]["crop_fd_seg"]) == {"tree", "rock", "house"}
+            assert set(result[mode]["texture"]["ratio"]) == {label.name for label in LANDSCAPE.labels}
+        assert result["style"]["families"] >= 6 and result["latency_ms"] > 0
+        assert set(section["references"]) == {"reference", "flat"}
+        assert all(isinstance(v, bool) for v in section["acceptance"].values())
+    assert painted["model"]["latency_ms"] == report["model"]["latency_ms"]  # measured once
+    assert painted["references"]["flat"]["fd_seg"] != report["references"]["flat"]["fd_seg"]  # other sets
+    # The painted sets come from seeds of their own, cached like the procedural ones (every sample painted).
+    seeds = report["info"]["seeds"]
+    folders = [p.name for p in cache.iterdir()]
+    for name in ("painted_eval", "painted_heldout"):
+        assert sum(f"-seed{seeds[name]}-painted1.0-" in f for f in folders) == 1
+    for name in ("eval", "heldout"):
+        assert sum(f"-seed{seeds[name]}-" in f and "painted" not in f for f in folders) == 1
+    metrics = json.loads((model / "model.json").read_text())["metrics"]
+    assert metrics["miou"] == pytest.approx(report["model"]["encoded"]["miou"], abs=1e-4)
+    assert metrics["painted"]["miou"] == pytest.approx(painted["model"]["encoded"]["miou"], abs=1e-4)
+    assert metrics["painted"]["eval"]["layouts"] == ["procedural", "painted"]
+    printed = capsys.readouterr().out
+    assert (
+        "== procedural layouts (3 held-out) ==" in printed and "== painted layouts (3 held-out) ==" in printed
+    )
+    assert printed.count("PASS  ") + printed.count("FAIL  ") == 2 * len(report["acceptance"])
+
+    # Painted layouts alone: no procedural numbers anywhere, the same painted ones (read from the cache).
+    alone = tmp_path / "painted.json"
+    assert main([*argv, "--layouts", "painted", "--no-merge", "--out", str(alone)]) == 0
+    only = json.loads(alone.read_text())
+    assert "model" not in only and only["info"]["layouts"] == ["painted"]
+    assert only["painted"]["model"]["encoded"]["miou"] == pytest.approx(painted["model"]["encoded"]["miou"])
+    assert "== painted layouts" in capsys.readouterr().out
+
+
 def test_the_runtime_flags_reach_every_model(model_folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     """--runtime / --precision become the RuntimeChoice the main and the compared folders are opened with."""
     import models.eval.cli as cli

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.eval.report import acceptance, merge_metrics, metrics_for_manifest, write_json
+from models.eval.report import acceptance, merge_metrics, metrics_for_manifest, sections, table, write_json
+from models.labels import LANDSCAPE
 
 
 def test_merge_metrics_keeps_other_fields_and_old_metrics(tmp_path: Path) -> None:
@@ -162,3 +163,51 @@ def test_metrics_for_manifest_rounds_and_names_the_scored_mode() -> None:
     metrics = metrics_for_manifest(without_encoder, refs, info)
     assert metrics["eval_z"] == "random" and metrics["miou"] == 0.6111 and metrics["style_accuracy"] is None
     assert "miou_random_z" not in metrics and "fd_seg_random_z" not in metrics
+
+
+# ----------------------------------------------------------------------------
+# Kinds of layouts: procedural at the top level, others in a section each.
+
+
+def _set_scores(miou: float) -> dict[str, Any]:
+    """A set summary as `_set_summary` gives it (every field the table reads)."""
+    return {
+        "miou": miou,
+        "pixel_accuracy": miou,
+        "fd_seg": 1.0,
+        "crop_fd_seg": {"tree": 2.0, "rock": None, "house": 3.0},
+        "iou": {label.name: miou for label in LANDSCAPE.labels},
+    }
+
+
+def _judge_only_section(ref_miou: float) -> dict[str, Any]:
+    refs = {"reference": _set_scores(ref_miou), "flat": _set_scores(0.3)}
+    return {
+        "model": None,
+        "compare": [],
+        "references": refs,
+        "collage": None,
+        "acceptance": acceptance(None, refs),
+    }
+
+
+def test_the_table_gives_each_kind_of_layouts_its_own_block() -> None:
+    info = {"n": 5, "cpu": "Test CPU", "cpu_count": 2, "runtime": None, "collage": None}
+    procedural, painted = _judge_only_section(0.8), _judge_only_section(0.5)
+    alone = procedural | {"info": info | {"layouts": ["procedural"]}}
+    assert list(sections(alone)) == ["procedural"]
+    assert list(sections(procedural | {"info": info})) == ["procedural"]  # an eval.json from before --layouts
+    text = table(alone)
+    assert "==" not in text and text.count("latency on Test CPU (2 CPUs)") == 1
+    both = procedural | {"painted": painted, "info": info | {"layouts": ["procedural", "painted"]}}
+    assert sections(both) == {"procedural": both, "painted": painted}
+    text = table(both)
+    first, second = (
+        text.index("== procedural layouts (5 held-out) =="),
+        text.index("== painted layouts (5 held-out) =="),
+    )
+    assert first < second and text.count("latency on Test CPU") == 1
+    # Each block its own numbers and checks: the painted references fail the judge's 0.75 mIoU check.
+    assert "FAIL  judge_reference_miou>=0.75" not in text[:second]
+    assert "FAIL  judge_reference_miou>=0.75" in text[second:]
+    assert "0.800" in text[:second] and "0.500" in text[second:]
