@@ -63,15 +63,19 @@ CAP = {"polygon": 0.6, "fill": 0.4}  # … as a smaller polygon at the peak, or 
 CAP_SPILL = 0.3  # a polygon cap is painted over the sky beside the peak too, not only over the mountain
 HILLS = {0: 0.55, 1: 0.25, 2: 0.15, 3: 0.05}  # ellipses straddling the horizon
 HUMP_ONLY = 0.5  # a hill is only the ellipse's upper half (the rest would cover the meadow)
+SNOWY_HILL = 0.7  # in winter, a hill is snow
 # The water a landscape gets: a lake (ellipse), the sea (a band under the horizon) or a river (brush stroke).
 WATER_BODIES = {"none": 0.4, "lake": 0.27, "sea": 0.15, "river": 0.18}
 LAKE_RIM = 0.3  # a lake sits on a slightly larger sand ellipse
-BEACH = 0.5  # the sea's shore line is a sand band
+WAVY_SHORE = 0.5  # the sea's shore line is wavy; otherwise level
+BEACH = 0.5  # the shore line is a sand band
+RIVER_WIDENS = 0.5  # a second, wider stroke over the river's near end
 PATHS = {0: 0.6, 1: 0.3, 2: 0.1}  # brush strokes towards the horizon …
 PATH_CLASS = {"dirt": 0.7, "sand": 0.3}
 FORD = 0.2  # … which cross water too; otherwise they are painted over ground only
 FLOWER_PATCHES = {0: 0.5, 1: 0.2, 2: 0.15, 3: 0.1, 4: 0.05}  # blobs on the ground
-BUSHES = {0: 0.45, 1: 0.2, 2: 0.15, 3: 0.1, 4: 0.1}  # blobs or ellipses standing on the ground
+BUSHES = {0: 0.45, 1: 0.2, 2: 0.15, 3: 0.1, 4: 0.1}  # standing on the ground …
+BUSH_BLOB = 0.6  # … as a blob; otherwise an ellipse
 CLOUDS = {0: 0.35, 1: 0.2, 2: 0.2, 3: 0.15, 4: 0.1}  # 1–3 overlapping ellipses each …
 CLOUD_OVER_SKY = 0.7  # … painted over sky only; otherwise over mountains too
 TREES = {0: 0.25, 1: 0.15, 2: 0.12, 3: 0.12, 4: 0.1, 6: 0.1, 9: 0.08, 14: 0.08}
@@ -82,16 +86,18 @@ HOUSES = {0: 0.55, 1: 0.27, 2: 0.12, 3: 0.06}
 ROOF = 0.7  # a house is walls under a triangle roof; otherwise a plain rectangle
 PERSPECTIVE = 0.6  # things are painted smaller towards the horizon; otherwise all at about one scale
 ANYWHERE = 0.1  # a thing stands anywhere under the horizon, not only on ground (in a lake, on a mountain)
+FROM_ABOVE = {"grass": 0.8, "sand": 0.1, "dirt": 0.1}  # what fills a canvas without sky (snow in winter)
 # Odd orders
 ODD_ORDER = {"bands": 0.6, "upside_down": 0.4}
 BANDS = {2: 0.45, 3: 0.4, 4: 0.15}  # how many bands, top to bottom; the sky is one of them, never the top one
+BAND_LINES = {"level": 0.6, "askew": 0.2, "wavy": 0.2}  # the lines between bands
 BAND_CLASSES = {
     "water": 0.3, "grass": 0.25, "sand": 0.08, "snow": 0.08, "mountain": 0.08, "cloud": 0.07, "dirt": 0.05,
     "flowers": 0.05, "hill": 0.04,
 }  # fmt: skip
 BAND_THINGS = {0: 0.5, 1: 0.2, 2: 0.2, 3: 0.1}  # trees, rocks or houses anywhere on a band map
 # Two and one class
-TWO_CLASS = {"split": 0.5, "shapes": 0.5}
+TWO_CLASS = {"split": 0.5, "shapes": 0.5}  # the second class is any other, all alike
 SPLIT = {"level": 0.5, "askew": 0.2, "wavy": 0.2, "upright": 0.1}  # the line between the two classes
 SHAPES = {"ellipse": 0.25, "rectangle": 0.2, "polygon": 0.2, "blob": 0.2, "stroke": 0.15}  # 1–3 of one class
 CANVAS = {"sky": 0.5, "grass": 0.2, "water": 0.1, "snow": 0.1, "sand": 0.1}  # what the shapes are painted on
@@ -146,7 +152,7 @@ def _landscape(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 def _from_above(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """No sky: the canvas filled with ground, then water, paths, patches and things, all at one scale."""
     winter = rng.random() < WINTER
-    c = Canvas(h, w, SNOW if winter else ID[choose(rng, {"grass": 0.8, "sand": 0.1, "dirt": 0.1})])
+    c = Canvas(h, w, SNOW if winter else ID[choose(rng, FROM_ABOVE)])
     top = np.zeros(w, dtype=np.int64)  # the "horizon" lies above the top edge
     _water(c, rng, top, int(c.labels[0, 0]))
     _ground_details(c, rng, top)
@@ -159,12 +165,11 @@ def _bands(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     k = choose(rng, BANDS)
     names = list(BAND_CLASSES)
     p = np.array([BAND_CLASSES[n] for n in names])
-    others = [ID[names[int(i)]] for i in rng.choice(len(names), size=k - 1, replace=False, p=p / p.sum())]
-    order = list(others)
-    order.insert(int(rng.integers(1, k)), SKY)
+    order = [ID[names[int(i)]] for i in rng.choice(len(names), size=k - 1, replace=False, p=p / p.sum())]
+    order.insert(int(rng.integers(1, k)), SKY)  # anywhere but on top
     c = Canvas(h, w, order[0])
     for row, cls in zip(np.sort(rng.uniform(0.15, 0.85, k - 1)), order[1:], strict=True):
-        line = _split_line(c, rng, row * h, choose(rng, {"level": 0.6, "askew": 0.2, "wavy": 0.2}))
+        line = _split_line(c, rng, row * h, choose(rng, BAND_LINES))
         c.paint(c.below(line) | line, cls)
     for _ in range(choose(rng, BAND_THINGS)):
         y, x = rng.uniform(0.2 * h, h), rng.uniform(0, w)
@@ -291,7 +296,7 @@ def _hills(c: Canvas, rng: np.random.Generator, top: np.ndarray, winter: bool) -
         mask = c.ellipse(cy, cx, ry, rx)
         if rng.random() < HUMP_ONLY:
             mask &= c.yy < cy
-        c.paint(mask, SNOW if winter and rng.random() < 0.7 else HILL)
+        c.paint(mask, SNOW if winter and rng.random() < SNOWY_HILL else HILL)
 
 
 def _water(c: Canvas, rng: np.random.Generator, top: np.ndarray, ground: int) -> None:
@@ -311,7 +316,7 @@ def _water(c: Canvas, rng: np.random.Generator, top: np.ndarray, ground: int) ->
         c.paint(c.ellipse(cy, cx, ry, rx) & under, WATER)
     elif kind == "sea":
         beach = rng.random() < BEACH
-        wavy = c.h * rng.uniform(0.01, 0.04) if rng.random() < 0.5 else 0.0
+        wavy = c.h * rng.uniform(0.01, 0.04) if rng.random() < WAVY_SHORE else 0.0
         row = hz + depth * rng.uniform(0.2, 0.6)
         shore = c.stroke(c.across(rng, row, wavy), max(1.0, 0.05 * depth) if beach else 1.0)
         above = np.maximum.accumulate(shore[::-1], axis=0)[::-1] & ~shore
@@ -325,7 +330,7 @@ def _water(c: Canvas, rng: np.random.Generator, top: np.ndarray, ground: int) ->
             x = float(np.clip(x + rng.normal(0, 0.15 * c.w * t + 1), 0, c.w))
             points.append((hz + t * (depth + radius), x))
         c.paint(c.stroke(points, radius), WATER)
-        if rng.random() < 0.5:
+        if rng.random() < RIVER_WIDENS:
             c.paint(c.stroke(points[-2:], 1.6 * radius), WATER)
 
 
@@ -366,7 +371,11 @@ def _ground_details(c: Canvas, rng: np.random.Generator, top: np.ndarray) -> Non
         y, x = _ground_point(c, rng, top)
         r = c.h * (0.02 + 0.06 * _nearness(c, top, y, x)) * rng.uniform(0.7, 1.4) + 1
         rx = r * rng.uniform(1.0, 2.0)
-        mask = c.blob(rng, y - 0.6 * r, x, r, rx) if rng.random() < 0.6 else c.ellipse(y - 0.6 * r, x, r, rx)
+        mask = (
+            c.blob(rng, y - 0.6 * r, x, r, rx)
+            if rng.random() < BUSH_BLOB
+            else c.ellipse(y - 0.6 * r, x, r, rx)
+        )
         c.paint(mask, ID["bush"])
 
 
