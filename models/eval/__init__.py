@@ -22,6 +22,10 @@ training colour):
   classes (square crops around instance boxes, resized to CROP_SIZE);
 - texture: per class, variance of the Laplacian of luminance inside the class (borders excluded),
   generated / reference; the fraction of classes within TEXTURE_RANGE;
+- streak coherence: per class, the correlation between the horizontal luminance gradients of rows y and
+  y + STREAK_ROWS inside the class (vertical "planks" score near 1), for the generated set and for the reference
+  renders; the number of classes at most STREAK_MARGIN above the renders' (the texture ratio cannot see planks:
+  they have the right energy, all in one direction);
 - style fidelity: encode a reference render of each family, generate on eval layouts, and check whether the
   output's colour statistics lie nearest the reference family's centroid (accuracy over families); the same
   classifier on renders of those layouts in the reference's style is its ceiling;

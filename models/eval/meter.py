@@ -1,4 +1,5 @@
-"""Accumulating scores over a set of images: segmentation, judge features, texture and thing-class crops."""
+"""Accumulating scores over a set of images: segmentation, judge features, texture, streaks and thing-class
+crops."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.eval.judge import Judge
-from models.eval.metrics import TextureMeter, confusion_matrix, instance_boxes, square_crop
+from models.eval.metrics import StreakMeter, TextureMeter, confusion_matrix, instance_boxes, square_crop
 
 THING_CLASSES = ("tree", "rock", "house")  # crop FD-seg classes (the CollageGAN class generators)
 CROP_SIZE = 64  # crops are resized to CROP_SIZE² before the judge sees them
@@ -24,12 +25,14 @@ class SetMeter:
     thing_ids: tuple[int, ...]
     conf: np.ndarray = field(init=False)
     texture: TextureMeter = field(init=False)
+    streak: StreakMeter = field(init=False)
     features: list[np.ndarray] = field(default_factory=list)
     crops: dict[int, list[np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.conf = np.zeros((self.num_classes, self.num_classes), np.int64)
         self.texture = TextureMeter(self.num_classes)
+        self.streak = StreakMeter(self.num_classes)
         self.crops = {c: [] for c in self.thing_ids}
 
     def add(self, judge: Judge, images: np.ndarray, labels: np.ndarray, instances: np.ndarray) -> None:
@@ -37,6 +40,7 @@ class SetMeter:
         self.conf += confusion_matrix(pred, labels, self.num_classes)
         self.features.append(feats)
         self.texture.add(images, labels)
+        self.streak.add(images, labels)
         crops: list[np.ndarray] = []
         classes: list[int] = []
         for image, label, instance in zip(images, labels, instances, strict=True):

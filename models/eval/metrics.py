@@ -95,6 +95,52 @@ class TextureMeter:
         return np.where(self.count >= min_pixels, var, np.nan)
 
 
+STREAK_ROWS = (
+    8  # streak coherence compares each pixel's horizontal gradient with the one this many rows below
+)
+STREAK_MARGIN = 0.1  # a class's coherence may exceed the renders' by this much before it counts as streaky
+
+
+class StreakMeter:
+    """Per-class correlation between the horizontal luminance gradient at (y, x) and at (y + STREAK_ROWS, x),
+    pooled over every interior pixel pair of one class (as TextureMeter, a 5×5 neighbourhood of one class).
+
+    Vertical stripes ("planks") keep their gradient down a column and score near 1; texture without a preferred
+    direction scores near 0. The texture ratio cannot see them: planks have the renders' energy, in one direction.
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.sums = np.zeros((6, num_classes))  # Σa, Σb, Σa², Σb², Σab, n
+
+    def add(self, images: np.ndarray, labels: np.ndarray) -> None:
+        """images uint8 [B,H,W,3], labels [B,H,W] ids."""
+        dy = STREAK_ROWS
+        for image, label in zip(images, labels, strict=True):
+            lum = luminance(image)  # [H,W]
+            gx = np.zeros_like(lum)
+            gx[:, 1:-1] = (lum[:, 2:] - lum[:, :-2]) / 2  # central difference; the edge columns have none
+            interior = ndimage.minimum_filter(label, 5) == ndimage.maximum_filter(label, 5)
+            pair = interior[:-dy] & interior[dy:] & (label[:-dy] == label[dy:])  # [H-dy,W]
+            pair[:, [0, -1]] = False
+            ids = label[:-dy][pair].astype(np.int64)
+            a = gx[:-dy][pair].astype(np.float64)
+            b = gx[dy:][pair].astype(np.float64)
+            for k, values in enumerate((a, b, a * a, b * b, a * b, np.ones_like(a))):
+                self.sums[k] += np.bincount(ids, values, self.num_classes)
+
+    def coherence(self, min_pairs: int = 1) -> np.ndarray:
+        """[N] Pearson correlation per class; NaN with fewer than `min_pairs` pairs or a flat class."""
+        sa, sb, saa, sbb, sab, n = self.sums
+        n_safe = np.maximum(n, 1)
+        cov = sab / n_safe - (sa / n_safe) * (sb / n_safe)
+        var = (saa / n_safe - (sa / n_safe) ** 2) * (sbb / n_safe - (sb / n_safe) ** 2)
+        ok = (n >= min_pairs) & (var > 1e-12)
+        return np.divide(
+            cov, np.sqrt(np.where(ok, var, 1.0)), out=np.full(self.num_classes, np.nan), where=ok
+        )
+
+
 def texture_ratios(generated: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Per-class high-frequency energy ratio generated / reference (NaN where either is undefined or zero)."""
     ok = np.isfinite(generated) & np.isfinite(reference) & (reference > 0)

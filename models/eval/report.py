@@ -22,6 +22,7 @@ from models.eval.data import EvalData
 from models.eval.judge import Judge
 from models.eval.meter import THING_CLASSES, SetMeter
 from models.eval.metrics import (
+    STREAK_MARGIN,
     TEXTURE_RANGE,
     colour_stats,
     fraction_in_range,
@@ -59,16 +60,27 @@ def _set_summary(meter: SetMeter, data: EvalData, names: Sequence[str]) -> dict[
     }
 
 
+def _per_class(values: np.ndarray, names: Sequence[str]) -> dict[str, float | None]:
+    return {name: None if np.isnan(v) else round(float(v), 4) for name, v in zip(names, values, strict=True)}
+
+
 def _texture_summary(meter: SetMeter, data: EvalData, names: Sequence[str]) -> dict[str, Any]:
+    """Texture ratio and streak coherence per class against the reference renders of the same layouts."""
     ratios = texture_ratios(
         meter.texture.variance(TEXTURE_MIN_PIXELS), data.reference.texture.variance(TEXTURE_MIN_PIXELS)
     )
+    streak = meter.streak.coherence(TEXTURE_MIN_PIXELS)
+    streak_ref = data.reference.streak.coherence(TEXTURE_MIN_PIXELS)
+    defined = np.isfinite(streak) & np.isfinite(streak_ref)
     return {
-        "ratio": {
-            name: None if np.isnan(r) else round(float(r), 4) for name, r in zip(names, ratios, strict=True)
-        },
+        "ratio": _per_class(ratios, names),
         "fraction_in_range": fraction_in_range(ratios),
         "range": list(TEXTURE_RANGE),
+        "streak": _per_class(streak, names),
+        "streak_reference": _per_class(streak_ref, names),
+        # classes whose coherence is at most STREAK_MARGIN above the renders', of the classes both define
+        "streak_within": int((streak[defined] <= streak_ref[defined] + STREAK_MARGIN).sum()),
+        "streak_defined": int(defined.sum()),
     }
 
 
@@ -147,11 +159,20 @@ def evaluate_model(
     return result
 
 
+def _streak_ok(summary: dict[str, Any]) -> str | None:
+    """ "12/14": classes whose streak coherence is within the margin of the renders', of those defined."""
+    texture = summary.get("texture", {})
+    if "streak_within" not in texture:
+        return None
+    return f"{texture['streak_within']}/{texture['streak_defined']}"
+
+
 def reference_summary(data: EvalData) -> dict[str, Any]:
     names = CLASS_NAMES
     flat_texture = _texture_summary(data.flat, data, names)
     return {
-        "reference": _set_summary(data.reference, data, names),
+        "reference": _set_summary(data.reference, data, names)
+        | {"texture": _texture_summary(data.reference, data, names)},
         "flat": _set_summary(data.flat, data, names) | {"texture": flat_texture},
     }
 
@@ -343,9 +364,14 @@ def _scores_table(section: Mapping[str, Any]) -> list[str]:
         ("FD-seg", lambda s, m: s["fd_seg"]),
         *[(f"crop FD {c}", lambda s, m, c=c: s["crop_fd_seg"][c]) for c in THING_CLASSES],
         ("texture in range", lambda s, m: s.get("texture", {}).get("fraction_in_range")),
+        ("streak ok / of", lambda s, m: _streak_ok(s)),
         ("style accuracy", lambda s, m: m["style"]["accuracy"] if m and m.get("style") else None),
         ("latency ms", lambda s, m: m["latency_ms"] if m else None),
         *[(f"IoU {name}", lambda s, m, name=name: s["iou"][name]) for name in CLASS_NAMES],
+        *[
+            (f"streak {name}", lambda s, m, name=name: s.get("texture", {}).get("streak", {}).get(name))
+            for name in CLASS_NAMES
+        ],
     ]
     width = max(14, *(len(c[0]) + 2 for c in columns))
     lines = ["".ljust(18) + "".join(c[0].rjust(width) for c in columns)]

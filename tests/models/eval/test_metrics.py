@@ -5,6 +5,7 @@ import pytest
 from scipy import ndimage
 
 from models.eval.metrics import (
+    StreakMeter,
     TextureMeter,
     colour_stats,
     confusion_matrix,
@@ -126,6 +127,25 @@ def test_blur_lowers_the_high_frequency_energy_ratio() -> None:
     same = TextureMeter(2)
     same.add(image, label)
     assert texture_ratios(same.variance(), ref.variance()) == pytest.approx([1.0, 1.0])
+
+
+def test_vertical_planks_score_near_one_and_noise_near_zero() -> None:
+    """Streak coherence: a class of vertical stripes (the same columns all the way down) correlates with itself
+    eight rows below; per-pixel noise does not. The texture ratio cannot tell the two apart."""
+    rng = np.random.default_rng(0)
+    size = 64
+    label = np.zeros((size, size), np.uint8)
+    label[size // 2 :] = 1
+    planks = np.tile(rng.integers(60, 200, (1, size, 1)), (size, 1, 3))  # every row the same
+    noise = rng.integers(60, 200, (size, size, 3))
+    image = np.where(label[..., None] == 0, planks, noise).astype(np.uint8)
+    meter = StreakMeter(3)
+    meter.add(image[None], label[None])
+    coherence = meter.coherence()
+    assert coherence[0] > 0.99 and abs(coherence[1]) < 0.1
+    assert np.isnan(coherence[2])  # absent
+    # Pairs never straddle two classes (the planks stay perfect although noise lies below them); too few: NaN.
+    assert np.isnan(meter.coherence(min_pairs=10_000)[0])
 
 
 def test_texture_ignores_class_borders() -> None:
