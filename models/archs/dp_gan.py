@@ -52,7 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.archs import Arch, Batch, ExportRole, ExportSpec, Recipe, load_ema_weights, register, unwrap
+from models.archs import Arch, Batch, ExportSpec, load_ema_weights, register, unwrap
+from models.archs.oasis import NoisedRecipe, export_spec
 from models.archs.spade import check_spade_sizes
 from models.labels import LabelSet
 from models.losses import hinge_d_loss, hinge_g_loss, labelmix, labelmix_loss, oasis_d_loss, seg_g_loss
@@ -213,7 +214,7 @@ def discriminator_losses(
 # The recipe.
 
 
-class DPGanRecipe(Recipe):
+class DPGanRecipe(NoisedRecipe):
     ema = ("G",)
     # broadcast_buffers stays off (spectral norm): under torchrun each process keeps its own running statistics
     # of the adaptation pyramid's BatchNorm, and the checkpoint (hence the EMA and the export) takes rank 0's.
@@ -232,15 +233,6 @@ class DPGanRecipe(Recipe):
         self.z_dim, self.noise_channels = g.z_dim, g.noise_channels
         # no VGG (optional in the paper, off by default); D's feature matching is part of the method, not a stand-in
         self.meta = {"perceptual": "none"}
-
-    def noise(
-        self, batch: int, size: torch.Size, device: torch.device, gen: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(z [B,z_dim], per-pixel noise [B,C,H,W] or None), N(0, 1) as the server draws them from a seed."""
-        z = torch.randn(batch, self.z_dim, generator=gen).to(device)
-        if not self.noise_channels:
-            return z, None
-        return z, torch.randn(batch, self.noise_channels, *size, generator=gen).to(device)
 
     def step(self, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, float]:
         label, real = batch["label"], batch["image"]  # [B,H,W] int64, [B,3,H,W]
@@ -268,69 +260,17 @@ class DPGanRecipe(Recipe):
         terms |= {"D_pixel": d_pixel, "D_patch": d_patch, "D_lm": d_lm}
         return {k: v.item() for k, v in terms.items()}
 
-    def preview(self, nets: Mapping[str, nn.Module], batch: Batch) -> list[torch.Tensor]:
-        """G_ema with the noise of two fixed seeds: the same map re-rolled."""
-        label = batch["label"][:, None]
-        b, size, device = label.shape[0], label.shape[-2:], label.device
-        columns = []
-        for seed in (0, 1):
-            z, noise = self.noise(b, size, device, torch.Generator().manual_seed(seed))
-            columns.append(nets["G"](label, z, noise))
-        return columns
-
 
 # ----------------------------------------------------------------------------
-# Export: G (label, z[, noise]) -> image at any multiple of 2^num_up; no encoder, no instance map (as OASIS).
-
-
-def generator_inputs(
-    generator: DPGenerator, batch: int, size: tuple[int, int], seed: int
-) -> dict[str, torch.Tensor]:
-    """Blocky random labels (8×8 cells, like painted regions), z and per-pixel noise, in forward order."""
-    gen = torch.Generator().manual_seed(seed)
-    height, width = size
-    cells = (batch, 1, -(-height // 8), -(-width // 8))
-    label = torch.randint(0, generator.label_nc, cells, generator=gen)
-    label = label.repeat_interleave(8, 2).repeat_interleave(8, 3)[:, :, :height, :width].contiguous()
-    inputs = {"label": label, "z": torch.randn(batch, generator.z_dim, generator=gen)}
-    if generator.noise_channels:
-        inputs["noise"] = torch.randn(batch, generator.noise_channels, height, width, generator=gen)
-    return inputs  # label [B,1,H,W] int64, z [B,z_dim], noise [B,C,H,W]
-
-
-def export_spec(
-    generator: DPGenerator, label_set: LabelSet, provenance: Mapping[str, Any] | None = None
-) -> ExportSpec:
-    """The served generator of a DP-GAN model: no style encoder, no instance input; z and noise come from the
-    request's seed (docs/contracts.md)."""
-    if generator.label_nc != len(label_set):
-        raise ValueError(
-            f"generator has label_nc={generator.label_nc} but {label_set.name!r} has {len(label_set)} labels"
-        )
-    role = ExportRole(
-        module=generator,
-        example=lambda batch, size, seed: generator_inputs(generator, batch, size, seed),
-        outputs=("image",),
-        fields={
-            "label": "label",
-            "instance": None,
-            "z": "z",
-            "z_dim": generator.z_dim,
-            "noise": "noise" if generator.noise_channels else None,
-            "noise_channels": generator.noise_channels,
-            "output": "image",
-        },
-        spatial=("label", "noise"),
-        size_multiple=generator.size_multiple,
-    )
-    return ExportSpec("dp-gan", label_set, role, provenance=dict(provenance or {}))
+# Export: G (label, z[, noise]) -> image at any multiple of 2^num_up; no encoder, no instance map: served as OASIS
+# (export_spec and its example inputs in models/archs/oasis.py).
 
 
 def export_checkpoint(checkpoint: Mapping[str, Any], label_set: LabelSet) -> ExportSpec:
     """G rebuilt from the config a checkpoint carries; the EMA copy when there is one."""
     generator = build_generator(checkpoint["config"], len(label_set))
     key = load_ema_weights(checkpoint, generator)
-    return export_spec(generator, label_set, {"generator_weights": key})
+    return export_spec(generator, label_set, {"generator_weights": key}, arch="dp-gan")
 
 
 register(

@@ -45,6 +45,7 @@ from models.archs import Arch, Batch, ExportRole, ExportSpec, Recipe, load_ema_w
 from models.archs.spade import check_spade_sizes
 from models.labels import LabelSet
 from models.losses import labelmix, labelmix_loss, oasis_d_loss, seg_g_loss
+from models.nets.dp_gan import DPGenerator
 from models.nets.oasis import OASISGenerator
 from models.nets.seg_discriminator import SegmentationDiscriminator
 
@@ -138,7 +139,34 @@ def build_discriminator(config: Mapping[str, Any], label_nc: int) -> Segmentatio
 # The recipe.
 
 
-class OasisRecipe(Recipe):
+class NoisedRecipe(Recipe):
+    """What OASIS and DP-GAN share: G takes z and per-pixel noise drawn as the server draws them from a seed
+    (`self.z_dim`, `self.noise_channels` set by the subclass), and the preview re-rolls one map with two seeds."""
+
+    z_dim: int
+    noise_channels: int
+
+    def noise(
+        self, batch: int, size: torch.Size, device: torch.device, gen: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(z [B,z_dim], per-pixel noise [B,C,H,W] or None), N(0, 1) as the server draws them from a seed."""
+        z = torch.randn(batch, self.z_dim, generator=gen).to(device)
+        if not self.noise_channels:
+            return z, None
+        return z, torch.randn(batch, self.noise_channels, *size, generator=gen).to(device)
+
+    def preview(self, nets: Mapping[str, nn.Module], batch: Batch) -> list[torch.Tensor]:
+        """G_ema with the noise of two fixed seeds: the same map re-rolled."""
+        label = batch["label"][:, None]
+        b, size, device = label.shape[0], label.shape[-2:], label.device
+        columns = []
+        for seed in (0, 1):
+            z, noise = self.noise(b, size, device, torch.Generator().manual_seed(seed))
+            columns.append(nets["G"](label, z, noise))
+        return columns
+
+
+class OasisRecipe(NoisedRecipe):
     ema = ("G",)
 
     def __init__(self, config: Mapping[str, Any], label_set: LabelSet, device: torch.device) -> None:
@@ -154,15 +182,6 @@ class OasisRecipe(Recipe):
         self.weights = dict(config["loss"])
         self.z_dim, self.noise_channels = g.z_dim, g.noise_channels
         self.meta = {"perceptual": "none"}  # adversarial supervision only (paper)
-
-    def noise(
-        self, batch: int, size: torch.Size, device: torch.device, gen: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(z [B,z_dim], per-pixel noise [B,C,H,W] or None), N(0, 1) as the server draws them from a seed."""
-        z = torch.randn(batch, self.z_dim, generator=gen).to(device)
-        if not self.noise_channels:
-            return z, None
-        return z, torch.randn(batch, self.noise_channels, *size, generator=gen).to(device)
 
     def step(self, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, float]:
         label, real = batch["label"], batch["image"]  # [B,H,W] int64, [B,3,H,W]
@@ -188,23 +207,13 @@ class OasisRecipe(Recipe):
         self.optimizers["D"].step()
         return {"G_adv": g_adv.item(), "D_adv": d_adv.item(), "D_lm": d_lm.item()}
 
-    def preview(self, nets: Mapping[str, nn.Module], batch: Batch) -> list[torch.Tensor]:
-        """G_ema with the noise of two fixed seeds: the same map re-rolled."""
-        label = batch["label"][:, None]
-        b, size, device = label.shape[0], label.shape[-2:], label.device
-        columns = []
-        for seed in (0, 1):
-            z, noise = self.noise(b, size, device, torch.Generator().manual_seed(seed))
-            columns.append(nets["G"](label, z, noise))
-        return columns
-
 
 # ----------------------------------------------------------------------------
 # Export: G (label, z[, noise]) -> image at any multiple of 2^num_up; no encoder, no instance map.
 
 
 def generator_inputs(
-    generator: OASISGenerator, batch: int, size: tuple[int, int], seed: int
+    generator: OASISGenerator | DPGenerator, batch: int, size: tuple[int, int], seed: int
 ) -> dict[str, torch.Tensor]:
     """Blocky random labels (8×8 cells, like painted regions), z and per-pixel noise, in forward order."""
     gen = torch.Generator().manual_seed(seed)
@@ -219,10 +228,13 @@ def generator_inputs(
 
 
 def export_spec(
-    generator: OASISGenerator, label_set: LabelSet, provenance: Mapping[str, Any] | None = None
+    generator: OASISGenerator | DPGenerator,
+    label_set: LabelSet,
+    provenance: Mapping[str, Any] | None = None,
+    arch: str = "oasis",  # the manifest's architecture: DP-GAN's generator is served the same way
 ) -> ExportSpec:
-    """The served generator of an OASIS model: no style encoder, no instance input; z and noise come from the
-    request's seed (docs/contracts.md)."""
+    """The served generator of an OASIS (or DP-GAN) model: no style encoder, no instance input; z and noise come
+    from the request's seed (docs/contracts.md)."""
     if generator.label_nc != len(label_set):
         raise ValueError(
             f"generator has label_nc={generator.label_nc} but {label_set.name!r} has {len(label_set)} labels"
@@ -243,7 +255,7 @@ def export_spec(
         spatial=("label", "noise"),
         size_multiple=generator.size_multiple,
     )
-    return ExportSpec("oasis", label_set, role, provenance=dict(provenance or {}))
+    return ExportSpec(arch, label_set, role, provenance=dict(provenance or {}))
 
 
 def export_checkpoint(checkpoint: Mapping[str, Any], label_set: LabelSet) -> ExportSpec:
