@@ -52,6 +52,7 @@ from models.labels import LabelSet
 from models.losses import PerceptualLoss, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from models.nets.blocks import one_hot
 from models.nets.lggan import LGGANGenerator, LGGANOutputs
+from models.nets.sc_gan import SCGANGenerator
 
 LOSS_WEIGHTS = {
     "gan": 1.0,  # hinge GAN on the fused picture (G form)
@@ -259,9 +260,9 @@ def generator_inputs(label_nc: int, batch: int, size: tuple[int, int], seed: int
     return inputs  # label, instance [B,1,H,W] int64
 
 
-def generator_role(generator: LGGANGenerator) -> ExportRole:
+def generator_role(generator: LGGANGenerator | SCGANGenerator) -> ExportRole:
     """G as the served generator: dynamic H, W in multiples of 2^num_up; no z input (z_dim 0); `instance` is
-    dropped from the graph (and nulled in the manifest) when G computes no edges."""
+    dropped from the graph (and nulled in the manifest) when G computes no edges. SC-GAN's is served alike."""
     return ExportRole(
         module=generator,
         example=lambda batch, size, seed: generator_inputs(generator.label_nc, batch, size, seed),
@@ -273,15 +274,18 @@ def generator_role(generator: LGGANGenerator) -> ExportRole:
 
 
 def export_spec(
-    generator: LGGANGenerator, label_set: LabelSet, provenance: Mapping[str, Any] | None = None
+    generator: LGGANGenerator | SCGANGenerator,
+    label_set: LabelSet,
+    provenance: Mapping[str, Any] | None = None,
+    arch: str = "lggan",  # the manifest's architecture: SC-GAN's deterministic generator is served the same way
 ) -> ExportSpec:
-    """The served network of an LGGAN model; refuses a generator built for another number of labels."""
+    """The served network of an LGGAN (or SC-GAN) model; refuses a generator built for another number of labels."""
     if generator.label_nc != len(label_set):
         raise ValueError(
             f"generator has label_nc={generator.label_nc} but {label_set.name!r} has {len(label_set)} labels"
         )
     return ExportSpec(
-        architecture="lggan",
+        architecture=arch,
         label_set=label_set,
         generator=generator_role(generator),
         provenance=dict(provenance or {}),

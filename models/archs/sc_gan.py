@@ -45,8 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.archs import Arch, Batch, ExportRole, ExportSpec, Recipe, load_ema_weights, register, unwrap
-from models.archs.spade import build_discriminator, check_spade_sizes, label_map_inputs, split_halves
+from models.archs import Arch, Batch, ExportSpec, Recipe, load_ema_weights, register, unwrap
+from models.archs.lggan import export_spec
+from models.archs.spade import build_discriminator, check_spade_sizes, split_halves
 from models.labels import LabelSet
 from models.losses import PerceptualLoss, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from models.nets.sc_gan import SCGANGenerator, SCGANOutputs
@@ -212,43 +213,15 @@ class SCGANRecipe(Recipe):
 
 
 # ----------------------------------------------------------------------------
-# Export: G (label, instance) -> image at any multiple of 2^num_up; no encoder, no z.
-
-
-def generator_inputs(label_nc: int, batch: int, size: tuple[int, int], seed: int) -> dict[str, torch.Tensor]:
-    """SPADE's blocky (label, instance) examples without z: several labels and instances, so one-hot, edges and
-    the vectors of every class are exercised."""
-    inputs = label_map_inputs(label_nc, 1, batch, size, seed)
-    del inputs["z"]  # drawn after label and instance, which are therefore SPADE's examples exactly
-    return inputs  # label, instance [B,1,H,W] int64
-
-
-def export_spec(
-    generator: SCGANGenerator, label_set: LabelSet, provenance: Mapping[str, Any] | None = None
-) -> ExportSpec:
-    """The served network of an SC-GAN model: dynamic H, W in multiples of 2^num_up, no z (z_dim 0), `instance`
-    dropped from the graph (and nulled in the manifest) when G computes no edges; refuses a generator built for
-    another number of labels."""
-    if generator.label_nc != len(label_set):
-        raise ValueError(
-            f"generator has label_nc={generator.label_nc} but {label_set.name!r} has {len(label_set)} labels"
-        )
-    role = ExportRole(
-        module=generator,
-        example=lambda batch, size, seed: generator_inputs(generator.label_nc, batch, size, seed),
-        outputs=("image",),
-        fields={"label": "label", "instance": "instance", "z": None, "z_dim": 0, "output": "image"},
-        spatial=("label", "instance"),
-        size_multiple=generator.size_multiple,
-    )
-    return ExportSpec("sc-gan", label_set, role, provenance=dict(provenance or {}))
+# Export: G (label, instance) -> image at any multiple of 2^num_up; no encoder, no z: served as LGGAN
+# (export_spec and its example inputs in models/archs/lggan.py).
 
 
 def export_checkpoint(checkpoint: Mapping[str, Any], label_set: LabelSet) -> ExportSpec:
     """G rebuilt from the config a checkpoint carries: the EMA copy when there is one."""
     generator = build_generator(checkpoint["config"], len(label_set))
     key = load_ema_weights(checkpoint, generator)
-    return export_spec(generator, label_set, {"generator_weights": key})
+    return export_spec(generator, label_set, {"generator_weights": key}, arch="sc-gan")
 
 
 register(
