@@ -211,7 +211,8 @@ def markdown_lines(result: dict[str, Any], latency: list[dict[str, Any]]) -> lis
         f"OPTIMIZATION_CAPABILITIES): {'yes' if result['native_bf16'] else 'no'}. {result['threads']} threads, "
         f"median of {result['runs']} frames per cell, the runtimes taking turns frame by frame on the same file. "
         "Ratio = time / onnxruntime f32 time; % of peak = the graph's achieved GFLOP/s over that runtime and "
-        "precision's own best large MatMul or 3×3 Conv.",
+        "precision's own best large MatMul or 3×3 Conv (above 100% the probe fell short of the peak, "
+        "as the small probes of `--quick` can).",
         "",
         "| runtime, precision | peak GFLOP/s | MatMul | Conv 3×3 |",
         "|---|---:|---:|---:|",

@@ -56,7 +56,8 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path) -> None:
     assert [(r["graph"], r["batch"]) for r in timed["rows"]] == [("generator", 1), ("encoder", 1)]
     for row in timed["rows"]:
         assert row["vs_onnxruntime"]["onnxruntime f32"] == 1.0 and all(v > 0 for v in row["ms"].values())
-    assert 0 < timed["rows"][0]["peak_fraction"]["openvino f32"] < 1
+    # Only positive: the quick probes are small, so a real generator may beat them (CI saw 1.53 on one CPU).
+    assert timed["rows"][0]["peak_fraction"]["openvino f32"] > 0
     (latency,) = results["paint_latency"]
     assert latency["size"] == 256 and latency["paint_to_frame"]["1"]["frames"] == 10
     assert latency["ratio_1_client_p50"] > 0
