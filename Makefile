@@ -22,7 +22,7 @@ $(VENV)/.serve: pyproject.toml | $(PY)
 # multi-GB CUDA build.
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[cpu,train,dev]'
+	$(PY) -m pip install -q -e '.[cpu,train,dev,scale]'
 	touch $@ $(VENV)/.serve
 
 dev: $(VENV)/.dev
