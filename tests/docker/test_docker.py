@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
 SERVE = "scripts/serve.sh"
 # Each serving image and the extra it must install; `make run` installs `cpu` like the CPU image.
-SERVING_IMAGES = {"server.Dockerfile": "cpu", "server-gpu.Dockerfile": "gpu"}
+SERVING_IMAGES = {"server.Dockerfile": "cpu", "server-gpu.Dockerfile": "gpu", "scale.Dockerfile": "cpu,scale"}
 IMAGE_START = ["sh", SERVE, "start", "python", "0.0.0.0", "8000"]
 
 
@@ -102,7 +102,7 @@ def recipe(target: str) -> list[str]:
 
 
 # Variables that would leak a developer's own setup into compose's interpolation.
-COMPOSE_INPUTS = ("COLLAGE_", "COMPOSE_", "STUDIO_", "TRAIN_", "WEIGHTS_DIR")
+COMPOSE_INPUTS = ("COLLAGE_", "COMPOSE_", "STUDIO_", "TRAIN_", "WEIGHTS_DIR", "POSTGRES_", "RAY_")
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def compose(*args: str, cwd: Path, profiles: tuple[str, ...] = ()) -> subprocess
 
 def resolved(cwd: Path) -> dict[str, Any]:
     """The compose model with every profile enabled, as docker-compose itself resolves it."""
-    result = compose("config", "--format", "json", cwd=cwd, profiles=("gpu", "train"))
+    result = compose("config", "--format", "json", cwd=cwd, profiles=("gpu", "train", "scale"))
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -130,7 +130,12 @@ def resolved(cwd: Path) -> dict[str, Any]:
 
 
 def test_there_is_one_dockerfile_per_image() -> None:
-    assert [p.name for p in DOCKERFILES] == ["server-gpu.Dockerfile", "server.Dockerfile", "train.Dockerfile"]
+    assert [p.name for p in DOCKERFILES] == [
+        "scale.Dockerfile",
+        "server-gpu.Dockerfile",
+        "server.Dockerfile",
+        "train.Dockerfile",
+    ]
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -318,7 +323,9 @@ def test_dockerignore_keeps_the_packages_data_module() -> None:
 # Compose
 
 
-@pytest.mark.parametrize("profiles", [(), ("gpu",), ("train",)], ids=["default", "gpu", "train"])
+@pytest.mark.parametrize(
+    "profiles", [(), ("gpu",), ("train",), ("scale",)], ids=["default", "gpu", "train", "scale"]
+)
 def test_compose_config_is_valid(project: Path, profiles: tuple[str, ...]) -> None:
     result = compose("config", "--quiet", cwd=project, profiles=profiles)
     assert result.returncode == 0 and result.stderr == "", result.stderr
@@ -332,7 +339,9 @@ def test_compose_config_rejects_a_broken_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("profiles", "services"), [((), ["studio"]), (("gpu",), ["studio", "studio-gpu"]),
-                                                    (("train",), ["studio", "train"])])  # fmt: skip
+                                                    (("train",), ["studio", "train"]),
+                                                    (("scale",), ["balancer", "postgres", "ray-head", "ray-worker",
+                                                                  "studio", "studio-scale"])])  # fmt: skip
 def test_profiles_select_services(project: Path, profiles: tuple[str, ...], services: list[str]) -> None:
     result = compose("config", "--services", cwd=project, profiles=profiles)
     assert sorted(result.stdout.split()) == services
@@ -370,6 +379,41 @@ def test_gpu_services_reserve_nvidia_devices(project: Path) -> None:
     assert {v["target"] for v in train["volumes"]} == {"/app/runs", "/app/weights"}
     assert train["environment"]["COLLAGE_RUNS_DIR"] == "/app/runs"
     assert int(train["shm_size"]) >= 1 << 30
+
+
+def test_scale_profile_wires_replicas_database_ray_and_balancer(project: Path) -> None:
+    """Replicas share one database and one job folder, the balancer and Ray addresses name real services."""
+    services = resolved(project)["services"]
+    replicas = services["studio-scale"]
+    assert replicas["build"]["dockerfile"] == "docker/scale.Dockerfile"
+    assert int(replicas["deploy"]["replicas"]) >= 2
+    env = replicas["environment"]
+    url = re.fullmatch(r"postgresql://(\w+):[^@]+@([\w-]+):5432/(\w+)", env["COLLAGE_DATABASE_URL"])
+    assert url and url.group(2) in services
+    db = services[url.group(2)]
+    assert db["environment"]["POSTGRES_USER"] == url.group(1) and db["environment"][
+        "POSTGRES_DB"
+    ] == url.group(3)
+    assert "ports" not in db  # only the replicas reach the database
+    mounts = {v["target"]: v for v in replicas["volumes"]}
+    assert (
+        mounts["/data"]["type"] == "volume" and mounts["/data"]["source"] == "scale-data"
+    )  # shared job files
+    # Ray: the replicas and the workers join the port the head listens on; every Ray process has the weights.
+    ray_host, _, ray_port = env["COLLAGE_RAY_ADDRESS"].partition(":")
+    assert ray_host in services and f"--port={ray_port}" in services[ray_host]["command"]
+    assert f"--address={env['COLLAGE_RAY_ADDRESS']}" in services["ray-worker"]["command"]
+    for name in ("studio-scale", "ray-head", "ray-worker"):
+        weights = {v["target"]: v for v in services[name]["volumes"]}["/app/weights"]
+        assert weights["read_only"] is True and services[name]["image"] == "collage-studio:scale"
+    # The balancer publishes the profile's port and forwards to the replicas' service name and port.
+    balancer = services["balancer"]
+    assert [(p["target"], p["published"]) for p in balancer["ports"]] == [(8000, "8002")]
+    (caddyfile,) = balancer["volumes"]
+    assert caddyfile["source"] == str(project / "docker" / "Caddyfile")
+    upstream = re.search(r"dynamic a (\S+) (\d+)", (ROOT / "docker" / "Caddyfile").read_text())
+    assert upstream and upstream.groups() == ("studio-scale", "8000")
+    assert "health_uri /readyz" in (ROOT / "docker" / "Caddyfile").read_text()
 
 
 def test_env_example_drives_compose_and_cannot_move_container_paths(project: Path) -> None:
