@@ -271,6 +271,9 @@ def metrics_for_manifest(
         "latency_ms": round(result["latency_ms"], 2),
         "eval": info,
     }
+    if "streak_within" in gen["texture"]:  # classes whose streak coherence stays within the renders' margin
+        out["streak_within"] = gen["texture"]["streak_within"]
+        out["streak_defined"] = gen["texture"]["streak_defined"]
     if "random" in result and mode != "random":
         out["miou_random_z"] = round(result["random"]["miou"], 4)
         out["fd_seg_random_z"] = round(result["random"]["fd_seg"], 4)

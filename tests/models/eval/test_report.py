@@ -130,7 +130,7 @@ def test_metrics_for_manifest_rounds_and_names_the_scored_mode() -> None:
         "pixel_accuracy": 0.912345,
         "fd_seg": 3.456789,
         "crop_fd_seg": {"tree": 5.555555, "rock": None},
-        "texture": {"fraction_in_range": 0.666666},
+        "texture": {"fraction_in_range": 0.666666, "streak_within": 11, "streak_defined": 13},
     }
     random = encoded | {"miou": 0.611111, "fd_seg": 4.444444}
     result = {
@@ -155,6 +155,8 @@ def test_metrics_for_manifest_rounds_and_names_the_scored_mode() -> None:
         "style_accuracy": 0.8333,
         "latency_ms": 12.35,
         "eval": info,
+        "streak_within": 11,
+        "streak_defined": 13,
         "miou_random_z": 0.6111,
         "fd_seg_random_z": 4.4444,
     }
