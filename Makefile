@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run dev test lint pytest node-test bench bench-quick chromium clean
+.PHONY: run dev test lint pytest node-test bench bench-quick chromium postgresql clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ run: $(VENV)/.serve
 chromium:
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian PostgreSQL for the database tests: they run its binaries on a throwaway data dir, never its service.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -42,14 +46,16 @@ lint: $(VENV)/.dev
 node-test:
 	@if ls frontend/*.test.js >/dev/null 2>&1; then node --test frontend/; fi
 
-# The whole suite on the default runtime (OpenVINO), then the server suite again on the onnxruntime fallback.
+# The whole suite on the default runtime (OpenVINO), then the server suite again on the onnxruntime fallback, and
+# once more on PostgreSQL instead of the embedded SQLite (a fresh database per test).
 # The trainer's tests get a pytest process of their own: a training run with DataLoader workers in a process where
 # OpenVINO had run in bf16 (server, eval and runtime tests open it in-process) died with SIGSEGV, in either order;
 # `collage train` never loads OpenVINO, so only a shared test process mixes the two.
-pytest: $(VENV)/.dev chromium
+pytest: $(VENV)/.dev chromium postgresql
 	$(VENV)/bin/pytest tests/models/test_train.py
 	$(VENV)/bin/pytest --ignore=tests/models/test_train.py
 	COLLAGE_RUNTIME=onnxruntime $(VENV)/bin/pytest -q tests/server
+	COLLAGE_TEST_DATABASE=postgresql $(VENV)/bin/pytest -q tests/server
 
 test: lint node-test pytest
 
