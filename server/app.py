@@ -20,9 +20,11 @@ from starlette.types import Scope
 from server.api import batches, health, models, paint, render, styles
 from server.api.deps import require_api_key
 from server.config import Settings
+from server.db import database_url, open_database
 from server.engine import Engine
 from server.errors import ERROR_RESPONSES, install_error_handlers
-from server.jobs import JobRunner, JobStore
+from server.job_runner import JobRunner
+from server.jobs import JobStore
 from server.metrics import Metrics
 from server.middleware import BodyLimit, HeadAsGet, RequestMetrics
 from server.registry import Registry
@@ -91,20 +93,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         queue_limit=settings.queue_limit,
         max_batch_pixels=settings.max_batch_pixels,
     )
+    database = await asyncio.to_thread(open_database, database_url(settings.database_url, settings.data_dir))
     await engine.start()
-    store = JobStore(settings.data_dir / "jobs")
+    store = JobStore(settings.data_dir / "jobs", database, settings.lease_seconds)
     jobs = JobRunner(store, engine, app.state.metrics, concurrency=settings.max_batch)
     await jobs.start()
     app.state.registry = registry
     app.state.engine = engine
-    app.state.styles = StyleStore(settings.data_dir / "styles")
+    app.state.styles = StyleStore(settings.data_dir / "styles", database)
     app.state.jobs = jobs
     try:
         yield
     finally:
         await jobs.stop()
         await engine.stop()
-        store.close()
+        await asyncio.to_thread(store.close)
+        database.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

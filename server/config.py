@@ -25,7 +25,19 @@ class Settings(BaseSettings):
         default=Path("weights"), description="folder of model folders (each with model.json)"
     )
     data_dir: Path = Field(
-        default=Path("data"), description="styles and batch jobs live here (SQLite + files)"
+        default=Path("data"),
+        description="batch job files live here (replicas share it), and the embedded SQLite database by default",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="database of styles and batch jobs; unset = SQLite at <data_dir>/jobs/jobs.sqlite, "
+        "postgresql://user:password@host/db for replicas sharing one (needs the scale extra)",
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="a replica's hold on the batch job it runs, renewed every third of it; after a crash another "
+        "replica (or the restarted one) resumes the job once it runs out",
     )
     frontend_dir: Path = Field(default=REPO_ROOT / "frontend", description="static browser app served at /")
     default_model: str | None = Field(

@@ -1,64 +1,73 @@
-"""Batch render jobs that survive restarts: SQLite for state, plain files for inputs and results.
+"""Batch render jobs that survive restarts and run on any replica: the database for state, files for the rest.
 
-Layout under `<data_dir>/jobs/`: `jobs.sqlite` and one folder per job with `inputs/<index>.png` (label ids)
-and `results/<index>.<ext>`. Every input and the resolved style latent of every item are stored when the job
-is created, so a resumed job renders exactly what was asked.
+Layout under `<data_dir>/jobs/` (a folder every replica shares): one folder per job with `inputs/<index>.png`
+(label ids) and `results/<index>.<ext>`; the embedded SQLite database `jobs.sqlite` lives there too unless
+COLLAGE_DATABASE_URL names another (`server/db.py`). Every input and the resolved style latent of every item are
+stored when the job is created, so a resumed job renders exactly what was asked.
 
 Job states: queued → running → done | failed, or → cancelled from either unfinished state. Each transition is one
-UPDATE conditional on the job being unfinished, so when a cancel races the runner's final write exactly one wins and
-the other sees it. Items are marked done or failed only while their job is unfinished, so a finished or cancelled
-job's counts (and its results.zip) never change afterwards.
+UPDATE conditional on the job being unfinished and checked by its row count, so when a cancel races the runner's
+final write exactly one wins and the other sees it. Items are marked done or failed only while their job is
+unfinished, so a finished or cancelled job's counts (and its results.zip) never change afterwards.
 
-Crash safety (SIGKILL at any instant): a result is written to a temporary name and renamed into place (atomic),
-then its item is marked done in one transaction. On start, `recover()` adopts any renamed result whose item is
-not yet marked done, so an item whose file exists is never rendered again and nothing is lost.
+Leases: one replica runs a job at a time. It claims the job with one conditional UPDATE (unfinished, and nobody
+else's lease is running: `owner` is NULL, this replica, or `lease_until` has passed), renews the lease while it
+runs (`server.job_runner`), and every write it makes for the job (an item done or failed, the job's status)
+first passes the gate: an UPDATE of the job row conditional on it being unfinished and still this replica's. A
+cancel from any replica, or a takeover after the lease expired, fails that gate, so a replica that lost its job
+changes nothing of it. On PostgreSQL the gate also locks the job row until its transaction ends, so a takeover
+waits for a write in progress instead of missing it. Lease times are each replica's clock: keep the clocks in
+sync (NTP) to far better than `lease_seconds`. A graceful stop hands the leases back; after a crash the job
+waits for its lease to run out, whoever resumes it.
+
+Results, and why in this order: a done item's result is in place, or, between its mark and its rename, in the
+temporary of the attempt the mark recorded, whatever instant SIGKILL hits and however long a replica stalls past
+its lease. `complete()` writes the image to a name of its own attempt (`<index>.<ext>.<attempt>.tmp`), marks the
+item done through the gate (recording the attempt), then renames the file into place. A refused gate deletes
+only that attempt's own temporary, never a result another replica wrote. A mark whose rename never came is
+settled by whoever looks next: the job's next owner (`_tidy()`, on each claim) returns such items to pending and
+deletes every temporary, so a stalled writer's rename can no longer land, then adopts as done any pending item
+whose result did land meanwhile; a cancelled job's results.zip renames the recorded attempt into place itself.
+So the new owner renders exactly the items without a result, and results.zip holds every done item.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import logging
 import os
 import re
 import shutil
-import sqlite3
-import threading
+import socket
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 from PIL import Image
 
+from server import db
 from server.codec import EXTENSIONS, encode_label_png
-from server.engine import Engine, RenderRequest
 from server.errors import BadInput
-from server.metrics import Metrics
-
-log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 UNFINISHED = ("queued", "running")
-# SQL condition on an items row: its job is still unfinished (two parameters: UNFINISHED).
-_JOB_UNFINISHED = "(SELECT status FROM jobs WHERE id=items.job_id) IN (?,?)"
+# Leftovers no live request can still be writing: a job folder whose commit never came, a results zip cut short.
+# Any younger one may belong to another replica's request in progress.
+DEBRIS_AGE_S = 3600.0
+JOB, ITEM = db.jobs.c, db.items.c  # the columns, as every query names them
+_UNFINISHED = JOB.status.in_(UNFINISHED)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY, model TEXT NOT NULL, fmt TEXT NOT NULL, quality INTEGER NOT NULL,
-    collage INTEGER NOT NULL, status TEXT NOT NULL, total INTEGER NOT NULL,
-    created REAL NOT NULL, updated REAL NOT NULL, error TEXT
-);
-CREATE TABLE IF NOT EXISTS items (
-    job_id TEXT NOT NULL, idx INTEGER NOT NULL, seed INTEGER, style TEXT NOT NULL, z BLOB NOT NULL,
-    status TEXT NOT NULL, error TEXT, render_ms REAL, PRIMARY KEY (job_id, idx)
-);
-"""
+
+def replica_id() -> str:
+    """This process as a job owner: the host, to find it, and a fresh uuid, as a restarted process on the same
+    host is another replica whose predecessor's leases must run out first."""
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:12]}"
 
 
 @dataclass(frozen=True)
@@ -71,36 +80,34 @@ class JobItem:
     style: str  # human description: "seed 7", "preset winter", "style 3fa…"
 
 
-class JobStore:
-    """Jobs in SQLite plus files. Thread-safe: the runner calls it from worker threads."""
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:  # another replica swept it first
+        return False
 
-    def __init__(self, directory: Path) -> None:
+
+class JobStore:
+    """Jobs in the database plus files, for one replica (`owner`). Thread-safe: the runner calls it from worker
+    threads, each taking a connection of its own from the engine's pool."""
+
+    def __init__(
+        self, directory: Path, engine: sa.Engine, lease_seconds: float = 30.0, owner: str | None = None
+    ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(directory / "jobs.sqlite", check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes, which is what we face
-        self._db.executescript(_SCHEMA)
+        self.engine = engine
+        self._reader = engine.execution_options(**db.READ_ONLY)
+        self.lease_seconds = lease_seconds
+        self.owner = owner or replica_id()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Hand back this replica's leases, so another replica (or this one restarted) resumes at once."""
+        self._release(JOB.owner == self.owner)
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+    def _rows(self, query: sa.Select[Any]) -> Sequence[Any]:
+        with self._reader.connect() as conn:
+            return conn.execute(query).all()
 
     def job_dir(self, job_id: str) -> Path:
         if not _JOB_ID.fullmatch(job_id):
@@ -118,15 +125,20 @@ class JobStore:
         for idx, item in enumerate(items):
             (inputs / f"{idx:05d}.png").write_bytes(encode_label_png(item.labels))
         now = time.time()
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,NULL)",
-                (job_id, model, fmt, quality, int(collage), "queued", len(items), now, now),
-            )
-            db.executemany(
-                "INSERT INTO items VALUES (?,?,?,?,?,'pending',NULL,NULL)",
+        row = dict(model=model, fmt=fmt, quality=quality, collage=int(collage), total=len(items))
+        with self.engine.begin() as conn:
+            conn.execute(db.jobs.insert().values(id=job_id, status="queued", created=now, updated=now, **row))
+            conn.execute(
+                db.items.insert(),
                 [
-                    (job_id, i, it.seed, it.style, it.z.astype(np.float32).tobytes())
+                    dict(
+                        job_id=job_id,
+                        idx=i,
+                        seed=it.seed,
+                        style=it.style,
+                        status="pending",
+                        z=it.z.astype(np.float32).tobytes(),
+                    )
                     for i, it in enumerate(items)
                 ],
             )
@@ -134,23 +146,29 @@ class JobStore:
 
     def status(self, job_id: str) -> dict[str, Any]:
         self.job_dir(job_id)
-        rows = self._query(
-            "SELECT model, fmt, status, total, created, updated, error FROM jobs WHERE id=?", (job_id,)
+
+        def count(status: str) -> sa.ScalarSelect[int]:
+            return (
+                sa.select(sa.func.count())
+                .where(ITEM.job_id == JOB.id, ITEM.status == status)
+                .scalar_subquery()
+            )
+
+        columns = (JOB.model, JOB.fmt, JOB.status, JOB.total, JOB.created, JOB.updated)
+        rows = self._rows(  # one statement: one snapshot of the job and its counts on every backend
+            sa.select(*columns, JOB.error, count("done"), count("failed")).where(JOB.id == job_id)
         )
         if not rows:
             raise BadInput("unknown_job", f"no batch job {job_id}")
-        model, fmt, status, total, created, updated, error = rows[0]
-        counts = dict(
-            self._query("SELECT status, COUNT(*) FROM items WHERE job_id=? GROUP BY status", (job_id,))
-        )
+        model, fmt, status, total, created, updated, error, done, failed = rows[0]
         return {
             "job_id": job_id,
             "status": status,
             "model": model,
             "format": fmt,
             "total": total,
-            "done": counts.get("done", 0),
-            "failed": counts.get("failed", 0),
+            "done": done,
+            "failed": failed,
             "created": created,
             "updated": updated,
             "error": error,
@@ -158,99 +176,215 @@ class JobStore:
 
     def job(self, job_id: str) -> tuple[str, str, int, bool]:
         """(model, format, quality, collage) of a job."""
-        model, fmt, quality, collage = self._query(
-            "SELECT model, fmt, quality, collage FROM jobs WHERE id=?", (job_id,)
-        )[0]
+        query = sa.select(JOB.model, JOB.fmt, JOB.quality, JOB.collage).where(JOB.id == job_id)
+        model, fmt, quality, collage = self._rows(query)[0]
         return model, fmt, quality, bool(collage)
 
     def unfinished(self) -> list[str]:
-        return [
-            r[0]
-            for r in self._query("SELECT id FROM jobs WHERE status IN (?,?) ORDER BY created", UNFINISHED)
-        ]
+        query = sa.select(JOB.id).where(_UNFINISHED).order_by(JOB.created)
+        return [row[0] for row in self._rows(query)]
+
+    def count_unfinished(self) -> int:
+        return self._rows(sa.select(sa.func.count()).where(_UNFINISHED))[0][0]
 
     def pending_items(self, job_id: str) -> list[tuple[int, np.ndarray, int]]:
         """(index, z, noise seed) of the items still to render; the noise seed is 0 for a preset or style."""
-        rows = self._query(
-            "SELECT idx, z, seed FROM items WHERE job_id=? AND status='pending' ORDER BY idx", (job_id,)
+        query = (
+            sa.select(ITEM.idx, ITEM.z, ITEM.seed)
+            .where(ITEM.job_id == job_id, ITEM.status == "pending")
+            .order_by(ITEM.idx)
         )
-        return [(idx, np.frombuffer(z, dtype=np.float32), seed or 0) for idx, z, seed in rows]
+        return [(idx, np.frombuffer(z, dtype=np.float32), seed or 0) for idx, z, seed in self._rows(query)]
 
     def load_input(self, job_id: str, idx: int) -> np.ndarray:
         with Image.open(self.job_dir(job_id) / "inputs" / f"{idx:05d}.png") as image:
             return np.asarray(image, dtype=np.uint8)
 
+    def result_path(self, job_id: str, idx: int, fmt: str) -> Path:
+        return self.job_dir(job_id) / "results" / f"{idx:05d}.{EXTENSIONS[fmt]}"
+
+    def _attempt_path(self, job_id: str, idx: int, fmt: str, attempt: str) -> Path:
+        path = self.result_path(job_id, idx, fmt)
+        return path.with_name(f"{path.name}.{attempt}.tmp")
+
+    # ------------------------------------------------------------------ leases
+
+    def _claimable(self, now: float) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            _UNFINISHED,
+            sa.or_(JOB.owner.is_(None), JOB.owner == self.owner, JOB.lease_until < now),
+        )
+
+    def claim(self, job_id: str) -> bool:
+        """Take the job's lease if nobody else holds a running one; the one UPDATE decides between replicas."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                db.jobs.update()
+                .where(JOB.id == job_id, self._claimable(now))
+                .values(owner=self.owner, lease_until=now + self.lease_seconds)
+            ).rowcount
+        return taken == 1
+
+    def claim_next(self) -> str | None:
+        """Claim the oldest job this replica may run, tidied for it (`_tidy`); None when there is none."""
+        while True:
+            query = sa.select(JOB.id).where(self._claimable(time.time())).order_by(JOB.created).limit(8)
+            candidates = [row[0] for row in self._rows(query)]
+            if not candidates:
+                return None
+            for job_id in candidates:  # a candidate another replica claimed meanwhile is skipped
+                if self.claim(job_id):
+                    self._tidy(job_id)
+                    return job_id
+
+    def renew(self, job_id: str) -> bool:
+        """Extend this replica's lease; False once the job was cancelled, finished or taken over."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    db.jobs.update()
+                    .where(JOB.id == job_id, _UNFINISHED, JOB.owner == self.owner)
+                    .values(lease_until=now + self.lease_seconds)
+                ).rowcount
+            )
+
+    def release(self, job_id: str) -> None:
+        self._release(JOB.id == job_id, JOB.owner == self.owner)
+
+    def _release(self, *where: sa.ColumnElement[bool]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(db.jobs.update().where(*where).values(owner=None, lease_until=None))
+
+    def _gated(self, conn: sa.Connection, job_id: str) -> bool:
+        """The gate of every write for a job: it is unfinished and this replica's (and, on PostgreSQL, its row
+        stays locked until `conn` commits)."""
+        return bool(
+            conn.execute(
+                db.jobs.update()
+                .where(JOB.id == job_id, _UNFINISHED, JOB.owner == self.owner)
+                .values(updated=time.time())
+            ).rowcount
+        )
+
+    def _tidy(self, job_id: str) -> int:
+        """Make done ⇔ result file hold again for a job just claimed; the number of results adopted.
+
+        Done items without a file (their writer died or stalled between the mark and the rename) go back to
+        pending, then every temporary goes, so no late rename can land after this, then pending items with a
+        file (one such late rename, or a crash of a version that renamed before marking) are adopted as done.
+        """
+        fmt = self.job(job_id)[1]
+        done = self._rows(sa.select(ITEM.idx).where(ITEM.job_id == job_id, ITEM.status == "done"))
+        lost = [idx for (idx,) in done if not self.result_path(job_id, idx, fmt).exists()]
+        with self.engine.begin() as conn:
+            if not self._gated(conn, job_id):
+                return 0  # cancelled or taken over meanwhile: its temporaries are another's business now
+            conn.execute(
+                db.items.update()
+                .where(ITEM.job_id == job_id, ITEM.idx.in_(lost), ITEM.status == "done")
+                .values(status="pending", render_ms=None, attempt=None)
+            )
+        for tmp in (self.job_dir(job_id) / "results").glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        found = [
+            idx for idx, _, _ in self.pending_items(job_id) if self.result_path(job_id, idx, fmt).exists()
+        ]
+        with self.engine.begin() as conn:
+            if not self._gated(conn, job_id):
+                return 0
+            return conn.execute(
+                db.items.update()
+                .where(ITEM.job_id == job_id, ITEM.idx.in_(found), ITEM.status == "pending")
+                .values(status="done")
+            ).rowcount
+
     # ------------------------------------------------------------------ progress
 
     def set_status(self, job_id: str, status: str, error: str | None = None) -> bool:
-        """Move an unfinished job to `status`; False (and no change) when it has already finished."""
-        with self._tx() as db:
-            changed = db.execute(
-                "UPDATE jobs SET status=?, error=?, updated=? WHERE id=? AND status IN (?,?)",
-                (status, error, time.time(), job_id, *UNFINISHED),
-            ).rowcount
-        return changed == 1
+        """Move this replica's unfinished job to `status`; False (and no change) when it finished, was cancelled
+        or is no longer this replica's."""
+        with self.engine.begin() as conn:
+            if not self._gated(conn, job_id):
+                return False
+            conn.execute(db.jobs.update().where(JOB.id == job_id).values(status=status, error=error))
+        return True
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel an unfinished job (idempotent on a cancelled one); finished jobs are refused."""
-        if not self.set_status(job_id, "cancelled"):
+        """Cancel an unfinished job, whichever replica runs it (idempotent on a cancelled one); finished jobs are
+        refused."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                db.jobs.update()
+                .where(JOB.id == job_id, _UNFINISHED)
+                .values(status="cancelled", error=None, updated=time.time())
+            ).rowcount
+        if not changed:
             status = self.status(job_id)["status"]  # final now: finished jobs never change again
             if status != "cancelled":
                 raise BadInput("job_finished", f"batch job {job_id} already finished ({status})")
         return self.status(job_id)
 
-    def result_path(self, job_id: str, idx: int, fmt: str) -> Path:
-        return self.job_dir(job_id) / "results" / f"{idx:05d}.{EXTENSIONS[fmt]}"
-
     def complete(self, job_id: str, idx: int, fmt: str, data: bytes, render_ms: float) -> bool:
-        """Write the result atomically, then mark the item done: never half a file, never a lost result.
+        """Write the result under this attempt's name, mark the item done, then rename it into place.
 
-        False when the job was cancelled meanwhile: the result is dropped, so the cancel answer's counts stay final.
+        False when the job was cancelled or taken over meanwhile: the result is dropped, so the cancel answer's
+        counts stay final, and only this attempt's own file is deleted.
         """
-        path = self.result_path(job_id, idx, fmt)
-        tmp = path.with_name(path.name + ".tmp")
+        attempt = uuid.uuid4().hex
+        tmp = self._attempt_path(job_id, idx, fmt, attempt)
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-        with self._tx() as db:
-            marked = db.execute(
-                f"UPDATE items SET status='done', render_ms=? WHERE job_id=? AND idx=? AND {_JOB_UNFINISHED}",
-                (render_ms, job_id, idx, *UNFINISHED),
-            ).rowcount
-            if marked:
-                db.execute("UPDATE jobs SET updated=? WHERE id=?", (time.time(), job_id))
+        with self.engine.begin() as conn:
+            marked = (
+                self._gated(conn, job_id)
+                and conn.execute(
+                    db.items.update()
+                    .where(ITEM.job_id == job_id, ITEM.idx == idx, ITEM.status == "pending")
+                    .values(status="done", render_ms=render_ms, attempt=attempt)
+                ).rowcount
+            )
         if not marked:
-            path.unlink()
-        return bool(marked)
+            tmp.unlink()
+            return False
+        try:
+            os.replace(tmp, self.result_path(job_id, idx, fmt))
+        except FileNotFoundError:  # a results.zip renamed it first, or the job's next owner swept it away
+            return self.result_path(job_id, idx, fmt).exists()
+        return True
 
     def fail_item(self, job_id: str, idx: int, error: str) -> bool:
-        """Mark the item failed; False when the job was cancelled meanwhile (the item stays pending)."""
-        with self._tx() as db:
+        """Mark the item failed; False when the job was cancelled or taken over meanwhile (it stays pending)."""
+        with self.engine.begin() as conn:
             return bool(
-                db.execute(
-                    f"UPDATE items SET status='failed', error=? WHERE job_id=? AND idx=? AND {_JOB_UNFINISHED}",
-                    (error, job_id, idx, *UNFINISHED),
+                self._gated(conn, job_id)
+                and conn.execute(
+                    db.items.update()
+                    .where(ITEM.job_id == job_id, ITEM.idx == idx, ITEM.status == "pending")
+                    .values(status="failed", error=error)
                 ).rowcount
             )
 
     def recover(self) -> int:
-        """After a crash: adopt results renamed into place but not marked done; drop temporaries and orphans."""
-        adopted = 0
-        known = {r[0] for r in self._query("SELECT id FROM jobs")}
+        """At startup: sweep old debris, and tidy every unfinished job no live replica holds (adopting results an
+        older version renamed into place but never marked); the number of results adopted."""
+        known = {row[0] for row in self._rows(sa.select(JOB.id))}
+        cutoff = time.time() - DEBRIS_AGE_S
         for folder in self.directory.iterdir():
-            if folder.is_dir() and _JOB_ID.fullmatch(folder.name) and folder.name not in known:
-                shutil.rmtree(folder, ignore_errors=True)  # created, then crashed before the commit
-            elif folder.is_dir():
-                for partial in folder.glob("results.*.tmp"):  # a results zip cut short: rebuilt on request
-                    partial.unlink()
+            if not (folder.is_dir() and _JOB_ID.fullmatch(folder.name)):
+                continue
+            if folder.name not in known:
+                if _older_than(folder, cutoff):  # created, then crashed before the commit
+                    shutil.rmtree(folder, ignore_errors=True)
+                continue
+            for partial in folder.glob("results.*.tmp"):  # a results zip cut short: rebuilt on request
+                if _older_than(partial, cutoff):
+                    partial.unlink(missing_ok=True)
+        adopted = 0
         for job_id in self.unfinished():
-            _, fmt, _, _ = self.job(job_id)
-            for tmp in (self.job_dir(job_id) / "results").glob("*.tmp"):
-                tmp.unlink()
-            for idx, _, _ in self.pending_items(job_id):
-                if self.result_path(job_id, idx, fmt).exists():
-                    with self._tx() as db:
-                        db.execute("UPDATE items SET status='done' WHERE job_id=? AND idx=?", (job_id, idx))
-                    adopted += 1
+            if self.claim(job_id):
+                adopted += self._tidy(job_id)
+                self.release(job_id)
         return adopted
 
     def results_zip(self, job_id: str) -> Path:
@@ -265,17 +399,19 @@ class JobStore:
         if path.exists():
             return path
         fmt = status["format"]
-        rows = self._query(
-            "SELECT idx, seed, style, status, error, render_ms FROM items WHERE job_id=? ORDER BY idx",
-            (job_id,),
-        )
+        columns = (ITEM.seed, ITEM.style, ITEM.status, ITEM.error, ITEM.render_ms)
+        query = sa.select(ITEM.idx, *columns, ITEM.attempt)
+        rows = self._rows(query.where(ITEM.job_id == job_id).order_by(ITEM.idx))
         index = []
         tmp = path.with_name(f"results.{uuid.uuid4().hex}.tmp")  # two first downloads may zip at once
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # images are compressed already
-            for idx, seed, style, item_status, error, render_ms in rows:
+            for idx, seed, style, item_status, error, render_ms, attempt in rows:
                 entry = {"index": idx, "seed": seed, "style": style, "status": item_status}
                 if item_status == "done":
                     result = self.result_path(job_id, idx, fmt)
+                    if attempt and not result.exists():  # marked, then cancelled before its rename
+                        with contextlib.suppress(FileNotFoundError):  # its writer renamed it just now
+                            os.replace(self._attempt_path(job_id, idx, fmt, attempt), result)
                     zf.write(result, result.name)
                     entry |= {"file": result.name, "render_ms": render_ms}
                 elif error:
@@ -284,93 +420,3 @@ class JobStore:
             zf.writestr("results.json", json.dumps({**status, "items": index}, indent=1))
         os.replace(tmp, path)
         return path
-
-    def count_unfinished(self) -> int:
-        return self._query("SELECT COUNT(*) FROM jobs WHERE status IN (?,?)", UNFINISHED)[0][0]
-
-
-class JobRunner:
-    """Runs unfinished jobs one at a time, oldest first, keeping `concurrency` items in the engine's bulk queue."""
-
-    def __init__(self, store: JobStore, engine: Engine, metrics: Metrics, concurrency: int) -> None:
-        self.store = store
-        self.engine = engine
-        self.metrics = metrics
-        self.concurrency = concurrency
-        self._wake = asyncio.Event()
-        # Jobs cancel() stopped: their items not yet in the engine are skipped. Kept by id, as cancel() runs on a
-        # worker thread and may land while `_run` moves on to the next job; emptied before each job starts (a job
-        # cancelled earlier is refused `running` by the store, so its id is no longer needed).
-        self._stopped: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        adopted = await asyncio.to_thread(self.store.recover)
-        if adopted:
-            log.info("recovered %d finished batch results written just before the last stop", adopted)
-        self._task = asyncio.create_task(self._run(), name="collage-jobs")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        status = self.store.cancel(job_id)
-        self._stopped.add(job_id)
-        return status
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            unfinished = await asyncio.to_thread(self.store.unfinished)
-            if not unfinished:
-                await self._wake.wait()
-                continue
-            self._stopped.clear()
-            try:
-                await self._run_job(unfinished[0])
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # keep serving other jobs whatever happens to this one
-                log.exception("batch job %s failed", unfinished[0])
-                await asyncio.to_thread(
-                    self.store.set_status, unfinished[0], "failed", "internal error; see the server log"
-                )
-
-    async def _run_job(self, job_id: str) -> None:
-        model, fmt, quality, collage = await asyncio.to_thread(self.store.job, job_id)
-        if model not in self.engine.registry.models:
-            await asyncio.to_thread(self.store.set_status, job_id, "failed", f"model {model} is not loaded")
-            return
-        if not await asyncio.to_thread(self.store.set_status, job_id, "running"):
-            return  # cancelled since it was picked
-        pending = await asyncio.to_thread(self.store.pending_items, job_id)
-        slots = asyncio.Semaphore(self.concurrency)
-
-        async def render_one(idx: int, z: np.ndarray, seed: int) -> None:
-            async with slots:
-                if job_id in self._stopped:
-                    return
-                try:  # a lost input file fails its item like a failed render
-                    labels = await asyncio.to_thread(self.store.load_input, job_id, idx)
-                    request = RenderRequest(model, labels, z, fmt, quality, collage, source="job", seed=seed)
-                    result = await self.engine.render(request, priority="bulk")
-                except Exception as exc:  # one bad item must not sink the job
-                    if not isinstance(exc, BadInput):
-                        log.exception("batch job %s item %d failed", job_id, idx)
-                    message = exc.message if isinstance(exc, BadInput) else "internal error while rendering"
-                    if await asyncio.to_thread(self.store.fail_item, job_id, idx, message):
-                        self.metrics.job_items.labels("failed").inc()
-                    return
-                data, ms = result.data, result.infer_ms
-                if await asyncio.to_thread(self.store.complete, job_id, idx, fmt, data, ms):
-                    self.metrics.job_items.labels("done").inc()
-
-        await asyncio.gather(*(render_one(idx, z, seed) for idx, z, seed in pending))
-        status = await asyncio.to_thread(self.store.status, job_id)
-        final = "failed" if status["failed"] == status["total"] else "done"
-        await asyncio.to_thread(self.store.set_status, job_id, final, None)  # a no-op if it was cancelled

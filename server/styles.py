@@ -1,22 +1,25 @@
-"""Style latents: a seed, a model's preset, or an uploaded reference image encoded once and kept on disk.
+"""Style latents: a seed, a model's preset, or an uploaded reference image encoded once and kept in the database.
 
-An uploaded style is stored as `<data_dir>/styles/<style_id>.json`; its id is derived from the model and the
-decoded pixels, so uploading the same photo twice gives the same id and ids survive restarts.
+An uploaded style's id is derived from the model and the decoded pixels, so uploading the same photo twice gives
+the same id on any replica, and ids survive restarts. Earlier versions kept each style as
+`<data_dir>/styles/<style_id>.json`; such a file is imported into the database the first time its id is asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
+from server import db
 from server.errors import BadInput
 from server.registry import LoadedModel
 
@@ -50,24 +53,19 @@ class StyleRecord:
 
 
 class StyleStore:
-    """Uploaded styles as one small JSON file each, cached in memory."""
+    """Uploaded styles in the database, cached in memory: a style never changes once stored."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, legacy_dir: Path, engine: sa.Engine) -> None:
+        self.legacy_dir = legacy_dir  # JSON files of earlier versions, read only
+        self.engine = engine
+        self._reader = engine.execution_options(**db.READ_ONLY)
         self._cache: dict[str, StyleRecord] = {}
         self._lock = threading.Lock()
 
     def put(self, model: str, z: np.ndarray, pixels: np.ndarray) -> StyleRecord:
+        """Store the style unless it is there already: the first upload's record is everyone's."""
         digest = hashlib.sha256(model.encode() + b"\0" + str(pixels.shape).encode() + pixels.tobytes())
-        record = StyleRecord(digest.hexdigest()[:20], model, [float(v) for v in z], time.time())
-        path = self.directory / f"{record.style_id}.json"
-        tmp = path.with_suffix(".tmp")
-        with self._lock:
-            tmp.write_text(json.dumps(asdict(record)))
-            os.replace(tmp, path)  # atomic: a crash never leaves half a style
-            self._cache[record.style_id] = record
-        return record
+        return self._insert(StyleRecord(digest.hexdigest()[:20], model, [float(v) for v in z], time.time()))
 
     def get(self, style_id: str) -> StyleRecord:
         if not _STYLE_ID.match(style_id):
@@ -75,15 +73,43 @@ class StyleStore:
         with self._lock:
             if style_id in self._cache:
                 return self._cache[style_id]
-            path = self.directory / f"{style_id}.json"
-            try:
-                record = StyleRecord(**json.loads(path.read_text()))
-            except FileNotFoundError:
-                raise BadInput(
-                    "unknown_style", f"no style {style_id!r}; upload a reference image first"
-                ) from None
-            self._cache[style_id] = record
-            return record
+        with self._reader.connect() as conn:
+            row = conn.execute(sa.select(db.styles).where(db.styles.c.style_id == style_id)).one_or_none()
+        if row is not None:
+            return self._remember(_record(row))
+        try:
+            legacy = StyleRecord(**json.loads((self.legacy_dir / f"{style_id}.json").read_text()))
+        except FileNotFoundError:
+            raise BadInput(
+                "unknown_style", f"no style {style_id!r}; upload a reference image first"
+            ) from None
+        return self._insert(legacy)
+
+    def _insert(self, record: StyleRecord) -> StyleRecord:
+        """Insert if absent, then read back what is stored: replicas racing with the same photo agree."""
+        with self._lock:
+            if record.style_id in self._cache:
+                return self._cache[record.style_id]
+        values = {
+            "style_id": record.style_id,
+            "model": record.model,
+            "z": np.asarray(record.z, np.float32).tobytes(),
+            "created": record.created,
+        }
+        with self.engine.begin() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            conn.execute(dialect.insert(db.styles).values(values).on_conflict_do_nothing())
+            row = conn.execute(sa.select(db.styles).where(db.styles.c.style_id == record.style_id)).one()
+        return self._remember(_record(row))
+
+    def _remember(self, record: StyleRecord) -> StyleRecord:
+        with self._lock:
+            return self._cache.setdefault(record.style_id, record)
+
+
+def _record(row: sa.Row[str, str, bytes, float]) -> StyleRecord:
+    style_id, model, z, created = row
+    return StyleRecord(style_id, model, np.frombuffer(z, np.float32).tolist(), created)
 
 
 def resolve_style(

@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 from server.config import Settings
 from server.engine import Engine
 from server.errors import ApiError
-from server.jobs import JobRunner
+from server.job_runner import JobRunner
 from server.metrics import Metrics
 from server.registry import Registry
 from server.styles import StyleStore

@@ -260,8 +260,13 @@ class PaintSession:
                     f"size {size[0]}×{size[1]} exceeds the {self.settings.max_pixels}-pixel limit",
                 )
             style = msg.style.model_dump(exclude_none=True) if msg.style is not None else old.style
-            z = resolve_style(
-                model, self.styles, style.get("seed"), style.get("style_id"), style.get("preset")
+            z = await asyncio.to_thread(  # a style may need the database
+                resolve_style,
+                model,
+                self.styles,
+                style.get("seed"),
+                style.get("style_id"),
+                style.get("preset"),
             )
         except BadInput as exc:
             await self.send_error(exc.code, exc.message)

@@ -137,7 +137,9 @@ async def create_render(
     ids = await asyncio.to_thread(decode_labels, await labels.read(), m, settings.max_pixels, width, height)
     if seed is None and style_id is None and preset is None:
         seed = secrets.randbelow(2**31)
-    z = resolve_style(m, styles, seed, style_id, preset)
+    z = await asyncio.to_thread(
+        resolve_style, m, styles, seed, style_id, preset
+    )  # a style may need the database
     anchors = parse_instance_seeds(instance_seeds, *ids.shape)
     noise_seed = seed if seed is not None else 0  # a preset or uploaded style renders with noise seed 0
     request = RenderRequest(

@@ -39,7 +39,7 @@ async def create_style(
     pixels = await asyncio.to_thread(decode_image_rgb, await image.read(), settings.max_pixels)
     model_input = await asyncio.to_thread(to_model_input, pixels, m.encoder_size)  # any size → the encoder's
     z = await engine.encode_style(m, model_input)
-    record = styles.put(m.name, z, pixels)
+    record = await asyncio.to_thread(styles.put, m.name, z, pixels)
     return JSONResponse(
         record.public(), status_code=201, headers={"Location": f"/api/v1/styles/{record.style_id}"}
     )
@@ -48,4 +48,4 @@ async def create_style(
 @router.get("/{style_id}", response_model=StylePublic)
 async def read_style(style_id: Annotated[str, Path(max_length=64)], styles: StylesDep) -> dict[str, object]:
     """A stored style and its latent."""
-    return styles.get(style_id).public()
+    return (await asyncio.to_thread(styles.get, style_id)).public()

@@ -1,4 +1,5 @@
-"""Server test fixtures: apps on the tiny exported model, label-map builders, a slowed engine, real uvicorn."""
+"""Server test fixtures: apps on the tiny exported model, label-map builders, a slowed engine, real uvicorn, and
+the database: embedded SQLite, or with COLLAGE_TEST_DATABASE=postgresql a fresh PostgreSQL database per test."""
 
 from __future__ import annotations
 
@@ -19,15 +20,59 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from common.runtime import RuntimeChoice
 from server.app import create_app
 from server.config import Settings
+from server.db import database_url, open_database
 from server.engine import Engine, RenderRequest, RenderResult
+from tests.postgres import INSTALL_HINT, PostgresServer, find_bin, skip_reason
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session. Not installed is a failure, not a skip: `make test` installs it."""
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    bin_dir = find_bin()
+    if bin_dir is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    server = PostgresServer(bin_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A new, empty database of the session's server."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(autouse=True)
+def database_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """COLLAGE_TEST_DATABASE=postgresql runs every server test on a PostgreSQL database of its own, through the
+    environment, so apps built here and servers started as subprocesses alike use it."""
+    mode = os.environ.get("COLLAGE_TEST_DATABASE", "sqlite")
+    if mode == "postgresql":
+        monkeypatch.setenv("COLLAGE_DATABASE_URL", request.getfixturevalue("postgres_url"))
+    elif mode == "sqlite":
+        monkeypatch.delenv("COLLAGE_DATABASE_URL", raising=False)
+    else:
+        pytest.fail(f"COLLAGE_TEST_DATABASE={mode!r}: use sqlite (the default) or postgresql", pytrace=False)
+
+
+@pytest.fixture
+def database(tmp_path: Path, database_mode: None) -> Iterator[sa.Engine]:
+    """The suite's database, migrated: SQLite at tmp_path/jobs/jobs.sqlite, or the test's PostgreSQL database."""
+    engine = open_database(database_url(os.environ.get("COLLAGE_DATABASE_URL"), tmp_path))
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import time
 import zipfile
 from collections.abc import Callable
@@ -261,25 +262,30 @@ def test_unknown_jobs_are_404(client: TestClient) -> None:
     assert client.get("/api/v1/batches/0123456789abcdef0123456789abcdef/results").status_code == 404
 
 
-def test_recovery_adopts_renamed_results_and_drops_debris(tmp_path, landscape) -> None:  # noqa: ANN001
-    """The crash windows SIGKILL may hit: after the rename but before the commit, and mid-write."""
-    from server.jobs import JobItem, JobStore
+def test_recovery_adopts_renamed_results_and_drops_debris(tmp_path, database, landscape) -> None:  # noqa: ANN001
+    """The crash windows SIGKILL may hit: after an older version's rename but before its commit, and mid-write."""
+    from server.jobs import DEBRIS_AGE_S, JobItem, JobStore
 
-    store = JobStore(tmp_path / "jobs")
+    store = JobStore(tmp_path / "jobs", database)
     z = np.zeros(8, np.float32)
     job_id = store.create(
         "tiny-spade", "png", 90, False, [JobItem(landscape(), z, i, f"seed {i}") for i in range(3)]
     )
+    assert store.claim(job_id)
     store.complete(job_id, 0, "png", b"done properly", 5.0)
     store.result_path(job_id, 1, "png").write_bytes(b"renamed, never committed")
     store.result_path(job_id, 2, "png").with_suffix(".png.tmp").write_bytes(b"half a fi")
-    orphan = tmp_path / "jobs" / ("f" * 32)
-    (orphan / "inputs").mkdir(parents=True)  # created, then killed before the job row was committed
+    orphan, fresh = tmp_path / "jobs" / ("f" * 32), tmp_path / "jobs" / ("e" * 32)
+    for folder in (orphan, fresh):  # created, then killed before the job row was committed
+        (folder / "inputs").mkdir(parents=True)
+    long_ago = time.time() - DEBRIS_AGE_S - 60
+    os.utime(orphan, (long_ago, long_ago))  # `fresh` may be another replica's job being created
     store.close()
 
-    store = JobStore(tmp_path / "jobs")
+    store = JobStore(tmp_path / "jobs", database)
     assert store.recover() == 1
     assert [(idx, seed) for idx, _, seed in store.pending_items(job_id)] == [(2, 2)]
     assert store.status(job_id)["done"] == 2
-    assert not orphan.exists() and not list((tmp_path / "jobs" / job_id / "results").glob("*.tmp"))
+    assert not orphan.exists() and fresh.exists()
+    assert not list((tmp_path / "jobs" / job_id / "results").glob("*.tmp"))
     np.testing.assert_array_equal(store.load_input(job_id, 2), landscape())

@@ -30,6 +30,7 @@ def test_batch_survives_sigkill(server_process, tiny_weights: Path, tmp_path: Pa
         "COLLAGE_WEIGHTS_DIR": str(tiny_weights),
         "COLLAGE_DATA_DIR": str(data_dir),
         "COLLAGE_MAX_BATCH": "4",
+        "COLLAGE_LEASE_SECONDS": "2",  # the restarted server is a new replica: it resumes once the lease runs out
     }
     items = []
     for i in range(50):

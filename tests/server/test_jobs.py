@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import zipfile
 from collections.abc import Iterator
@@ -17,10 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from server.engine import RenderRequest, RenderResult
 from server.errors import BadInput
-from server.jobs import UNFINISHED, JobItem, JobRunner, JobStore
+from server.job_runner import JobRunner
+from server.jobs import DEBRIS_AGE_S, UNFINISHED, JobItem, JobStore
 from server.metrics import Metrics
 
 MODEL = "tiny"
@@ -46,8 +49,8 @@ class ScriptedEngine:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[JobStore]:
-    jobs = JobStore(tmp_path / "jobs")
+def store(tmp_path: Path, database: sa.Engine) -> Iterator[JobStore]:
+    jobs = JobStore(tmp_path / "jobs", database)
     yield jobs
     jobs.close()
 
@@ -165,7 +168,7 @@ def test_a_cancel_and_the_runners_last_writes_agree(store: JobStore) -> None:
     """Whichever comes first wins for good: the runner's writes after a cancel change nothing the answer said,
     and a cancel after the final write is refused with the job left done."""
     job_id = add_job(store, [OK, OK, OK])
-    store.set_status(job_id, "running")
+    assert store.claim(job_id) and store.set_status(job_id, "running")
     assert store.complete(job_id, 0, "png", b"image", 1.0)
     answer = store.cancel(job_id)
     assert not store.complete(job_id, 1, "png", b"image", 1.0)  # a render in flight when the cancel came
@@ -176,20 +179,25 @@ def test_a_cancel_and_the_runners_last_writes_agree(store: JobStore) -> None:
     assert store.cancel(job_id) == answer  # idempotent
 
     finished = add_job(store, [OK])
-    store.set_status(finished, "done")
+    assert store.claim(finished) and store.set_status(finished, "done")
     with pytest.raises(BadInput) as info:
         store.cancel(finished)
     assert info.value.code == "job_finished" and store.status(finished)["status"] == "done"
 
 
 def test_recover_drops_a_results_zip_cut_short(store: JobStore) -> None:
-    """A crash while zipping leaves `results.<random>.tmp`; the next start removes it, and the zip is rebuilt."""
+    """A crash while zipping leaves `results.<random>.tmp`; the next start removes it once it is older than any
+    zip in progress on another replica could be, and the zip is rebuilt."""
     job_id = add_job(store, [OK])
     assert run_jobs(store, Metrics(), [job_id])[0]["status"] == "done"
-    partial = store.job_dir(job_id) / "results.0123abcd.tmp"
+    partial, fresh = (store.job_dir(job_id) / f"results.{name}.tmp" for name in ("0123abcd", "4567cdef"))
     partial.write_bytes(b"PK half a zip")
+    fresh.write_bytes(b"PK another replica zipping")
+    long_ago = time.time() - DEBRIS_AGE_S - 60
+    os.utime(partial, (long_ago, long_ago))
     store.recover()
-    assert not partial.exists()
+    assert not partial.exists() and fresh.exists()
+    fresh.unlink()
     assert zipfile.ZipFile(store.results_zip(job_id)).namelist() == ["00000.png", "results.json"]
 
 

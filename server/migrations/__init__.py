@@ -1,0 +1,1 @@
+"""Alembic migrations of the styles and jobs database (a package, so it ships with the server)."""
