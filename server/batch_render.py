@@ -2,8 +2,9 @@
 
 Three parts: the work list (`Plan` resolved once, `tasks()`: one `Task` per picture), the `Renderer` (one model's
 runtime session inside the server's own engine, driven synchronously) and the `OutputFolder` (atomic pictures,
-`manifest.jsonl`, the resume rules), kept apart so that a distributed runner (Ray Data actors, each holding one
-Renderer) could share them; only the local loop in server/render_cli.py exists so far.
+`manifest.jsonl`, the resume rules), kept apart so that two runners share them: the local loop in
+server/render_cli.py and the Ray Data pipeline in server/ray_render.py (actors each holding one Renderer, the
+driver writing through the same OutputFolder).
 
 Same settings, same bytes, on a resume or on a second machine:
 - Seeds. Picture k of map `a/b.png` under `--seed S` uses seed `derived_seed(S, "a/b.png", k)`: the first 8 bytes
@@ -19,8 +20,9 @@ Same settings, same bytes, on a resume or on a second machine:
   (0.78–0.81×), tiny-spade at 64² 0.70–0.79×.
 - Threads. OpenVINO splits a convolution's work by its thread count and the pixels move with it, in bf16 and f32
   alike (landscape-spade, 256², bf16: 1 against 2 threads changes ~23% of the 8-bit values, by up to 13;
-  onnxruntime gives the same bytes either way). render.json does not record `--threads`, so a resume matches the
-  first run only with the same thread count (`--threads N`; 0, the default, is every core of the machine).
+  onnxruntime gives the same bytes either way). render.json does not record `--threads`, so a resume (or a Ray
+  run, whose actors run max(--threads, 1) each) matches the first run only with the same thread count
+  (`--threads N`; 0, the default, is every core of the machine).
 """
 
 from __future__ import annotations

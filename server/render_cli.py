@@ -8,6 +8,11 @@ Pictures go to `OUT/<map path without extension>__<k>.<ext>` (`__<preset>` for p
 `OUT/manifest.jsonl` gets one line per finished picture and `OUT/render.json` the resolved settings. Run it again
 and it renders only what is missing; a map it cannot read or render is reported and the rest go on (exit code 1
 at the end, 2 when nothing could start). Seeds and batching: see server/batch_render.py.
+
+    collage render maps/ --out renders/ --ray-address 10.0.0.5:6379 [--ray-actors 8]
+
+renders on a Ray cluster instead (also when $RAY_ADDRESS is set; the flag wins): the same pictures, manifest and
+resume rules, rendered by a pool of actors (server/ray_render.py; needs the `scale` extra).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from server.batch_render import (
 )
 from server.config import Settings
 from server.errors import BadInput
+from server.ray_render import RAY_ADDRESS_ENV, import_ray, ray_address, run_ray
 from server.registry import ModelLoadError
 
 
@@ -62,7 +68,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runtime", default=settings.runtime, choices=RUNTIME_CHOICES)
     p.add_argument("--precision", default=settings.precision, choices=PRECISION_CHOICES)
     p.add_argument("--threads", type=int, default=settings.threads, help="0 = the runtime's default")
+    p.add_argument(
+        "--ray-address",
+        help=f"render on the Ray cluster at this address (default: ${RAY_ADDRESS_ENV}; neither: locally)",
+    )
+    p.add_argument(
+        "--ray-actors",
+        type=int,
+        help="actors rendering on Ray, a Renderer each (default: the cluster's CPUs / max(--threads, 1))",
+    )
     args = p.parse_args(argv)
+    if args.ray_actors is not None and args.ray_actors < 1:
+        p.error("--ray-actors must be at least 1")
     if args.styles_per_map < 1:
         p.error("--styles-per-map must be at least 1")
     if args.styles_per_map > 1 and (args.preset or args.style_image):
@@ -108,13 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     if not args.input.exists():
         print(f"collage render: no such input {args.input}", file=sys.stderr)
         return 2
+    address = ray_address(args.ray_address)
+    if address is not None:
+        try:
+            import_ray()  # before the model loads: a missing extra is said at once
+        except RenderSetupError as exc:
+            print(f"collage render: {exc}", file=sys.stderr)
+            return 2
     try:
         renderer = Renderer(model_folder(args.model, args.weights), choice, settings.max_pixels)
     except ModelLoadError as exc:
         print(f"collage render: cannot load model {args.model!r}: {exc}", file=sys.stderr)
         return 2
     try:
-        return _render(args, renderer, settings)
+        return _render(args, renderer, settings, address)
     except RenderSetupError as exc:
         print(f"collage render: {exc}", file=sys.stderr)
         return 2
@@ -122,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         renderer.close()
 
 
-def _render(args: argparse.Namespace, renderer: Renderer, settings: Settings) -> int:
+def _render(args: argparse.Namespace, renderer: Renderer, settings: Settings, address: str | None) -> int:
     plan = renderer.plan(
         args.format, args.quality, args.collage, args.seed, args.styles_per_map, args.preset, args.style_image
     )
@@ -139,7 +163,11 @@ def _render(args: argparse.Namespace, renderer: Renderer, settings: Settings) ->
         file=sys.stderr,
     )
     with tqdm(total=len(everything), initial=len(everything) - len(todo), unit="pic") as bar:
-        failed = dict(sources.bad) | run_local(renderer, plan, sources, out, todo, bar)
+        if address is None:
+            ran = run_local(renderer, plan, sources, out, todo, bar)
+        else:
+            ran = run_ray(renderer, plan, sources, out, todo, bar, address, args.ray_actors)
+        failed = dict(sources.bad) | ran
     done = sum(out.done(t) for t in everything)
     print(
         f"collage render: {done}/{len(everything)} pictures in {args.out}; "

@@ -1,0 +1,176 @@
+"""`collage render --ray-address` on a real Ray cluster (a head node in processes of its own, its actors in
+worker processes): the same bytes and manifest as a local render, nothing lost or doubled when an actor's worker
+process is killed mid-job, resume, and the error without Ray.
+
+Ray comes with the dev install (`make dev` installs the scale extra); without it these tests fail, not skip."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.ray_cluster import LocalRay
+from models.data import sample_layout
+from server.render_cli import main
+
+if importlib.util.find_spec("ray") is None:
+    pytest.fail(
+        "ray is not installed: pip install -e '.[cpu,train,dev,scale]' (make dev does)", pytrace=False
+    )
+
+REPO = Path(__file__).resolve().parents[2]
+ACTOR = "RenderActor"  # in the title of a worker process holding one
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalRay]:
+    with LocalRay(cpus=2) as local_ray:
+        yield local_ray
+
+
+def write_maps(folder: Path, sizes: list[tuple[int, int]]) -> Path:
+    """Procedural maps m00.png… (label ids), map i of size sizes[i] (height, width)."""
+    folder.mkdir(parents=True)
+    for i, (height, width) in enumerate(sizes):
+        labels, _ = sample_layout(np.random.default_rng(i), max(height, width))
+        Image.fromarray(labels[:height, :width].astype(np.uint8)).save(folder / f"m{i:02d}.png")
+    return folder
+
+
+def args(source: Path, out: Path, weights: Path, *more: str) -> list[str]:
+    """`collage render`'s arguments on tiny-spade, one runtime thread (local and per actor: the same pixels)."""
+    base = [str(source), "--out", str(out), "--weights", str(weights), "--model", "tiny-spade"]
+    return [*base, "--threads", "1", *more]
+
+
+def on_ray(
+    source: Path, out: Path, weights: Path, *more: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """`collage render …` in a process of its own (a Ray driver), started."""
+    command = [sys.executable, "-m", "common.cli", "render", *args(source, out, weights), *more]
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=os.environ | (env or {}),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    _, err = process.communicate(timeout=300)
+    return process.returncode, err
+
+
+def pictures(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.png")}
+
+
+def manifest(out: Path) -> list[dict[str, object]]:
+    """The manifest's lines, sorted by file, without the timing (render_ms)."""
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    return sorted(
+        ({k: v for k, v in e.items() if k != "render_ms"} for e in lines), key=lambda e: str(e["file"])
+    )
+
+
+@pytest.mark.slow
+def test_ray_renders_what_a_local_run_does(cluster: LocalRay, tiny_weights: Path, tmp_path: Path) -> None:
+    """12 maps of two sizes and one the model refuses, two pictures each: the same pictures, manifest and failure
+    report. $RAY_ADDRESS names a dead cluster: --ray-address wins."""
+    maps = write_maps(tmp_path / "maps", [(64, 64)] * 8 + [(48, 96)] * 4)
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(maps / "odd-size.png")
+    assert main(args(maps, tmp_path / "local", tiny_weights, "--styles-per-map", "2")) == 1
+    process = on_ray(
+        maps, tmp_path / "ray", tiny_weights, "--styles-per-map", "2", "--ray-address", cluster.address,
+        env={"RAY_ADDRESS": "127.0.0.1:9"},
+    )  # fmt: skip
+    code, err = finish(process)
+    assert code == 1, err
+    assert f"on Ray at {cluster.address}, 2 actors × 1 threads" in err
+    assert "odd-size.png:" in err and "24/26 pictures" in err and "1 map failed" in err
+    local = pictures(tmp_path / "local")
+    assert len(local) == 24 and pictures(tmp_path / "ray") == local
+    assert manifest(tmp_path / "ray") == manifest(tmp_path / "local")
+    assert (tmp_path / "ray" / "render.json").read_text() == (tmp_path / "local" / "render.json").read_text()
+
+
+@pytest.mark.slow
+def test_a_killed_actor_loses_and_doubles_nothing(
+    cluster: LocalRay, tiny_weights: Path, tmp_path: Path
+) -> None:
+    """SIGKILL the worker process of one render actor once some but not all pictures are written: Ray restarts
+    the actor and sends its blocks again; every picture is written once, byte for byte as a local run's."""
+    maps = write_maps(tmp_path / "maps", [(512, 512)] * 16)
+    assert main(args(maps, tmp_path / "local", tiny_weights, "--styles-per-map", "2")) == 0
+    out = tmp_path / "ray"
+    process = on_ray(maps, out, tiny_weights, "--styles-per-map", "2", "--ray-address", cluster.address)
+    killed, done_then = None, 0
+    deadline = time.monotonic() + 240
+    while killed is None and process.poll() is None and time.monotonic() < deadline:
+        done_then = len(list(out.rglob("*.png")))
+        actors = cluster.pids(ACTOR)
+        if done_then > 0 and actors:
+            killed = actors[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.02)
+    code, err = finish(process)
+    assert code == 0, err
+    assert killed is not None and 0 < done_then < 32, f"no actor killed mid-job ({done_then} pictures then)"
+    assert pictures(out) == pictures(tmp_path / "local")
+    files = [json.loads(line)["file"] for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(files) == 32 and len(set(files)) == 32
+    assert manifest(out) == manifest(tmp_path / "local")
+
+
+@pytest.mark.slow
+def test_a_resume_on_ray_renders_only_what_is_missing(
+    cluster: LocalRay, tiny_weights: Path, tmp_path: Path
+) -> None:
+    """A local run, three pictures deleted, a resume on Ray ($RAY_ADDRESS): those three come back byte for byte
+    and nothing else is touched; a further run finds nothing to do."""
+    maps = write_maps(tmp_path / "maps", [(64, 64)] * 6)
+    out = tmp_path / "out"
+    assert main(args(maps, out, tiny_weights, "--styles-per-map", "2")) == 0
+    before = pictures(out)
+    gone = ["m00__1.png", "m03__0.png", "m05__1.png"]
+    for name in gone:
+        (out / name).unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    env = {"RAY_ADDRESS": cluster.address}
+    code, err = finish(on_ray(maps, out, tiny_weights, "--styles-per-map", "2", env=env))
+    assert code == 0, err
+    assert "(9 done already)" in err and "on Ray at" in err
+    assert pictures(out) == before
+    assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept
+    assert sorted(e["file"] for e in manifest(out)) == sorted(before)
+    code, err = finish(on_ray(maps, out, tiny_weights, "--styles-per-map", "2", env=env))
+    assert code == 0 and "(12 done already)" in err and "on Ray at" not in err, err
+
+
+def test_without_ray_the_error_names_the_extra(tiny_weights: Path, tmp_path: Path) -> None:
+    """An interpreter where `import ray` fails: exit 2 before the model loads, naming the scale extra."""
+    maps = write_maps(tmp_path / "maps", [(64, 64)])
+    script = (
+        "import sys; sys.modules['ray'] = None\n"  # what `import ray` sees when it is not installed
+        "from server.render_cli import main\n"
+        f"sys.exit(main({args(maps, tmp_path / 'out', tiny_weights, '--ray-address', '127.0.0.1:9')!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'collage-studio[scale]'" in done.stderr
+    assert not (tmp_path / "out").exists()
