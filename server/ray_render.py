@@ -83,7 +83,8 @@ def connect(address: str) -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    # …which Ray Data then warns about, once per process
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no "execution finished" line per run
+    # …and no warning that its progress bars are off
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
 
 
@@ -148,11 +149,19 @@ class Result:
 
 
 def pool_size(threads: int, actors: int | None) -> tuple[int, int]:
-    """(actors, runtime threads per actor): `actors`, else as many as the cluster's CPUs hold (module docstring)."""
+    """(actors, runtime threads per actor): `actors`, else as many as the cluster's CPUs hold (module docstring).
+    RenderSetupError when no node has the CPUs one actor reserves: Ray would wait for such a node forever."""
+    ray = import_ray()
     per_actor = max(threads, 1)
+    largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+    if per_actor > largest:
+        raise RenderSetupError(
+            f"each actor runs {per_actor} threads and reserves as many CPUs, but the largest node of the "
+            f"Ray cluster has {largest:g}; use fewer --threads"
+        )
     if actors is not None:
         return max(actors, 1), per_actor
-    cpus = import_ray().cluster_resources().get("CPU", 1)
+    cpus = ray.cluster_resources().get("CPU", 1)
     return max(int(cpus) // per_actor, 1), per_actor
 
 

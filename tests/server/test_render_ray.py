@@ -160,6 +160,21 @@ def test_a_resume_on_ray_renders_only_what_is_missing(
     assert code == 0 and "(12 done already)" in err and "on Ray at" not in err, err
 
 
+def test_more_threads_than_any_node_has_cpus_is_refused(
+    cluster: LocalRay, tiny_weights: Path, tmp_path: Path
+) -> None:
+    """An actor reserving 3 CPUs on a 2-CPU cluster would never start: refused before anything renders."""
+    maps = write_maps(tmp_path / "maps", [(64, 64)])
+    command = ["render", *args(maps, tmp_path / "out", tiny_weights, "--ray-address", cluster.address)]
+    command[command.index("--threads") + 1] = "3"
+    done = subprocess.run(
+        [sys.executable, "-m", "common.cli", *command], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert "the largest node of the Ray cluster has 2; use fewer --threads" in done.stderr
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
 def test_without_ray_the_error_names_the_extra(tiny_weights: Path, tmp_path: Path) -> None:
     """An interpreter where `import ray` fails: exit 2 before the model loads, naming the scale extra."""
     maps = write_maps(tmp_path / "maps", [(64, 64)])
