@@ -20,9 +20,10 @@ Same settings, same bytes, on a resume or on a second machine:
   (0.78–0.81×), tiny-spade at 64² 0.70–0.79×.
 - Threads. OpenVINO splits a convolution's work by its thread count and the pixels move with it, in bf16 and f32
   alike (landscape-spade, 256², bf16: 1 against 2 threads changes ~23% of the 8-bit values, by up to 13;
-  onnxruntime gives the same bytes either way). render.json does not record `--threads`, so a resume (or a Ray
-  run, whose actors run max(--threads, 1) each) matches the first run only with the same thread count
-  (`--threads N`; 0, the default, is every core of the machine).
+  onnxruntime gives the same bytes either way). So the thread count each picture renders with is resolved before
+  the first picture (`--threads 0`: every usable core locally, one per actor on Ray) and recorded in render.json
+  with the other deciding settings: a resume with another count is refused instead of mixing pixel variants, and
+  a Ray run gives a local run's bytes when both name the same `--threads`.
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class Plan:
     model_sha256: str  # of model.json, which holds every graph's checksum
     runtime: str  # what the generator runs on: bf16 and f32 give other pixels
     precision: str
+    threads: int  # runtime threads per picture, never 0 (module docstring: they move OpenVINO's pixels)
     fmt: str  # png | jpeg | webp
     quality: int
     collage: bool
@@ -150,7 +152,17 @@ class Plan:
 
     # Fields that change a picture already on disk (and style_z, checked apart: a message would not print it);
     # the others only add pictures.
-    DECIDING = ("model", "model_sha256", "runtime", "precision", "fmt", "quality", "collage", "seed")
+    DECIDING = (
+        "model",
+        "model_sha256",
+        "runtime",
+        "precision",
+        "threads",
+        "fmt",
+        "quality",
+        "collage",
+        "seed",
+    )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,6 +279,7 @@ class Renderer:
             model_sha256=hashlib.sha256((m.directory / MANIFEST_NAME).read_bytes()).hexdigest(),
             runtime=m.runtime.runtime,
             precision=m.runtime.precision,
+            threads=self.choice.threads,
             fmt=fmt,
             quality=quality,
             collage=collage,

@@ -18,6 +18,7 @@ resume rules, rendered by a pool of actors (server/ray_render.py; needs the `sca
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -67,7 +68,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--collage", action="store_true", help="run the CollageGAN stage")
     p.add_argument("--runtime", default=settings.runtime, choices=RUNTIME_CHOICES)
     p.add_argument("--precision", default=settings.precision, choices=PRECISION_CHOICES)
-    p.add_argument("--threads", type=int, default=settings.threads, help="0 = the runtime's default")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=settings.threads,
+        help="runtime threads per picture; 0 = every usable core locally, 1 per actor on Ray",
+    )
     p.add_argument(
         "--ray-address",
         help=f"render on the Ray cluster at this address (default: ${RAY_ADDRESS_ENV}; neither: locally)",
@@ -119,13 +125,15 @@ def run_local(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     settings = Settings()
-    choice = replace(
-        settings.runtime_choice(), runtime=args.runtime, precision=args.precision, threads=args.threads
-    )
     if not args.input.exists():
         print(f"collage render: no such input {args.input}", file=sys.stderr)
         return 2
     address = ray_address(args.ray_address)
+    # Never the runtime's own default: the count moves OpenVINO's pixels, so render.json records it.
+    threads = args.threads or (1 if address is not None else len(os.sched_getaffinity(0)))
+    choice = replace(
+        settings.runtime_choice(), runtime=args.runtime, precision=args.precision, threads=threads
+    )
     if address is not None:
         try:
             import_ray()  # before the model loads: a missing extra is said at once

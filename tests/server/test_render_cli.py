@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -200,3 +201,16 @@ def test_other_settings_into_the_same_folder_are_refused(
     assert "seed: 1 then, 2 now" in capsys.readouterr().err
     assert render(maps, tmp_path / "out", "--seed", "1", "--styles-per-map", "2") == 0  # more pictures: fine
     assert len(pictures(tmp_path / "out")) == 4
+
+
+def test_the_thread_count_is_resolved_recorded_and_kept_on_a_resume(
+    maps: Path, tiny_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OpenVINO's pixels move with the thread count, so `--threads 0` becomes a number in render.json and a
+    resume with another number is refused rather than mixing pixel variants in one folder."""
+    out = tmp_path / "out"
+    base = [str(maps), "--out", str(out), "--weights", str(tiny_weights), "--model", "tiny-spade"]
+    assert main([*base, "--threads", "0"]) == 0
+    assert json.loads((out / "render.json").read_text())["threads"] == len(os.sched_getaffinity(0))
+    assert main([*base, "--threads", str(len(os.sched_getaffinity(0)) + 1)]) == 2
+    assert f"threads: {len(os.sched_getaffinity(0))} then" in capsys.readouterr().err
