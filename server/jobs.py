@@ -103,7 +103,7 @@ class JobStore:
 
     def close(self) -> None:
         """Hand back this replica's leases, so another replica (or this one restarted) resumes at once."""
-        self._release(JOB.owner == self.owner)
+        self._release(JOB.owner == self.owner, _UNFINISHED)
 
     def _rows(self, query: sa.Select[Any]) -> Sequence[Any]:
         with self._reader.connect() as conn:
