@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,7 +24,7 @@ from server.config import Settings
 from server.db import database_url, open_database
 from server.engine import Engine
 from server.errors import ERROR_RESPONSES, install_error_handlers
-from server.job_runner import JobRunner
+from server.job_runner import JobRunner, RayTarget
 from server.jobs import JobStore
 from server.metrics import Metrics
 from server.middleware import BodyLimit, HeadAsGet, RequestMetrics
@@ -96,7 +97,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = await asyncio.to_thread(open_database, database_url(settings.database_url, settings.data_dir))
     await engine.start()
     store = JobStore(settings.data_dir / "jobs", database, settings.lease_seconds)
-    jobs = JobRunner(store, engine, app.state.metrics, concurrency=settings.max_batch)
+    on_ray = None
+    if settings.ray_address:
+        # The actors' thread count is explicit: OpenVINO's pixels move with it (server/ray_jobs.py).
+        choice = replace(settings.runtime_choice(), threads=settings.threads or 1)
+        on_ray = RayTarget(settings.ray_address, choice, settings.max_pixels)
+    jobs = JobRunner(store, engine, app.state.metrics, concurrency=settings.max_batch, ray=on_ray)
     await jobs.start()
     app.state.registry = registry
     app.state.engine = engine

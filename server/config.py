@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         description="database of styles and batch jobs; unset = SQLite at <data_dir>/jobs/jobs.sqlite, "
         "postgresql://user:password@host/db for replicas sharing one (needs the scale extra)",
     )
+    ray_address: str | None = Field(
+        default=None,
+        description="a Ray cluster (HOST:PORT of its head) that renders the REST batch jobs; unset = this "
+        "replica's own engine (needs the scale extra; every node must see the weights folder at the same path)",
+    )
     lease_seconds: float = Field(
         default=30.0,
         gt=0,

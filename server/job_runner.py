@@ -1,20 +1,33 @@
-"""The batch job runner of one replica: claims jobs from the shared store and renders their items."""
+"""The batch job runner of one replica: claims jobs from the shared store and renders their items, in this
+replica's engine or, with `COLLAGE_RAY_ADDRESS`, on a Ray cluster (server/ray_jobs.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from common.runtime import RuntimeChoice
 from server.engine import Engine, RenderRequest
 from server.errors import BadInput
 from server.jobs import JobStore
 from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RayTarget:
+    """Where and how batch items render on Ray."""
+
+    address: str  # HOST:PORT of the cluster's head
+    choice: RuntimeChoice  # the actors' runtime, with an explicit thread count
+    max_pixels: int  # the server's limit, checked again where the actors decode the maps
 
 
 class JobRunner:
@@ -25,10 +38,23 @@ class JobRunner:
     its own (cancelled anywhere, or the lease lost). With nothing to claim it sleeps until this replica queues a
     job (`wake`) or half a lease has passed: jobs queued on other replicas and leases running out are found by
     that poll.
+
+    On Ray (`ray` given) the same claim, lease and store calls hold; only the rendering moves: the job's pending
+    items go to the cluster's actor pool as one pipeline, each result is recorded as it comes back, and a stopped
+    job closes the pipeline (its actors are killed) after the result in hand. Items never recorded stay pending,
+    so a restart, or another replica, renders exactly those.
     """
 
-    def __init__(self, store: JobStore, engine: Engine, metrics: Metrics, concurrency: int) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        engine: Engine,
+        metrics: Metrics,
+        concurrency: int,
+        ray: RayTarget | None = None,
+    ) -> None:
         self.store = store
+        self.ray = ray
         self.engine = engine
         self.metrics = metrics
         self.concurrency = concurrency
@@ -108,6 +134,9 @@ class JobRunner:
         heartbeat = asyncio.create_task(self._heartbeat(job_id), name=f"collage-lease-{job_id}")
         try:
             pending = await asyncio.to_thread(self.store.pending_items, job_id)
+            if self.ray is not None:
+                await self._render_on_ray(job_id, pending, (model, fmt, quality, collage), self.ray)
+                pending = []
             slots = asyncio.Semaphore(self.concurrency)
 
             async def render_one(idx: int, z: np.ndarray, seed: int) -> None:
@@ -148,3 +177,63 @@ class JobRunner:
         if done:
             self.metrics.job_items.labels("done").inc()
         return done
+
+    async def _render_on_ray(
+        self,
+        job_id: str,
+        pending: list[tuple[int, np.ndarray, int]],
+        job: tuple[str, str, int, bool],
+        target: RayTarget,
+    ) -> None:
+        """Render `pending` (index, z, noise seed) on Ray, recording each outcome as it arrives."""
+        from server.ray_jobs import render_job_items  # Ray only where it is used: the scale extra
+
+        model, fmt, quality, collage = job
+        unreadable: list[tuple[int, str]] = []
+
+        def items() -> Iterator[tuple[int, np.ndarray, np.ndarray, int]]:
+            for idx, z, seed in pending:
+                try:  # a lost input file fails its item, as in the engine's loop
+                    yield idx, self.store.load_input(job_id, idx), z, seed
+                except Exception:
+                    log.exception("batch job %s item %d: input unreadable", job_id, idx)
+                    unreadable.append((idx, "internal error while rendering"))
+
+        outcomes = render_job_items(
+            items(),
+            self.engine.registry.models[model].directory,
+            fmt,
+            quality,
+            collage,
+            target.choice,
+            address=target.address,
+            max_pixels=target.max_pixels,
+        )
+        try:
+            while job_id not in self._stopped:
+                outcome = await asyncio.to_thread(next, outcomes, None)
+                if outcome is None:
+                    break
+                if len(outcome) == 3:
+                    idx, data, ms = outcome
+                    recorded = await asyncio.to_thread(self.store.complete, job_id, idx, fmt, data, ms)
+                    kind = "done"
+                else:
+                    idx, message = outcome
+                    recorded = await asyncio.to_thread(self.store.fail_item, job_id, idx, message)
+                    kind = "failed"
+                if not recorded:
+                    self._stopped.add(job_id)  # the gate refused: cancelled or taken over
+                    break
+                self.metrics.job_items.labels(kind).inc()
+            for idx, message in unreadable:
+                if job_id in self._stopped or not await asyncio.to_thread(
+                    self.store.fail_item, job_id, idx, message
+                ):
+                    break
+                self.metrics.job_items.labels("failed").inc()
+        finally:
+            with contextlib.suppress(
+                ValueError
+            ):  # still executing in its thread when this task was cancelled
+                await asyncio.to_thread(outcomes.close)

@@ -15,7 +15,7 @@ that did not come back are simply not reported, so they stay pending.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,7 +42,7 @@ def render_job_items(
     address: str,
     max_pixels: int,
     actors: int | None = None,
-) -> Iterator[Done | Failed]:
+) -> Generator[Done | Failed]:
     """Render (index, H×W uint8 labels, z float32, noise seed) items on the Ray cluster at `address` (joined
     once per process); yield (index, bytes, ms) or (index, message) per item as it comes back.
 

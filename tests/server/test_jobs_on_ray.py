@@ -1,0 +1,100 @@
+"""REST batch jobs with `COLLAGE_RAY_ADDRESS`: rendered by the actors of a real Ray head node (processes of its
+own), with the semantics of local jobs: progress, a results zip, a final cancel (server/ray_jobs.py's own test
+covers a map refused on an actor).
+
+Ray comes with the dev install (`make dev` installs the scale extra); without it these tests fail, not skip."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from benchmarks.ray_cluster import LocalRay
+from common.runtime import RuntimeChoice
+from server.batch_render import Renderer
+from server.styles import seeded_z
+from tests.server.test_batches import results, wait_for
+
+try:
+    import ray
+except ImportError:
+    pytest.fail(
+        "ray is not installed: pip install -e '.[cpu,train,dev,scale]' (make dev does)", pytrace=False
+    )
+
+ACTOR = "RenderActor"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalRay]:
+    with LocalRay(cpus=2) as local_ray:
+        yield local_ray
+        ray.shutdown()  # the server's runner joined it as a driver
+
+
+@pytest.fixture
+def on_ray(make_client: Callable[..., TestClient], cluster: LocalRay) -> TestClient:
+    return make_client(ray_address=cluster.address, threads=1)
+
+
+@pytest.mark.slow
+def test_a_job_renders_on_the_cluster_to_a_results_zip(
+    on_ray: TestClient,
+    cluster: LocalRay,
+    landscape,
+    tiny_weights: Path,  # noqa: ANN001
+) -> None:
+    ids = landscape(32, 32)
+    items = [{"labels": ids.tolist(), "seed": 40 + i} for i in range(6)]
+    resp = on_ray.post("/api/v1/batches", json={"items": items, "format": "png"})
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["job_id"]
+    seen_actor = False
+    deadline = time.monotonic() + 120
+    while (status := on_ray.get(f"/api/v1/batches/{job_id}").json())["status"] not in ("done", "failed"):
+        seen_actor = seen_actor or bool(cluster.pids(ACTOR))
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert seen_actor  # the pictures came from the cluster's actors, not the server's engine
+    assert (status["status"], status["done"], status["failed"]) == ("done", 6, 0)
+    index, files = results(on_ray, job_id)
+    assert sorted(files) == [f"{i:05d}.png" for i in range(6)]
+    assert [it["status"] for it in index["items"]] == ["done"] * 6
+    # Each picture is the engine's batch-1 render of its seed at the actors' thread count.
+    renderer = Renderer(tiny_weights / "tiny-spade", RuntimeChoice(threads=1), 1 << 22)
+    try:
+        for i in range(6):
+            seed = 40 + i
+            expected, _ = renderer.render_z(ids, seeded_z(seed, renderer.model.z_dim), seed, "png", 90, False)
+            assert files[f"{i:05d}.png"] == expected
+            assert Image.open(io.BytesIO(expected)).size == (32, 32)
+    finally:
+        renderer.close()
+
+
+@pytest.mark.slow
+def test_a_cancel_on_ray_is_final_and_stops_the_actors(
+    on_ray: TestClient,
+    cluster: LocalRay,
+    landscape,  # noqa: ANN001
+) -> None:
+    items = [{"labels": landscape(64, 64).tolist()} for _ in range(400)]
+    job_id = on_ray.post("/api/v1/batches", json={"items": items}).json()["job_id"]
+    deadline = time.monotonic() + 120
+    while on_ray.get(f"/api/v1/batches/{job_id}").json()["done"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    answer = on_ray.delete(f"/api/v1/batches/{job_id}").json()
+    assert answer["status"] == "cancelled" and answer["done"] < 400
+    _, at_once = results(on_ray, job_id)
+    while cluster.pids(ACTOR):  # the pipeline is closed after the result in hand: its actors go
+        assert time.monotonic() < deadline + 30
+        time.sleep(0.2)
+    status = wait_for(on_ray, job_id, ("cancelled",))
+    assert status["done"] == answer["done"] == len(at_once)
