@@ -15,9 +15,8 @@ timed, as a cluster is already up when one renders on it. Two rates per run:
 - end to end: pictures over the command's wall time, start-up included (Ray: connecting, starting the actors,
   each opening the model), which a short batch pays in full.
 
-Local runs with `--threads` (default 0: the runtime's default, every core, as a user runs it); on Ray each actor
-runs max(--threads, 1) threads and there are cores / that many actors unless --ray-actors says otherwise
-(server/ray_render.py). The CPU is shared with whatever else runs: run it on a quiet machine; the load average
+Both run with `--threads` (default 0: every usable core locally, every core of the node per actor on Ray, as a
+user runs them), and there are cores / threads actors unless --ray-actors says otherwise (server/ray_render.py). The CPU is shared with whatever else runs: run it on a quiet machine; the load average
 before each run is recorded. Results: JSON (default benchmarks/results/render_ray.json) and Markdown (default
 next to it, .md).
 """
@@ -87,7 +86,8 @@ def timed_render(maps: Path, out: Path, common: list[str], extra: list[str]) -> 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     cpus = args.cpus or cores
-    actors = args.ray_actors or max(cpus // max(args.threads, 1), 1)
+    per_actor = args.threads or cpus  # a one-node cluster: its smallest node is this one
+    actors = args.ray_actors or max(cpus // per_actor, 1)
     common = ["--weights", str(args.weights), "--model", args.model, "--seed", "0"]
     with tempfile.TemporaryDirectory(prefix="render-ray-") as tmp:
         maps = Path(tmp) / "maps"
@@ -122,7 +122,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "ray_cpus": cpus,
         "ray_actors": actors,
-        "ray_threads_per_actor": max(args.threads, 1),
+        "ray_threads_per_actor": per_actor,
         "local": local,
         "ray": on_ray,
         "ratio_steady": steady,
@@ -136,7 +136,7 @@ def markdown(r: dict[str, Any]) -> str:
     """The result as a short Markdown section."""
     local, on_ray = r["local"], r["ray"]
     rows = [
-        ("local", f"{r['threads'] or 'runtime default'} threads", local),
+        ("local", f"{r['threads'] or 'every core'} threads", local),
         ("Ray, 1 node", f"{r['ray_actors']} actors × {r['ray_threads_per_actor']} threads", on_ray),
     ]
     lines = [
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--model", default="landscape-spade", help="model folder name")
     parser.add_argument("--threads", type=int, default=0, help="collage render --threads (default 0)")
     parser.add_argument("--cpus", type=int, help="the Ray node's CPUs (default: the machine's cores)")
-    parser.add_argument("--ray-actors", type=int, help="actors (default: CPUs / max(--threads, 1))")
+    parser.add_argument("--ray-actors", type=int, help="actors (default: CPUs / threads)")
     parser.add_argument("--out", type=Path, default=RESULTS / "render_ray.json", help="the JSON")
     parser.add_argument("--markdown", type=Path, help="the Markdown (default: --out with .md)")
     args = parser.parse_args(argv)

@@ -10,7 +10,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -99,9 +98,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     store = JobStore(settings.data_dir / "jobs", database, settings.lease_seconds)
     on_ray = None
     if settings.ray_address:
-        # The actors' thread count is explicit: OpenVINO's pixels move with it (server/ray_jobs.py).
-        choice = replace(settings.runtime_choice(), threads=settings.threads or 1)
-        on_ray = RayTarget(settings.ray_address, choice, settings.max_pixels)
+        # COLLAGE_THREADS per actor; 0 = every core of the cluster's smallest node (server/ray_render.py).
+        on_ray = RayTarget(settings.ray_address, settings.runtime_choice(), settings.max_pixels)
     jobs = JobRunner(store, engine, app.state.metrics, concurrency=settings.max_batch, ray=on_ray)
     await jobs.start()
     app.state.registry = registry

@@ -21,9 +21,10 @@ Same settings, same bytes, on a resume or on a second machine:
 - Threads. OpenVINO splits a convolution's work by its thread count and the pixels move with it, in bf16 and f32
   alike (landscape-spade, 256², bf16: 1 against 2 threads changes ~23% of the 8-bit values, by up to 13;
   onnxruntime gives the same bytes either way). So the thread count each picture renders with is resolved before
-  the first picture (`--threads 0`: every usable core locally, one per actor on Ray) and recorded in render.json
-  with the other deciding settings: a resume with another count is refused instead of mixing pixel variants, and
-  a Ray run gives a local run's bytes when both name the same `--threads`.
+  the first picture (`--threads 0`: every usable core locally, every core of the smallest node per actor on Ray)
+  and recorded in render.json with the other deciding settings: a resume with another count is refused instead
+  of mixing pixel variants, and a Ray run gives a local run's bytes at the same thread count (so by default on
+  a one-node cluster of the local machine).
 """
 
 from __future__ import annotations

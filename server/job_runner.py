@@ -26,7 +26,7 @@ class RayTarget:
     """Where and how batch items render on Ray."""
 
     address: str  # HOST:PORT of the cluster's head
-    choice: RuntimeChoice  # the actors' runtime, with an explicit thread count
+    choice: RuntimeChoice  # the actors' runtime; threads 0 = every core of the cluster's smallest node
     max_pixels: int  # the server's limit, checked again where the actors decode the maps
 
 

@@ -40,7 +40,7 @@ from server.batch_render import (
 )
 from server.config import Settings
 from server.errors import BadInput
-from server.ray_render import RAY_ADDRESS_ENV, import_ray, ray_address, run_ray
+from server.ray_render import RAY_ADDRESS_ENV, connect, import_ray, node_threads, ray_address, run_ray
 from server.registry import ModelLoadError
 
 
@@ -81,7 +81,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--ray-actors",
         type=int,
-        help="actors rendering on Ray, a Renderer each (default: the cluster's CPUs / max(--threads, 1))",
+        help="actors rendering on Ray, a Renderer each (default: the cluster's CPUs / --threads)",
     )
     args = p.parse_args(argv)
     if args.ray_actors is not None and args.ray_actors < 1:
@@ -130,16 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     address = ray_address(args.ray_address)
     # Never the runtime's own default: the count moves OpenVINO's pixels, so render.json records it.
-    threads = args.threads or (1 if address is not None else len(os.sched_getaffinity(0)))
-    choice = replace(
-        settings.runtime_choice(), runtime=args.runtime, precision=args.precision, threads=threads
-    )
+    threads = args.threads or len(os.sched_getaffinity(0))
     if address is not None:
         try:
             import_ray()  # before the model loads: a missing extra is said at once
         except RenderSetupError as exc:
             print(f"collage render: {exc}", file=sys.stderr)
             return 2
+        if not args.threads:
+            connect(address)  # every core of the cluster's smallest node (server/ray_render.py)
+            threads = node_threads()
+    choice = replace(
+        settings.runtime_choice(), runtime=args.runtime, precision=args.precision, threads=threads
+    )
     try:
         renderer = Renderer(model_folder(args.model, args.weights), choice, settings.max_pixels)
     except ModelLoadError as exc:

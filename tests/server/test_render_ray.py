@@ -189,3 +189,22 @@ def test_without_ray_the_error_names_the_extra(tiny_weights: Path, tmp_path: Pat
     assert done.returncode == 2, done.stderr
     assert "pip install 'collage-studio[scale]'" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_by_default_an_actor_takes_every_core_of_a_node(
+    cluster: LocalRay, tiny_weights: Path, tmp_path: Path
+) -> None:
+    """`--threads 0` on Ray resolves to the smallest node's CPUs (2 here): one actor of two threads, recorded in
+    render.json, and the pictures of a local run at two threads."""
+    maps = write_maps(tmp_path / "maps", [(64, 64)] * 4)
+    base = [str(maps), "--weights", str(tiny_weights), "--model", "tiny-spade"]
+    assert main([*base, "--out", str(tmp_path / "local"), "--threads", "2"]) == 0
+    command = [sys.executable, "-m", "common.cli", "render", *base, "--out", str(tmp_path / "ray")]
+    done = subprocess.run(
+        [*command, "--ray-address", cluster.address], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"on Ray at {cluster.address}, 1 actors × 2 threads" in done.stderr
+    assert json.loads((tmp_path / "ray" / "render.json").read_text())["threads"] == 2
+    assert pictures(tmp_path / "ray") == pictures(tmp_path / "local")
