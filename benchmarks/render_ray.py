@@ -5,8 +5,10 @@
 
 Issue 24's bar: on one node, Ray renders at ≥ 0.85× the local images/s. Both runs are the real command in a
 process of its own, on the same procedural maps (`models.data.sample_layout`, seed MAP_SEED + i), one picture
-per map; the Ray cluster (`benchmarks.ray_cluster`, the machine's cores) is started before the Ray run and not
-timed, as a cluster is already up when one renders on it. Two rates per run:
+per map; the Ray cluster (`benchmarks.ray_cluster`, the machine's cores) is started before the Ray runs and not
+timed, as a cluster is already up when one renders on it. Ray renders twice: the first run on the new cluster
+also starts Ray Data's own detached actors, which every later run on that cluster reuses, so the bar is checked
+on the second (both are reported). Two rates per run, and the bar holds only when both clear it:
 
 - steady: the middle 80% of the pictures (by the files' modification times: from the 10th to the 90th
   percentile) over the time they took: the rate once the model is open and before the last actors run out of
@@ -83,6 +85,10 @@ def timed_render(maps: Path, out: Path, common: list[str], extra: list[str]) -> 
     }
 
 
+def pictures(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in out.rglob("*.png")}
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     cpus = args.cpus or cores
@@ -96,17 +102,22 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         local = timed_render(maps, Path(tmp) / "local", common, ["--threads", str(args.threads)])
         print(f"   local: {local['images_per_s_steady']} images/s steady", file=sys.stderr, flush=True)
         with LocalRay(cpus=cpus) as cluster:
-            print(f"Ray run ({actors} actors)…", file=sys.stderr, flush=True)
             ray_flags = ["--threads", str(args.threads), "--ray-address", cluster.address]
-            on_ray = timed_render(maps, Path(tmp) / "ray", common, [*ray_flags, "--ray-actors", str(actors)])
+            ray_flags += ["--ray-actors", str(actors)]
+            print(f"Ray runs ({actors} actors): on the new cluster, then again…", file=sys.stderr, flush=True)
+            first = timed_render(maps, Path(tmp) / "ray-first", common, ray_flags)
+            on_ray = timed_render(maps, Path(tmp) / "ray", common, ray_flags)
         print(f"   Ray: {on_ray['images_per_s_steady']} images/s steady", file=sys.stderr, flush=True)
+        same = pictures(Path(tmp) / "ray") == pictures(Path(tmp) / "local")
     settings = local.pop("settings")
     on_ray.pop("settings")
+    first.pop("settings")
     steady = (
         round(on_ray["images_per_s_steady"] / local["images_per_s_steady"], 3)
         if on_ray["images_per_s_steady"] and local["images_per_s_steady"]
         else None
     )
+    end_to_end = round(on_ray["images_per_s_end_to_end"] / local["images_per_s_end_to_end"], 3)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "code": code_version(REPO),
@@ -124,11 +135,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "ray_actors": actors,
         "ray_threads_per_actor": per_actor,
         "local": local,
+        "ray_first": first,  # the cluster's first Ray Data run: it also starts Ray Data's own cluster actors
         "ray": on_ray,
+        "same_pictures": same,  # Ray's pictures byte for byte the local run's
         "ratio_steady": steady,
-        "ratio_end_to_end": round(on_ray["images_per_s_end_to_end"] / local["images_per_s_end_to_end"], 3),
+        "ratio_end_to_end": end_to_end,
         "bar": BAR,
-        "meets_bar": steady is not None and steady >= BAR,
+        "meets_bar": steady is not None and steady >= BAR and end_to_end >= BAR,  # both rates
     }
 
 
@@ -137,6 +150,11 @@ def markdown(r: dict[str, Any]) -> str:
     local, on_ray = r["local"], r["ray"]
     rows = [
         ("local", f"{r['threads'] or 'every core'} threads", local),
+        (
+            "Ray, new cluster",
+            f"{r['ray_actors']} actors × {r['ray_threads_per_actor']} threads",
+            r["ray_first"],
+        ),
         ("Ray, 1 node", f"{r['ray_actors']} actors × {r['ray_threads_per_actor']} threads", on_ray),
     ]
     lines = [
@@ -158,8 +176,15 @@ def markdown(r: dict[str, Any]) -> str:
     verdict = "meets" if r["meets_bar"] else "misses"
     lines += [
         "",
-        f"Ray / local: **{r['ratio_steady']}×** steady ({verdict} the {r['bar']}× bar), "
-        f"{r['ratio_end_to_end']}× end to end (start-up included).",
+        f"Ray / local: **{r['ratio_steady']}×** steady, **{r['ratio_end_to_end']}×** end to end (start-up "
+        f"included): {verdict} the {r['bar']}× bar on both. The first run on a new cluster also starts "
+        "Ray Data's own detached actors (statistics, autoscaling, usage), which then serve every later run: the "
+        "ratios are the second run's. "
+        + (
+            "Ray's pictures are the local run's, byte for byte."
+            if r["same_pictures"]
+            else "**Ray's pictures differ from the local run's.**"
+        ),
         "",
     ]
     return "\n".join(lines)
