@@ -47,8 +47,9 @@ def on_ray(make_client: Callable[..., TestClient], cluster: LocalRay) -> TestCli
 def test_a_job_renders_on_the_cluster_to_a_results_zip(
     on_ray: TestClient,
     cluster: LocalRay,
-    landscape,
-    tiny_weights: Path,  # noqa: ANN001
+    landscape,  # noqa: ANN001
+    tiny_weights: Path,
+    runtime_choice: RuntimeChoice,
 ) -> None:
     ids = landscape(32, 32)
     items = [{"labels": ids.tolist(), "seed": 40 + i} for i in range(6)]
@@ -66,8 +67,8 @@ def test_a_job_renders_on_the_cluster_to_a_results_zip(
     index, files = results(on_ray, job_id)
     assert sorted(files) == [f"{i:05d}.png" for i in range(6)]
     assert [it["status"] for it in index["items"]] == ["done"] * 6
-    # Each picture is the engine's batch-1 render of its seed at the actors' thread count.
-    renderer = Renderer(tiny_weights / "tiny-spade", RuntimeChoice(threads=1), 1 << 22)
+    # Each picture is the engine's batch-1 render of its seed on the server's runtime at the actors' thread count.
+    renderer = Renderer(tiny_weights / "tiny-spade", runtime_choice, 1 << 22)
     try:
         for i in range(6):
             seed = 40 + i
