@@ -67,7 +67,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="onnxruntime providers in order; empty = CUDA when available, then CPU",
     )
-    threads: int = Field(default=0, ge=0, description="inference threads; 0 = the runtime's default")
+    threads: int = Field(
+        default=0,
+        ge=0,
+        description="inference threads; 0 = the runtime's default "
+        "(for batch jobs on Ray: every core of the cluster's smallest node, per actor)",
+    )
     max_batch: int = Field(default=8, ge=1, description="most requests the engine runs in one generator call")
     max_batch_pixels: int = Field(
         default=8 * 512 * 512,

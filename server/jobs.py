@@ -80,6 +80,12 @@ class JobItem:
     style: str  # human description: "seed 7", "preset winter", "style 3fa…"
 
 
+def _has_results(folder: Path) -> bool:
+    """Whether a job folder holds any result or results zip (a crash before the job's commit leaves neither)."""
+    results = folder / "results"
+    return (folder / "results.zip").exists() or (results.is_dir() and any(results.iterdir()))
+
+
 def _older_than(path: Path, cutoff: float) -> bool:
     try:
         return path.stat().st_mtime < cutoff
@@ -374,7 +380,9 @@ class JobStore:
             if not (folder.is_dir() and _JOB_ID.fullmatch(folder.name)):
                 continue
             if folder.name not in known:
-                if _older_than(folder, cutoff):  # created, then crashed before the commit
+                # Created, then crashed before the commit: inputs and nothing else. A folder with any result is
+                # a real job of another database (COLLAGE_DATABASE_URL changed): kept, never swept.
+                if _older_than(folder, cutoff) and not _has_results(folder):
                     shutil.rmtree(folder, ignore_errors=True)
                 continue
             for partial in folder.glob("results.*.tmp"):  # a results zip cut short: rebuilt on request

@@ -72,7 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--threads",
         type=int,
         default=settings.threads,
-        help="runtime threads per picture; 0 = every usable core locally, 1 per actor on Ray",
+        help="runtime threads per picture; 0 = every usable core (on Ray: every core of the smallest node)",
     )
     p.add_argument(
         "--ray-address",

@@ -403,6 +403,11 @@ def test_scale_profile_wires_replicas_database_ray_and_balancer(project: Path) -
     ray_host, _, ray_port = env["COLLAGE_RAY_ADDRESS"].partition(":")
     assert ray_host in services and f"--port={ray_port}" in services[ray_host]["command"]
     assert f"--address={env['COLLAGE_RAY_ADDRESS']}" in services["ray-worker"]["command"]
+    # A Ray driver needs a Ray node on its own machine: the replica joins as one (no CPUs), then serves as the
+    # image's CMD does.
+    joins, serves = replicas["command"][-1].split(" && ")
+    assert f"--address={env['COLLAGE_RAY_ADDRESS']}" in joins and "--num-cpus=0" in joins
+    assert serves == "exec " + " ".join(exec_form(ROOT / "docker" / "scale.Dockerfile", "CMD"))
     for name in ("studio-scale", "ray-head", "ray-worker"):
         weights = {v["target"]: v for v in services[name]["volumes"]}["/app/weights"]
         assert weights["read_only"] is True and services[name]["image"] == "collage-studio:scale"

@@ -276,16 +276,20 @@ def test_recovery_adopts_renamed_results_and_drops_debris(tmp_path, database, la
     store.result_path(job_id, 1, "png").write_bytes(b"renamed, never committed")
     store.result_path(job_id, 2, "png").with_suffix(".png.tmp").write_bytes(b"half a fi")
     orphan, fresh = tmp_path / "jobs" / ("f" * 32), tmp_path / "jobs" / ("e" * 32)
-    for folder in (orphan, fresh):  # created, then killed before the job row was committed
+    foreign = tmp_path / "jobs" / ("d" * 32)  # a job of the database used before COLLAGE_DATABASE_URL changed
+    for folder in (orphan, fresh, foreign):  # orphan, fresh: created, then killed before the row was committed
         (folder / "inputs").mkdir(parents=True)
+        (folder / "results").mkdir()
+    (foreign / "results" / "00000.png").write_bytes(b"a result of another database's job")
     long_ago = time.time() - DEBRIS_AGE_S - 60
-    os.utime(orphan, (long_ago, long_ago))  # `fresh` may be another replica's job being created
+    for folder in (orphan, foreign):
+        os.utime(folder, (long_ago, long_ago))  # `fresh` may be another replica's job being created
     store.close()
 
     store = JobStore(tmp_path / "jobs", database)
     assert store.recover() == 1
     assert [(idx, seed) for idx, _, seed in store.pending_items(job_id)] == [(2, 2)]
     assert store.status(job_id)["done"] == 2
-    assert not orphan.exists() and fresh.exists()
+    assert not orphan.exists() and fresh.exists() and (foreign / "results" / "00000.png").exists()
     assert not list((tmp_path / "jobs" / job_id / "results").glob("*.tmp"))
     np.testing.assert_array_equal(store.load_input(job_id, 2), landscape())
