@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,7 +214,15 @@ class JobRunner:
         )
         try:
             while job_id not in self._stopped:
-                outcome = await asyncio.to_thread(next, outcomes, None)
+                try:
+                    outcome = await asyncio.to_thread(next, outcomes, None)
+                except Exception:  # the pipeline itself failed: what is not recorded stays pending
+                    log.exception(
+                        "batch job %s: the Ray pipeline failed; its items left stay pending", job_id
+                    )
+                    self._stopped.add(job_id)
+                    await asyncio.sleep(self.store.lease_seconds / 2)  # before this replica claims it again
+                    return
                 if outcome is None:
                     break
                 if len(outcome) == 3:
@@ -233,7 +244,12 @@ class JobRunner:
                     break
                 self.metrics.job_items.labels("failed").inc()
         finally:
-            with contextlib.suppress(
-                ValueError
-            ):  # still executing in its thread when this task was cancelled
-                await asyncio.to_thread(outcomes.close)
+            # Stops the pipeline and its actors; when this task was cancelled (a shutdown) while a `next` still runs
+            # in its thread, the close waits for that call in a thread of its own.
+            threading.Thread(target=_close_when_idle, args=(outcomes,), daemon=True).start()
+
+
+def _close_when_idle(outcomes: Generator[Any]) -> None:
+    while inspect.getgeneratorstate(outcomes) == inspect.GEN_RUNNING:
+        time.sleep(0.05)
+    outcomes.close()

@@ -9,7 +9,8 @@ so pass the server's own `RuntimeChoice` with an explicit thread count when the 
 
 The iterator blocks while it waits for results: run it in a thread (`asyncio.to_thread` over `next`, say).
 Closing it, or dropping it, stops the pipeline and kills its actors (how a cancelled job stops rendering); items
-that did not come back are simply not reported, so they stay pending.
+that did not come back are not reported, so they stay pending, and a failure of the pipeline itself (no cluster,
+no node with the threads asked for, the head lost) raises from the iterator.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from common.runtime import RuntimeChoice
 from server.codec import encode_label_png
-from server.ray_render import ActorSpec, connect, pool_size, render_rows, row
+from server.ray_render import NO_RESULT, ActorSpec, connect, pool_size, render_rows, row
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,7 @@ def render_job_items(
     label maps on the actors (the server's limit); `actors` defaults to the cluster's CPUs / threads. A map the
     model refuses fails its item with the engine's message, as the job runner's own loop does; anything else
     becomes "internal error while rendering" and is logged here."""
-    rows = []
-    last: tuple[np.ndarray, bytes] | None = None
-    for idx, labels, z, seed in items:
-        if last is None or last[0] is not labels:  # a job's items usually share one map: encode it once
-            last = (labels, encode_label_png(labels))
-        rows.append(row(idx, last[1], z, seed))
+    rows = [row(idx, encode_label_png(labels), z, seed) for idx, labels, z, seed in items]
     if not rows:
         return
     connect(address)
@@ -73,6 +69,8 @@ def render_job_items(
         for result in results:
             if result.error is None:
                 yield result.key, result.data, result.ms
+            elif result.error == NO_RESULT:
+                continue  # lost with the pipeline, not failed: the item stays pending (module docstring)
             elif result.bad_input:
                 yield result.key, result.error
             else:

@@ -56,6 +56,7 @@ from server.batch_render import OutputFolder, Plan, Renderer, RenderSetupError, 
 from server.errors import BadInput
 
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
+NO_RESULT = "no result came back from the Ray cluster"  # a row the pipeline lost (it failed or was shut down)
 PICTURES_PER_TASK = (
     8  # rows per actor call: small enough that a killed actor loses little and a job's progress
 )
@@ -212,7 +213,7 @@ def render_rows(
     finally:
         batches.close()  # a caller that stops early (a cancelled job) stops the executor and its actors
     for key in sorted(left):
-        yield Result(key, b"", 0.0, "no result came back from the Ray cluster")
+        yield Result(key, b"", 0.0, NO_RESULT)
 
 
 def run_ray(

@@ -99,3 +99,24 @@ def test_a_cancel_on_ray_is_final_and_stops_the_actors(
         time.sleep(0.2)
     status = wait_for(on_ray, job_id, ("cancelled",))
     assert status["done"] == answer["done"] == len(at_once)
+
+
+@pytest.mark.slow
+def test_a_failing_pipeline_leaves_the_items_pending(
+    make_client: Callable[..., TestClient],
+    cluster: LocalRay,
+    landscape,  # noqa: ANN001
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No node has the 3 CPUs an actor of 3 threads reserves, so every pipeline fails at once: the job is retried
+    after a back-off, never failed, and nothing is recorded: its items stay pending for a later try."""
+    client = make_client(ray_address=cluster.address, threads=3, lease_seconds=1.0)
+    items = [{"labels": landscape().tolist()} for _ in range(4)]
+    job_id = client.post("/api/v1/batches", json={"items": items}).json()["job_id"]
+    deadline = time.monotonic() + 60
+    while caplog.text.count("the Ray pipeline failed") < 2:  # tried, waited, tried again
+        assert time.monotonic() < deadline, caplog.text[-2000:]
+        time.sleep(0.1)
+    status = client.get(f"/api/v1/batches/{job_id}").json()
+    assert (status["status"], status["done"], status["failed"]) == ("running", 0, 0)
+    assert "the largest node of the Ray cluster has 2" in caplog.text
