@@ -277,7 +277,11 @@ def test_recovery_adopts_renamed_results_and_drops_debris(tmp_path, database, la
     store.result_path(job_id, 2, "png").with_suffix(".png.tmp").write_bytes(b"half a fi")
     orphan, fresh = tmp_path / "jobs" / ("f" * 32), tmp_path / "jobs" / ("e" * 32)
     foreign = tmp_path / "jobs" / ("d" * 32)  # a job of the database used before COLLAGE_DATABASE_URL changed
-    for folder in (orphan, fresh, foreign):  # orphan, fresh: created, then killed before the row was committed
+    for folder in (
+        orphan,
+        fresh,
+        foreign,
+    ):  # orphan, fresh: created, then killed before the row was committed
         (folder / "inputs").mkdir(parents=True)
         (folder / "results").mkdir()
     (foreign / "results" / "00000.png").write_bytes(b"a result of another database's job")
