@@ -182,6 +182,44 @@ def summarize(logs: list[ClientLog], rate: float) -> dict[str, Any]:
     }
 
 
+def run_painters(
+    ws_urls: list[str],  # paint websocket URLs; client i paints on ws_urls[i mod len]
+    model: str,  # model name the clients configure
+    num_labels: int,  # label ids in the maps stay below this
+    clients: int,  # concurrent paint connections
+    rate: float,  # maps per second per client
+    seconds: float,  # painting time per client
+    size: int,  # map side in pixels
+    grace: float,  # wait this long after the last map for its frame
+) -> list[ClientLog]:
+    """`clients` open-loop painters, started a little apart so they do not paint in lockstep."""
+    count = max(2, round(rate * seconds))
+    maps = paint_maps(count + 1, size, num_labels)
+    warmup = map_frame(1, maps[0])
+    messages = [map_frame(i + 2, ids) for i, ids in enumerate(maps[1:])]  # zlib once, shared by the clients
+
+    async def run() -> list[ClientLog]:
+        start = time.perf_counter() + 1.0 + 0.05 * clients  # every client connects and warms up first
+        return await asyncio.gather(
+            *(
+                paint_client(
+                    ws_urls[i % len(ws_urls)],
+                    model,
+                    messages,
+                    warmup,
+                    size,
+                    rate,
+                    i / (rate * clients),
+                    start,
+                    grace,
+                )
+                for i in range(clients)
+            )
+        )
+
+    return asyncio.run(run())
+
+
 def paint_load(
     base_url: str,  # http://127.0.0.1:PORT of a running server
     model: str,  # model name the clients configure
@@ -193,23 +231,9 @@ def paint_load(
     grace: float = 5.0,  # wait this long after the last map for its frame
 ) -> dict[str, Any]:
     """Run `clients` open-loop painters for `seconds`; returns `summarize` plus the server's own counters."""
-    count = max(2, round(rate * seconds))
-    maps = paint_maps(count + 1, size, num_labels)
-    warmup = map_frame(1, maps[0])
-    messages = [map_frame(i + 2, ids) for i, ids in enumerate(maps[1:])]  # zlib once, shared by the clients
     url = base_url.replace("http://", "ws://") + "/api/v1/paint"
     before = scrape(base_url + "/metrics")
-
-    async def run() -> list[ClientLog]:
-        start = time.perf_counter() + 1.0 + 0.05 * clients  # every client connects and warms up first
-        return await asyncio.gather(
-            *(
-                paint_client(url, model, messages, warmup, size, rate, i / (rate * clients), start, grace)
-                for i in range(clients)
-            )
-        )
-
-    logs = asyncio.run(run())
+    logs = run_painters([url], model, num_labels, clients, rate, seconds, size, grace)
     after = scrape(base_url + "/metrics")
     result = summarize(logs, rate)
     result["server_dropped"] = int(metric_delta(before, after, "collage_frames_dropped_total"))

@@ -13,16 +13,14 @@ second process costs or gains here; on two machines each replica would bring its
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.paint_latency import REPO, free_port, map_frame, paint_maps, start_server
-from benchmarks.paint_load import ClientLog, paint_client
+from benchmarks.paint_latency import REPO, free_port, start_server
+from benchmarks.paint_load import ClientLog, run_painters
 from models.version import cpu_flags, cpu_model
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -32,37 +30,6 @@ def client_fps(log: ClientLog) -> float:
     """Frames that arrived while the client was painting, per second of painting."""
     first, last = min(log.sent.values()), max(log.sent.values())
     return sum(1 for _, arrived, _ in log.frames if arrived <= last) / max(last - first, 1e-9)
-
-
-def painters(
-    ws_urls: list[str], model: str, num_labels: int, clients: int, rate: float, seconds: float, size: int
-) -> list[ClientLog]:
-    """`clients` open-loop painters, client i on replica i mod len(ws_urls)."""
-    count = max(2, round(rate * seconds))
-    maps = paint_maps(count + 1, size, num_labels)
-    warmup = map_frame(1, maps[0])
-    messages = [map_frame(i + 2, ids) for i, ids in enumerate(maps[1:])]
-
-    async def run() -> list[ClientLog]:
-        start = time.perf_counter() + 1.0 + 0.05 * clients
-        return await asyncio.gather(
-            *(
-                paint_client(
-                    ws_urls[i % len(ws_urls)],
-                    model,
-                    messages,
-                    warmup,
-                    size,
-                    rate,
-                    i / (rate * clients),
-                    start,
-                    5.0,
-                )
-                for i in range(clients)
-            )
-        )
-
-    return asyncio.run(run())
 
 
 def capacity(
@@ -90,7 +57,8 @@ def capacity(
                 urls.append(f"ws://127.0.0.1:{port}/api/v1/paint")
             for clients in ladder:
                 fps = sorted(
-                    client_fps(log) for log in painters(urls, model, num_labels, clients, rate, seconds, size)
+                    client_fps(log)
+                    for log in run_painters(urls, model, num_labels, clients, rate, seconds, size, 5.0)
                 )
                 rows.append(
                     {

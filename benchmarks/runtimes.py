@@ -56,7 +56,8 @@ def taking_turns(calls: Mapping[str, Callable[[], object]], runs: int, warmup: i
 
 
 def generator_feeds(manifest: dict[str, Any], size: int, batch: int) -> dict[str, np.ndarray]:
-    """A blocky random label map (painted-looking regions), no instances, random styles."""
+    """A blocky random label map (painted-looking regions), no instances, random styles (and per-pixel noise for
+    a generator that takes it)."""
     rng = np.random.default_rng(0)
     inputs = manifest["inputs"]
     cells = rng.integers(0, len(manifest["labels"]), (batch, 1, size // 16, size // 16))
@@ -66,6 +67,9 @@ def generator_feeds(manifest: dict[str, Any], size: int, batch: int) -> dict[str
         feeds[inputs["instance"]] = np.zeros_like(label)
     if inputs.get("z"):
         feeds[inputs["z"]] = rng.standard_normal((batch, inputs["z_dim"])).astype(np.float32)
+    if inputs.get("noise"):
+        shape = (batch, inputs["noise_channels"], size, size)
+        feeds[inputs["noise"]] = rng.standard_normal(shape).astype(np.float32)
     return feeds
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks.paint_latency import export_untrained
-from benchmarks.runtimes import taking_turns
+from benchmarks.runtimes import generator_feeds, taking_turns
 from common.runtime import RuntimeChoice, open_graph
 from models.version import cpu_flags, cpu_model
 
@@ -45,24 +45,6 @@ def served(weights: Path) -> list[Path]:
     return sorted(folders, key=lambda p: p.name != "landscape-spade")
 
 
-def feeds(manifest: dict[str, Any], size: int) -> dict[str, np.ndarray]:
-    """Generator inputs of one size, batch 1: a blocky label map, no instances, a random z and noise."""
-    rng = np.random.default_rng(0)
-    inputs = manifest["inputs"]
-    cells = rng.integers(0, len(manifest["labels"]), (1, 1, size // 16, size // 16))
-    label = cells.repeat(16, axis=2).repeat(16, axis=3).astype(np.int64)  # [1,1,H,W]
-    out = {inputs["label"]: label}
-    if inputs.get("instance"):
-        out[inputs["instance"]] = np.zeros_like(label)
-    if inputs.get("z"):
-        out[inputs["z"]] = rng.standard_normal((1, inputs["z_dim"])).astype(np.float32)
-    if inputs.get("noise"):
-        out[inputs["noise"]] = rng.standard_normal((1, inputs["noise_channels"], size, size)).astype(
-            np.float32
-        )
-    return out
-
-
 def latency(folder: Path, runs: int) -> dict[str, dict[str, float]]:
     """Median generator ms per runtime name and size ("256", "512")."""
     manifest = json.loads((folder / "model.json").read_text())
@@ -72,7 +54,7 @@ def latency(folder: Path, runs: int) -> dict[str, dict[str, float]]:
     names = [f"{g.info.runtime} {g.info.precision}" for g in graphs]
     out: dict[str, dict[str, float]] = {name: {} for name in names}
     for size in SIZES:
-        x = feeds(manifest, size)
+        x = generator_feeds(manifest, size, 1)
         ms = taking_turns(
             {n: partial(g.run, g.outputs[:1], x) for n, g in zip(names, graphs, strict=True)}, runs
         )
