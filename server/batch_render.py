@@ -3,7 +3,7 @@
 Three parts: the work list (`Plan` resolved once, `tasks()`: one `Task` per picture), the `Renderer` (one model's
 runtime session inside the server's own engine, driven synchronously) and the `OutputFolder` (atomic pictures,
 `manifest.jsonl`, the resume rules), kept apart so that two runners share them: the local loop in
-server/render_cli.py and the Ray Data pipeline in server/ray_render.py (actors each holding one Renderer, the
+server/render_cli.py and the Ray actor pool in server/ray_render.py (actors each holding one Renderer, the
 driver writing through the same OutputFolder).
 
 Same settings, same bytes, on a resume or on a second machine:

@@ -8,23 +8,22 @@ splits a convolution's work by thread count and its pixels move with it (both bf
 so pass the server's own `RuntimeChoice` with an explicit thread count when the bytes must match the server's.
 
 The iterator blocks while it waits for results: run it in a thread (`asyncio.to_thread` over `next`, say).
-Closing it, or dropping it, stops the pipeline and kills its actors (how a cancelled job stops rendering); items
-that did not come back are not reported, so they stay pending, and a failure of the pipeline itself (no cluster,
-no node with the threads asked for, the head lost) raises from the iterator.
+Closing it, or dropping it, kills the pool's actors (how a cancelled job stops rendering); items that did not
+come back are not reported, so they stay pending, and a failure of the pool itself (no cluster, no node with the
+threads asked for, an actor that cannot open the model, the head lost) raises from the iterator.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from common.runtime import RuntimeChoice
 from server.codec import encode_label_png
-from server.ray_render import NO_RESULT, ActorSpec, connect, pool_size, render_rows, row
+from server.ray_render import row, start_pool
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +53,15 @@ def render_job_items(
     rows = [row(idx, encode_label_png(labels), z, seed) for idx, labels, z, seed in items]
     if not rows:
         return
-    connect(address)
-    count, threads = pool_size(choice.threads, actors)
-    spec = ActorSpec(
-        str(Path(model_dir).resolve()),
-        replace(choice, threads=threads),
-        max_pixels,
-        fmt,
-        quality,
-        collage,
-    )
-    results = render_rows(rows, spec, count)
+    pool = start_pool(address, model_dir, choice, max_pixels, (fmt, quality, collage), actors, len(rows))
     try:
-        for result in results:
+        for result in pool.render(rows):
             if result.error is None:
                 yield result.key, result.data, result.ms
-            elif result.error == NO_RESULT:
-                continue  # lost with the pipeline, not failed: the item stays pending (module docstring)
             elif result.bad_input:
                 yield result.key, result.error
             else:
                 log.error("batch item %d failed on Ray: %s", result.key, result.error)
                 yield result.key, "internal error while rendering"
     finally:
-        results.close()
+        pool.close()

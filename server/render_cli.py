@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from common.runtime import PRECISION_CHOICES, RUNTIME_CHOICES
+from common.runtime import PRECISION_CHOICES, RUNTIME_CHOICES, RuntimeChoice
 from server.batch_render import (
     OutputFolder,
     Plan,
@@ -40,7 +40,7 @@ from server.batch_render import (
 )
 from server.config import Settings
 from server.errors import BadInput
-from server.ray_render import RAY_ADDRESS_ENV, connect, import_ray, node_threads, ray_address, run_ray
+from server.ray_render import RAY_ADDRESS_ENV, RenderPool, import_ray, ray_address, run_ray, start_pool
 from server.registry import ModelLoadError
 
 
@@ -130,26 +130,43 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     address = ray_address(args.ray_address)
     # Never the runtime's own default: the count moves OpenVINO's pixels, so render.json records it.
-    threads = args.threads or len(os.sched_getaffinity(0))
+    choice = replace(
+        settings.runtime_choice(), runtime=args.runtime, precision=args.precision, threads=args.threads
+    )
+    folder = model_folder(args.model, args.weights)
+    pool = None
     if address is not None:
-        try:
-            import_ray()  # before the model loads: a missing extra is said at once
-        except RenderSetupError as exc:
+        encoding = (args.format, args.quality, args.collage)
+        try:  # before this process opens the model: the actors open theirs meanwhile
+            pool = start_pool(address, folder, choice, settings.max_pixels, encoding, args.ray_actors)
+        except RenderSetupError as exc:  # the extra missing, no node with the threads asked for
             print(f"collage render: {exc}", file=sys.stderr)
             return 2
-        if not args.threads:
-            connect(address)  # every core of the cluster's smallest node (server/ray_render.py)
-            threads = node_threads()
-    choice = replace(
-        settings.runtime_choice(), runtime=args.runtime, precision=args.precision, threads=threads
-    )
+        choice = replace(choice, threads=pool.threads)  # the actors' count (0: the smallest node's cores)
+        print(
+            f"collage render: on Ray at {address}, {len(pool.actors)} actors × {pool.threads} threads",
+            file=sys.stderr,
+        )
+    elif not choice.threads:
+        choice = replace(choice, threads=len(os.sched_getaffinity(0)))
     try:
-        renderer = Renderer(model_folder(args.model, args.weights), choice, settings.max_pixels)
+        return _open_and_render(args, folder, choice, settings, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+            import_ray().shutdown()
+
+
+def _open_and_render(
+    args: argparse.Namespace, folder: Path, choice: RuntimeChoice, settings: Settings, pool: RenderPool | None
+) -> int:
+    try:
+        renderer = Renderer(folder, choice, settings.max_pixels)
     except ModelLoadError as exc:
         print(f"collage render: cannot load model {args.model!r}: {exc}", file=sys.stderr)
         return 2
     try:
-        return _render(args, renderer, settings, address)
+        return _render(args, renderer, settings, pool)
     except RenderSetupError as exc:
         print(f"collage render: {exc}", file=sys.stderr)
         return 2
@@ -157,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         renderer.close()
 
 
-def _render(args: argparse.Namespace, renderer: Renderer, settings: Settings, address: str | None) -> int:
+def _render(args: argparse.Namespace, renderer: Renderer, settings: Settings, pool: RenderPool | None) -> int:
     plan = renderer.plan(
         args.format, args.quality, args.collage, args.seed, args.styles_per_map, args.preset, args.style_image
     )
@@ -174,10 +191,10 @@ def _render(args: argparse.Namespace, renderer: Renderer, settings: Settings, ad
         file=sys.stderr,
     )
     with tqdm(total=len(everything), initial=len(everything) - len(todo), unit="pic") as bar:
-        if address is None:
+        if pool is None:
             ran = run_local(renderer, plan, sources, out, todo, bar)
         else:
-            ran = run_ray(renderer, plan, sources, out, todo, bar, address, args.ray_actors)
+            ran = run_ray(renderer, plan, sources, out, todo, bar, pool)
         failed = dict(sources.bad) | ran
     done = sum(out.done(t) for t in everything)
     print(

@@ -21,13 +21,18 @@ import pytest
 from PIL import Image
 
 from benchmarks.ray_cluster import LocalRay
+from common.runtime import RuntimeChoice
 from models.data import sample_layout
+from server.batch_render import RenderSetupError
+from server.codec import encode_label_png
+from server.ray_render import row, start_pool
 from server.render_cli import main
 
 if importlib.util.find_spec("ray") is None:
     pytest.fail(
         "ray is not installed: pip install -e '.[cpu,train,dev,scale]' (make dev does)", pytrace=False
     )
+import ray  # noqa: E402  (after the check that says how to install it)
 
 REPO = Path(__file__).resolve().parents[2]
 ACTOR = "RenderActor"  # in the title of a worker process holding one
@@ -140,7 +145,8 @@ def test_a_resume_on_ray_renders_only_what_is_missing(
     cluster: LocalRay, tiny_weights: Path, tmp_path: Path
 ) -> None:
     """A local run, three pictures deleted, a resume on Ray ($RAY_ADDRESS): those three come back byte for byte
-    and nothing else is touched; a further run finds nothing to do."""
+    and nothing else is touched; a further run finds nothing to do (its pool started before it knew: no picture
+    is written again)."""
     maps = write_maps(tmp_path / "maps", [(64, 64)] * 6)
     out = tmp_path / "out"
     assert main(args(maps, out, tiny_weights, "--styles-per-map", "2")) == 0
@@ -156,8 +162,10 @@ def test_a_resume_on_ray_renders_only_what_is_missing(
     assert pictures(out) == before
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept
     assert sorted(e["file"] for e in manifest(out)) == sorted(before)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
     code, err = finish(on_ray(maps, out, tiny_weights, "--styles-per-map", "2", env=env))
-    assert code == 0 and "(12 done already)" in err and "on Ray at" not in err, err
+    assert code == 0 and "(12 done already)" in err, err
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")} == stamps
 
 
 def test_more_threads_than_any_node_has_cpus_is_refused(
@@ -208,3 +216,30 @@ def test_by_default_an_actor_takes_every_core_of_a_node(
     assert f"on Ray at {cluster.address}, 1 actors × 2 threads" in done.stderr
     assert json.loads((tmp_path / "ray" / "render.json").read_text())["threads"] == 2
     assert pictures(tmp_path / "ray") == pictures(tmp_path / "local")
+
+
+@pytest.mark.slow
+def test_a_pool_refuses_other_pixels_and_fails_when_no_actor_starts(
+    cluster: LocalRay, tiny_weights: Path
+) -> None:
+    """A block asking for another runtime than the actors opened is refused (their pictures would differ), and a
+    pool whose actors cannot open the model raises instead of waiting for them: both end the run, neither hangs."""
+    labels, _ = sample_layout(np.random.default_rng(0), 64)
+    rows = [row(0, encode_label_png(labels.astype(np.uint8)), np.zeros(8, np.float32), 0)]
+    encoding = ("png", 90, False)
+    choice = RuntimeChoice(runtime="openvino", threads=1)
+    try:
+        pool = start_pool(cluster.address, tiny_weights / "tiny-spade", choice, 1 << 22, encoding, 1)
+        try:
+            with pytest.raises(RenderSetupError, match="not onnxruntime f32 as the driver did"):
+                list(pool.render(rows, expect=("onnxruntime", "f32")))
+        finally:
+            pool.close()
+        pool = start_pool(cluster.address, tiny_weights / "missing", choice, 1 << 22, encoding, 1)
+        try:
+            with pytest.raises(ray.exceptions.ActorDiedError, match="no model.json"):
+                list(pool.render(rows))
+        finally:
+            pool.close()
+    finally:
+        ray.shutdown()
