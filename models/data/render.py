@@ -35,6 +35,8 @@ from models.data.layout import (
 from models.data.noise import fbm, ridged
 from models.data.style import Style
 
+BERRY = (0.72, 0.1, 0.12)  # bush berries (red in every style; the light makes them dusky at dusk and night)
+
 
 class _Scene:
     """Per-picture state shared by the class painters: geometry, light, noise fields and the colour buffer."""
@@ -42,6 +44,7 @@ class _Scene:
     def __init__(self, labels: np.ndarray, instances: np.ndarray, style: Style, seed: int) -> None:
         self.labels, self.instances, self.style = labels, instances, style
         self.h, self.w = h, w = labels.shape
+        self.seed = seed  # classes textured after the first judge draw their own noise from it (`own_rng`)
         self.rng = rng = np.random.default_rng(seed)
         self.flat = labels.ravel()
         self.horizon = hz = maps.horizon(labels)
@@ -92,6 +95,11 @@ class _Scene:
         self.ao = self._contact_shadows()
 
     # ---------------------------------------------------------------- helpers
+    def own_rng(self, cls: int) -> np.random.Generator:
+        """A generator of this picture for class `cls` alone: a painter that needs new noise draws it here, so
+        the pixels of every other class (and what the judge and generators learnt of them) stay as they were."""
+        return np.random.default_rng([self.seed, cls])
+
     def pixels(self, *classes: int) -> np.ndarray:
         """Flat indices of the pixels of `classes`."""
         if len(classes) == 1:
@@ -284,31 +292,45 @@ class _Scene:
             palette = np.asarray(self.style.flowers, np.float32)
             pick = (np.abs(self.n_mid[fi] * 1.3 + 0.4 * self.g_patch[fi]) * 3).astype(np.int64) % len(palette)
             bloom = np.where(fnear > 0.45, self.n_bloom[fi], self.n_leaf[fi])
-            dots = bloom > 0.45 - 0.15 * fnear
-            centre = np.clip((bloom - 0.45) * 1.5, 0.0, 0.4)
-            carpet = np.clip(0.6 - fnear, 0.0, 0.5)  # distant fields: more a tint than dots
+            # About half the meadow in blossoms and far fields tinted strongly: with a third and a faint tint the
+            # judge read 10% of flower pixels as grass.
+            dots = bloom > 0.1 - 0.15 * fnear
+            centre = np.clip((bloom - 0.1) * 1.2, 0.0, 0.4)
+            carpet = np.clip(0.85 - fnear, 0.0, 0.7)  # distant fields: more a tint than dots
             sub = albedo[flowers]
-            sub = sub * (1.0 - carpet[:, None]) + palette.mean(axis=0) * carpet[:, None] * 0.9
+            sub = sub * (1.0 - carpet[:, None]) + palette.mean(axis=0) * carpet[:, None] * 0.95
             blossom = palette[pick[dots]] * (1.0 + centre[dots] * 0.5 + 0.08 * self.n_fine[fi[dots]])[:, None]
             sub[dots] = np.clip(blossom, 0.0, 1.0)
             albedo[flowers] = sub
         self.color[idx] = self.lit(albedo, self._ground_shade(idx))
 
     def paint_bushes(self) -> None:
+        """Low shrubs: a lumpy surface of small round clumps, each lit on its sunny side, dotted with berries.
+
+        Tree crowns have bigger leaf clumps with dark gaps between them (`_tree`); while bushes shared the trees'
+        leaf noise the judge read 7% of bush pixels as tree, so a bush differs in texture, not only in outline.
+        """
         idx = self.pixels(BUSH)
         if idx.size == 0:
             return
-        height = maps.blur((self.labels == BUSH).astype(np.float32), 1.5 + 0.01 * self.h)
+        rng = self.own_rng(BUSH)
+        h, w = self.h, self.w
+        mask = (self.labels == BUSH).astype(np.float32)
+        lumps = fbm(rng, (h, w), 2.0 + 0.015 * h, 2)  # clumps of ~4–6 px at 256²
+        height = maps.blur(mask, 1.5 + 0.01 * h) + 0.12 * lumps * mask
         gy, gx = np.gradient(height)
-        k = 2.0 + 0.03 * self.h
+        k = 4.0 + 0.04 * h
         shade = self.shade_normal(-gx.ravel()[idx] * k, gy.ravel()[idx] * k + 0.3)
-        leaf = self.n_leaf[idx]
-        albedo = self.mix(BUSH, 0.5 - 0.3 * leaf) * (0.88 + 0.12 * np.tanh(leaf))[:, None]
-        shade = shade * (0.82 + 0.18 * np.tanh(leaf)) * (1.0 - 0.5 * self.ao[idx])
+        bump = lumps.ravel()[idx]
+        albedo = self.mix(BUSH, 0.5 - 0.35 * bump) * (0.9 + 0.1 * np.tanh(self.n_leaf[idx]))[:, None]
+        shade = shade * (0.78 + 0.22 * np.tanh(bump)) * (1.0 - 0.5 * self.ao[idx])
+        berries = fbm(rng, (h, w), 1.2, 1).ravel()[idx] > 1.7
         if self.style.snow_cover > 0:  # snow settles on the upper, outer clumps
-            snowy = (leaf > -0.4) & (gy.ravel()[idx] > -0.01)
+            snowy = (bump > -0.4) & (gy.ravel()[idx] > -0.01)
             albedo[snowy] = self.pal_a[SNOW] * 0.95
             shade[snowy] = np.clip(shade[snowy] + 0.2, 0.0, 1.0)
+        else:
+            albedo[berries] = np.asarray(BERRY, np.float32)
         self.color[idx] = self.lit(albedo, shade)
 
     def paint_sand_dirt(self) -> None:
@@ -321,11 +343,11 @@ class _Scene:
         grain = 0.04 * self.n_fine[idx] + np.where(sand, 0.04 * self.g_ripple[idx], 0.0)
         # Dirt reads as dirt by its clods and pale pebbles (sand has ripples instead): a tint alone is too close
         # to autumn grass and sand once the judge's colour augmentation has rotated it.
+        # Pebbles stay the dirt's own hue, only paler: grey ones made dirt read as rock (4.5% of rock pixels).
         pebbles = ~sand & (self.n_leaf[idx] > 1.0)
         clods = ~sand & (self.n_leaf[idx] < -0.9)
         rut = ~sand & (self.g_ripple[idx] < -1.0)
-        albedo *= (1.0 + grain + 0.45 * pebbles - 0.3 * clods - 0.25 * rut)[:, None]
-        albedo[pebbles] = albedo[pebbles] * 0.6 + albedo[pebbles].mean(axis=1, keepdims=True) * 0.4
+        albedo *= (1.0 + grain + 0.35 * pebbles - 0.3 * clods - 0.25 * rut)[:, None]
         if np.any(self.flat == WATER):  # wet sand/mud along the water
             wet = maps.blur((self.labels == WATER).astype(np.float32), 1.5 + 0.01 * self.h).ravel()[idx]
             albedo *= (1.0 - 0.8 * np.clip(wet, 0.0, 0.45))[:, None]
@@ -411,11 +433,21 @@ class _Scene:
         shade = self.dome_shade(u, v) * (1.0 - 0.35 * np.clip(v, 0.0, 1.0))
         albedo = self.mix(ROCK, 0.5 + 0.4 * self.n_mid[idx] + 0.3 * self.n_leaf[idx]) * tint[None, :]
         albedo *= (1.0 - 0.35 * ridged(self.n_leaf[idx] * 1.5, 6.0))[:, None]
-        top = (v < -0.25) & (self.n_leaf[idx] > 0.2)
         if st.snow_cover > 0:
+            top = (v < -0.25) & (self.n_leaf[idx] > 0.2)
             albedo[top] = np.asarray(st.palette[SNOW][0], np.float32)
-        else:
-            albedo[top] = albedo[top] * 0.6 + self.pal_b[GRASS] * 0.4
+        else:  # a little dark moss on the crown only: grass-green tops read as the meadow around them
+            top = (v < -0.5) & (self.n_leaf[idx] > 0.6)
+            albedo[top] = albedo[top] * 0.7 + self.pal_b[GRASS] * 0.15
+        # A dark crevice line along the outline and a bright rim on the sunny side: a boulder's edge is hard,
+        # where flowers, dirt and grass blend into each other (the judge read rock edges as their neighbours).
+        edge = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1][
+            ys.astype(np.int64), xs.astype(np.int64)
+        ]
+        rim = np.clip(2.0 - 0.75 * edge, 0.0, 1.0) if rows >= 6 else np.zeros_like(edge)
+        sunny = np.clip(u * np.sign(self.light[0]) - v * 0.5, 0.0, 1.0)
+        shade = np.clip(shade + 0.35 * rim * sunny, 0.0, 1.0)
+        albedo *= (1.0 - 0.45 * rim * (1.0 - sunny))[:, None]
         return self.lit(albedo, shade)
 
     def _house(

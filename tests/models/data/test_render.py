@@ -310,3 +310,21 @@ def test_families_are_told_apart_by_colour_statistics() -> None:
         centres = np.array([x[keep & (y == f)].mean(axis=0) for f in range(len(FAMILIES))])
         correct += int(np.argmin(((centres - x[i]) ** 2).sum(axis=1)) == y[i])
     assert correct / len(y) >= 0.8
+
+
+def test_bushes_carry_berries_unless_snowed_on_and_other_classes_keep_their_pixels() -> None:
+    """Bushes (textured from their own generator, Scene.own_rng) are dotted with berry-red clumps in a green
+    style and snow-topped instead in winter; the grass around them is painted from the picture's shared noise,
+    which the bush painter does not consume, so it is the same as on a map where that bush is grass."""
+    label = np.full((128, 128), L["grass"], np.uint8)
+    label[:40] = L["sky"]
+    label[70:110, 20:100] = L["bush"]
+    day, winter = _style("day"), _style("winter")
+    red = lambda img: (img[..., 0] > 1.6 * img[..., 1]) & (img[..., 0] > 1.6 * img[..., 2])  # noqa: E731
+    bush = label == L["bush"]
+    assert red(render(label, None, day, 3))[bush].mean() > 0.01
+    assert red(render(label, None, winter, 3))[bush].mean() < 0.001
+    no_bush = np.where(bush, L["grass"], label).astype(np.uint8)
+    far = np.zeros_like(bush)
+    far[:60] = True  # away from the bush's contact shadow and edge blend
+    assert np.array_equal(render(label, None, day, 3)[far], render(no_bush, None, day, 3)[far])
