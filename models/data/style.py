@@ -4,11 +4,17 @@ A family (day, golden-hour, overcast, dusk, winter, autumn, night) fixes the moo
 gradient, haze, how the classes are coloured — and every sample jitters it (sun direction, hues, haze, exposure),
 so a family is a cloud of styles rather than one preset. The families are kept far apart in mean/std colour so the
 style encoder and the style-fidelity evaluation have something unambiguous to learn and to measure.
+
+Seven clouds are all a style encoder trained on them can tell apart: a photo with an orange sky over purple hills
+lands on the nearest family. `sample_free_style` fills the space between and beyond them: a family style whose sky
+gradient is drawn afresh and whose sky, water and ground are rotated round the hue circle (`recolor`). The family
+draws stay exactly what they were for the same generator (held-out sets and committed figures depend on them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import colorsys
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +55,7 @@ class Style:
     saturation: float  # 1 = unchanged
     contrast: float
     exposure: float
+    free: bool = False  # recoloured by sample_free_style: `family` is then only the family it started from
 
 
 # Day albedos per landscape class: (main, secondary). Families override some of them.
@@ -195,3 +202,98 @@ def sample_style(rng: np.random.Generator, family: str | None = None) -> Style:
     fields["contrast"] = float(spec["contrast"] * rng.uniform(0.93, 1.07))
     fields["exposure"] = float(spec["exposure"] * rng.uniform(0.92, 1.08))
     return Style(**fields)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Free styles: a family style recoloured, so the style space is continuous rather than seven clouds
+# ---------------------------------------------------------------------------------------------------------
+
+GROUND: tuple[str, ...] = ("hill", "grass", "flowers", "tree", "bush", "sand", "dirt")  # turned by one angle
+SKY_SATURATION = (0.05, 0.9)  # HLS saturation of a free sky's zenith and horizon: near grey … vivid
+HORIZON_TURN = 0.15  # a free horizon's hue strays this far (turns) from the family's zenith–horizon contrast
+WATER_GAP = (0.2, 0.8)  # turns from water's hue to grass's, both ways ≥ 72°: a lake never melts into a meadow
+RECOLOR_SATURATION = (0.5, 1.6)  # log-uniform range of the saturation factor of the ground and of the water
+
+
+def _hue(color: RGB) -> float:
+    return colorsys.rgb_to_hls(*color)[0]
+
+
+def _from_hls(hue: float, lightness: float, saturation: float) -> RGB:
+    """HLS → RGB, the hue taken round the circle and the channels clipped to [0, 1] against rounding."""
+    rgb = colorsys.hls_to_rgb(hue % 1.0, lightness, min(1.0, saturation))
+    r, g, b = (min(1.0, max(0.0, v)) for v in rgb)
+    return r, g, b
+
+
+def recolor(color: RGB, turn: float, saturation: float = 1.0) -> RGB:
+    """`color` with its hue turned by `turn` (a fraction of the circle) and its saturation scaled, in HLS.
+
+    HLS keeps the lightness, so a recoloured class keeps its place in the picture's light and dark (snow stays
+    bright, water under a dark sky dark): the renderer's shading and the classes' contrast survive the new hue.
+    """
+    h, lightness, s = colorsys.rgb_to_hls(*color)
+    return _from_hls(h + turn, lightness, s * saturation)
+
+
+def _free_sky(rng: np.random.Generator, base: Style) -> tuple[RGB, RGB, float, float]:
+    """(zenith, horizon, zenith turn, horizon turn): a sky gradient of free hues and saturations.
+
+    Both hues turn with one angle drawn round the whole circle, and the horizon strays up to HORIZON_TURN more,
+    so a family's contrast (golden hour's blue over orange) survives as any pair of hues, and new ones appear.
+    Lightness stays the family's, jittered, with the horizon at least as light as the zenith as in every family
+    (a clear sky brightens towards the horizon): drawn freely it would put a night sky over a sunlit meadow."""
+    turn, stray = float(rng.random()), float(rng.uniform(-HORIZON_TURN, HORIZON_TURN))
+    zenith_sat, horizon_sat = (float(v) for v in rng.uniform(*SKY_SATURATION, 2))
+    (zh, zl, _), (hh, hl, _) = colorsys.rgb_to_hls(*base.sky_zenith), colorsys.rgb_to_hls(*base.sky_horizon)
+    zl = float(np.clip(zl * rng.uniform(0.8, 1.2), 0.02, 0.9))
+    hl = float(np.clip(hl * rng.uniform(0.85, 1.15), zl + 0.04, 0.95))
+    zenith, horizon = _from_hls(zh + turn, zl, zenith_sat), _from_hls(hh + turn + stray, hl, horizon_sat)
+    return zenith, horizon, turn, turn + stray
+
+
+def sample_free_style(rng: np.random.Generator, family: str | None = None) -> Style:
+    """A style off the families: `sample_style(rng, family)` with a free sky and its colours turned round the
+    hue circle. `family` stays the family it started from (its light, haze and grading), `free` is True.
+
+    Two angles, not one per class: the sky with its water, ambient light and cloud shadows turns by one (water
+    mirrors the sky, and a lake of another hue than the sky above it looks painted); the ground (GROUND's
+    albedos, tree crowns, conifers) turns by another. One angle for the whole ground keeps the offsets the
+    family palette set between its classes (sand is lighter and yellower than grass, bushes darker), so they
+    stay apart; the ground's angle is drawn so that grass, the largest ground class and the one at most shores,
+    lands WATER_GAP away from the water on the circle (two free angles would put them on one hue now and then).
+    Sand may come near the water's hue but stays far lighter. Mountains, rock, snow, clouds, houses, trunks and
+    flower dots keep the family's colours: greys, whites and man-made colours, which a hue turn would hardly
+    change or make absurd. Every colour stays in [0, 1]; the same generator state gives the same style.
+    """
+    base = sample_style(rng, family)
+    zenith, horizon, sky_turn, horizon_turn = _free_sky(rng, base)
+    low, high = (float(np.log(v)) for v in RECOLOR_SATURATION)
+    water_sat, ground_sat = (float(v) for v in np.exp(rng.uniform(low, high, 2)))
+    palette = dict(zip((lb.name for lb in LANDSCAPE.labels), base.palette, strict=True))
+    grass_hue = _hue(palette["water"][0]) + sky_turn + float(rng.uniform(*WATER_GAP))
+    ground_turn = grass_hue - _hue(palette["grass"][0])
+
+    def sky(c: RGB) -> RGB:
+        return recolor(c, sky_turn)
+
+    def ground(c: RGB) -> RGB:
+        return recolor(c, ground_turn, ground_sat)
+
+    def water(c: RGB) -> RGB:
+        return recolor(c, sky_turn, water_sat)
+
+    for name, shift in [(name, ground) for name in GROUND] + [("sky", sky), ("water", water)]:
+        palette[name] = (shift(palette[name][0]), shift(palette[name][1]))
+    return replace(
+        base,
+        sky_zenith=zenith,
+        sky_horizon=horizon,
+        ambient_color=sky(base.ambient_color),
+        haze_color=recolor(base.haze_color, horizon_turn),
+        cloud_shadow=sky(base.cloud_shadow),
+        palette=tuple(palette[lb.name] for lb in LANDSCAPE.labels),
+        foliage=tuple(ground(c) for c in base.foliage),
+        conifer=ground(base.conifer),
+        free=True,
+    )

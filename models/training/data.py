@@ -38,6 +38,7 @@ def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
         else {"augment": config["data_augment"]}
     )
     extra["painted"] = config.get("data_painted", 0.0)  # make_dataset refuses a share for other data
+    extra["free"] = config.get("data_free_styles", 0.0)  # likewise; a config without these keys reads 0
     try:
         dataset, label_set = make_dataset(config["data"], config["size"], **extra)
         if isinstance(dataset, PairsDataset):

@@ -149,3 +149,47 @@ def test_cache_and_export_take_a_painted_share(tmp_path: Path) -> None:
     for bad in (["--painted", "1.5"], ["--painted", "-0.1"]):
         with pytest.raises(SystemExit):
             main(["cache", "--length", "1", "--dir", str(tmp_path), *bad])
+
+
+def test_preview_cache_and_export_take_a_free_style_share(tmp_path: Path) -> None:
+    from models.data.datasets import folder_dataset
+
+    gap = grid_gap(16)
+    out = tmp_path / "free.png"
+    argv = ["preview", "--n", "2", "--size", "16", "--seed", "3", "--cols", "2", "--free-styles", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    free = ProceduralLandscapes(16, 2, seed=3, free=1.0)
+    for i in range(2):
+        x = gap + i * (32 + gap)
+        assert np.array_equal(grid[gap : gap + 16, x + 16 : x + 32], _render_of(free[i]))
+    assert not np.array_equal(_render_of(free[1]), _render_of(ProceduralLandscapes(16, 2, seed=3)[1]))
+
+    argv = [
+        "cache",
+        "--length",
+        "2",
+        "--size",
+        "16",
+        "--seed",
+        "3",
+        "--dir",
+        str(tmp_path),
+        "--free-styles",
+        "0.5",
+    ]
+    assert main(argv) == 0
+    cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, free=0.5)
+    assert cached.folder is not None and "-free0.5-" in cached.folder.name and cached.folder.is_dir()
+
+    pairs = tmp_path / "pairs"
+    argv = ["export", "--n", "2", "--size", "16", "--seed", "3", "--out", str(pairs), "--free-styles", "1"]
+    assert main(argv) == 0
+    meta = json.loads((pairs / "meta.json").read_text())
+    assert meta["generator"] == {"seed": 3, "size": 16, "free_styles": 1.0}
+    assert meta["styles"] == {"00000": None, "00001": None}  # a free style belongs to no family
+    exported = folder_dataset(pairs, 16)
+    assert [exported[i]["style"] for i in range(2)] == [-1, -1]
+    for bad in (["--free-styles", "1.5"], ["--free-styles", "-0.1"]):
+        with pytest.raises(SystemExit):
+            main(["preview", "--n", "1", "--out", str(out), *bad])

@@ -143,6 +143,95 @@ def test_the_trainers_data_painted_reaches_the_dataset(tmp_path: Path) -> None:
         build_dataset(config | {"data_painted": -0.1})
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Free styles mixed in (`--data_free_styles`)
+
+
+def test_the_free_share_is_met_within_tolerance_only_grows_and_ignores_the_painted_one() -> None:
+    n = 3000
+    for share in (0.1, 0.3, 0.7):
+        free = np.array([ds.is_free(4, i, share) for i in range(n)])
+        assert abs(free.mean() - share) < 0.03  # binomial σ ≤ 0.009 at n = 3000
+        per_family = [free[f :: len(FAMILIES)].mean() for f in range(len(FAMILIES))]
+        assert max(abs(p - share) for p in per_family) < 0.07, per_family
+    low, high = (np.array([ds.is_free(4, i, s) for i in range(n)]) for s in (0.2, 0.3))
+    assert not (low & ~high).any()  # raising the share only turns family styles into free ones
+    painted = np.array([ds.is_painted(4, i, 0.3) for i in range(n)])
+    assert abs((high & painted).mean() - 0.3 * 0.3) < 0.02  # a stream of its own: independent of painting
+    assert not any(ds.is_free(4, i, 0.0) for i in range(100))
+    assert all(ds.is_free(4, i, 1.0) for i in range(100))
+    with pytest.raises(ValueError, match=r"free-style share must lie in \[0, 1\]"):
+        ds.is_free(4, 0, 1.5)
+
+
+def test_share_zero_renders_the_samples_of_the_code_before_free_styles() -> None:
+    from models.data import render, sample_layout, sample_style
+
+    for i in range(3):  # render_sample as it was: layout, family style, render seed, all from (seed, index)
+        rng = np.random.default_rng([4, i])
+        label, instance = sample_layout(rng, 32)
+        image = render(label, instance, sample_style(rng, FAMILIES[i]), int(rng.integers(2**31)))
+        got = ds.render_sample(4, i, 32, 0.0, 0.0)
+        assert all(np.array_equal(a, b) for a, b in zip(got[:3], (label, instance, image), strict=True))
+        assert got[3] == i
+
+
+def test_a_mixed_dataset_keeps_its_family_samples_and_frees_the_others() -> None:
+    from models.data import render, sample_free_style, sample_layout
+
+    mixed, plain = (
+        ds.ProceduralLandscapes(32, 12, seed=4, free=0.5),
+        ds.ProceduralLandscapes(32, 12, seed=4),
+    )
+    kinds = [ds.is_free(4, i, 0.5) for i in range(12)]
+    assert any(kinds) and not all(kinds)
+    for i, free in enumerate(kinds):
+        assert _same_sample(mixed[i], plain[i]) != free
+        assert torch.equal(mixed[i]["label"], plain[i]["label"])  # the same layout either way
+        if free:  # the index's family, recoloured from the sample's own generator; no family index
+            label, instance, image, family = ds.render_sample(4, i, 32, free=1.0)
+            assert family == -1 and mixed[i]["style"] == -1
+            rng = np.random.default_rng([4, i])
+            sample_layout(rng, 32)  # the draws before the style
+            style = sample_free_style(rng, FAMILIES[i % len(FAMILIES)])
+            assert np.array_equal(image, render(label, instance, style, int(rng.integers(2**31))))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ds.ProceduralLandscapes(32, 2, seed=4, free=-0.1)
+
+
+def test_the_cache_folder_names_the_free_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = ds.cache_folder(tmp_path, 32, 0, free=0.25).name
+    assert name.startswith("procedural-32x32-seed0-free0.25-")
+    assert ds.cache_folder(tmp_path, 32, 0, 0.3, 0.25).name.startswith(
+        "procedural-32x32-seed0-painted0.3-free0.25-"
+    )
+    assert "free" not in ds.cache_folder(tmp_path, 32, 0, 0.3).name  # earlier caches keep their names
+    names = {ds.cache_folder(tmp_path, 32, 0, 0.0, f).name for f in (0.0, 0.3, 0.30000000000000004, 1.0)}
+    assert len(names) == 4
+    monkeypatch.setattr(ds, "SHARD_SIZE", 2)
+    cached = ds.ProceduralLandscapes(32, 3, seed=4, cache_dir=tmp_path, free=0.5)
+    assert cached.folder == ds.cache_folder(tmp_path, 32, 4, free=0.5)
+    direct = ds.ProceduralLandscapes(32, 3, seed=4, free=0.5)
+    assert all(_same_sample(cached[i], direct[i]) for i in range(3))  # free styles' -1 survives the cache
+
+
+def test_the_trainers_data_free_styles_reaches_the_dataset(tmp_path: Path) -> None:
+    from models.training.config import BASE_CONFIG, ConfigError
+    from models.training.data import build_dataset
+
+    assert BASE_CONFIG["data_free_styles"] == 0.0  # existing runs read what they read before
+    config = {**BASE_CONFIG, "arch": "spade", "data_length": 4, "size": 32, "data_free_styles": 0.25}
+    dataset, _ = build_dataset(config)
+    assert isinstance(dataset, ds.ProceduralLandscapes) and dataset.free == 0.25
+    old_run = {k: v for k, v in config.items() if k != "data_free_styles"}  # a config from before the key
+    dataset, _ = build_dataset(old_run)
+    assert isinstance(dataset, ds.ProceduralLandscapes) and dataset.free == 0.0
+    with pytest.raises(ConfigError, match="free styles mix into procedural data only"):
+        build_dataset(config | {"data": f"folder:{tmp_path}"})
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        build_dataset(config | {"data_free_styles": 1.5})
+
+
 def _write(path: Path, array: np.ndarray, mode: str | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array, mode=mode).save(path)
