@@ -64,8 +64,9 @@ def gmacs_per_image(info: dict[str, Any], size: int) -> float | None:
     return float(info["gmacs"]) * size * size / (height * width)
 
 
-def feeds(model: Any, size: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A painted-looking map (with trees, so instances exist), repeated `batch` times, and seeded latents."""
+def feeds(model: Any, size: int, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """A painted-looking map (with trees, so instances exist), repeated `batch` times, seeded latents, and
+    per-pixel noise for a generator that takes it: `run_generator`'s arguments."""
     from benchmarks.paint_latency import paint_maps
     from common.instances import instances_from_labels
 
@@ -74,21 +75,25 @@ def feeds(model: Any, size: int, batch: int) -> tuple[np.ndarray, np.ndarray, np
     instance = np.broadcast_to(
         instances_from_labels(ids, model.thing_ids).astype(np.int64), (batch, 1, size, size)
     ).copy()  # [B,1,H,W]
-    z = np.random.default_rng(0).standard_normal((batch, model.z_dim), dtype=np.float32)  # [B,z_dim]
-    return label, instance, z
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((batch, model.z_dim), dtype=np.float32)  # [B,z_dim]
+    noise = None
+    if model.noise_channels:
+        noise = rng.standard_normal((batch, model.noise_channels, size, size), dtype=np.float32)  # [B,C,H,W]
+    return label, instance, z, noise
 
 
 def time_config(model: Any, size: int, batch: int, budget_s: float, max_runs: int) -> dict[str, Any]:
     """One warm-up run (a new shape allocates), then as many timed runs as fit in `budget_s` (1..max_runs)."""
-    label, instance, z = feeds(model, size, batch)
+    inputs = feeds(model, size, batch)
     start = time.perf_counter()
-    model.run_generator(label, instance, z)
+    model.run_generator(*inputs)
     warmup_s = time.perf_counter() - start
     runs = max(1, min(max_runs, int(budget_s / max(warmup_s, 1e-4))))
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        model.run_generator(label, instance, z)
+        model.run_generator(*inputs)
         times.append((time.perf_counter() - start) * 1000.0)
     return {
         "p50_ms": round(float(np.percentile(times, 50)), 2),
@@ -226,9 +231,9 @@ def op_profile(directory: Path, size: int, threads: int, runs: int) -> dict[str,
         path = model.directory / model.manifest.files.generator.path
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         model.generator = session  # same run(outputs, feeds) as a Graph
-        label, instance, z = feeds(model, size, 1)
+        inputs = feeds(model, size, 1)
         for _ in range(runs + 1):
-            model.run_generator(label, instance, z)
+            model.run_generator(*inputs)
         events = json.loads(Path(session.end_profiling()).read_text())
     model_runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
     cutoff = model_runs[0]["ts"] + model_runs[0]["dur"]  # end of the warm-up run

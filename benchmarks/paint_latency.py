@@ -83,13 +83,19 @@ def engine_time(weights: Path, model: str, size: int, runs: int, threads: int) -
     ids = paint_maps(1, size, loaded.num_labels)[0]
     label = ids[None, None].astype(np.int64)  # [1,1,H,W]
     instance = np.zeros_like(label)
-    z = np.random.default_rng(0).standard_normal((1, loaded.z_dim), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((1, loaded.z_dim), dtype=np.float32)
+    noise = (
+        rng.standard_normal((1, loaded.noise_channels, size, size), dtype=np.float32)
+        if loaded.noise_channels
+        else None
+    )
     for _ in range(3):
-        loaded.run_generator(label, instance, z)
+        loaded.run_generator(label, instance, z, noise)
     times = []
     for _ in tqdm(range(runs), desc="engine only", leave=False):
         t0 = time.perf_counter()
-        loaded.run_generator(label, instance, z)
+        loaded.run_generator(label, instance, z, noise)
         times.append((time.perf_counter() - t0) * 1000)
     return {"p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "runs": runs}
 

@@ -49,6 +49,9 @@ class Recipe:
     #                                   GANs (in-place buffer writes between forwards), on for BatchNorm nets
     meta: dict[str, Any]  # extra top-level checkpoint entries (e.g. {"perceptual": "vgg19"})
     init_optional: tuple[str, ...] = ()  # networks an --init_from source may lack (they keep their init)
+    init_fresh: tuple[
+        str, ...
+    ] = ()  # name parts of weights an --init_from source may lack (they keep their init)
 
     def __init__(self) -> None:
         self.nets = {}

@@ -21,6 +21,11 @@ exporter rebuilds the networks from the config a checkpoint carries, with the sa
   (`seg_augment`, the judge's augmentation strengths) so it must read texture. S is training-only: the exported
   generator is the plain `spade-fast` one, so a `spade-fast` checkpoint starts a `-seg` run (`--init_from`,
   S from scratch) and latency is unchanged.
+- `spade-fast-noise`, `spade-tiny-noise`: the `-seg` presets with per-pixel noise in every SPADE's conditioning
+  (`noise_channels`, models/nets/blocks.SPADE): without it a region of one class gives G nothing to vary its
+  texture by but the distance to the region's edges, which is where the plank streaks under skylines come
+  from. The noise convs start at zero, so a `spade-fast(-seg)` checkpoint starts a `-noise` run as the same
+  network (`--init_from`); the exported generator takes the contract's `noise` input (drawn from the seed).
 
 The encoder's input size (`encoder.image_size`) is its own setting, not the training `size`: G and D take any
 size, so a run at 128² and its fine-tuning at 256² share every weight shape, and the step resizes real images
@@ -48,7 +53,7 @@ before G listens to it.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import torch
@@ -164,6 +169,14 @@ PRESETS |= {
     }
     for base, seg in SEG_DISCRIMINATORS.items()
 }
+NOISE_CHANNELS = 4  # per-pixel noise channels of the -noise presets
+PRESETS |= {
+    f"{base}-noise": {
+        **copy.deepcopy(PRESETS[f"{base}-seg"]),
+        "generator": {**PRESETS[f"{base}-seg"]["generator"], "noise_channels": NOISE_CHANNELS},
+    }
+    for base in SEG_DISCRIMINATORS
+}
 
 
 def get_preset(name: str) -> dict[str, Any]:
@@ -232,6 +245,9 @@ class SpadeRecipe(Recipe):
         n = len(label_set)
         g, e, d = build_generator(config, n), build_encoder(config), build_discriminator(config, n)
         self.nets = {"G": g.to(device), "D": d.to(device), "E": e.to(device)}
+        self.noise_channels = g.noise_channels
+        if g.noise_channels:  # a checkpoint of the same widths without noise starts it (blocks.SPADE)
+            self.init_fresh = ("mlp_noise",)
         betas = (float(config["betas"][0]), float(config["betas"][1]))
         self.optimizers = {
             "G": torch.optim.Adam([*g.parameters(), *e.parameters()], lr=config["lr_g"], betas=betas),
@@ -257,7 +273,8 @@ class SpadeRecipe(Recipe):
         # 1. Generator and encoder; D only judges (frozen, unwrapped so DDP does not wait for its gradients).
         encoder = cast(ConvEncoder, unwrap(nets["E"]))
         mu, logvar = nets["E"](fit_to_encoder(real, encoder.image_size))  # [B,z_dim] each
-        fake = nets["G"](label, instance, reparameterize(mu, logvar))  # [B,3,H,W]
+        noise = self.noise(real.shape[0], real.shape[-2:], real.device)  # [B,C,H,W] or None
+        fake = nets["G"](label, instance, reparameterize(mu, logvar), noise)  # [B,3,H,W]
         critic = unwrap(nets["D"]).requires_grad_(False)
         pred_fake, pred_real = split_halves(critic(label2, instance2, torch.cat([fake, real])))
         g_gan = hinge_g_loss(pred_fake) * self.weights["gan"]
@@ -294,13 +311,23 @@ class SpadeRecipe(Recipe):
             losses["S"] = s_loss
         return {name: loss.item() for name, loss in losses.items()}
 
+    def noise(
+        self, batch: int, size: Sequence[int], device: torch.device, gen: torch.Generator | None = None
+    ) -> torch.Tensor | None:
+        """Per-pixel N(0, 1) noise [B,C,H,W] for G (as the server draws it from a seed), None without it."""
+        if not self.noise_channels:
+            return None
+        return torch.randn(batch, self.noise_channels, *size, generator=gen).to(device)
+
     def preview(self, nets: Mapping[str, nn.Module], batch: Batch) -> list[torch.Tensor]:
         """G_ema with z = E's μ of the real image (style transfer), and with a fixed random z."""
         label, instance = batch["label"][:, None], batch["instance"][:, None]
         size = cast(ConvEncoder, nets["E"]).image_size
         mu, _ = nets["E"](fit_to_encoder(batch["image"], size))  # [B,z_dim]
-        z = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0)).to(mu.device)
-        return [nets["G"](label, instance, mu), nets["G"](label, instance, z)]
+        gen = torch.Generator().manual_seed(0)
+        z = torch.randn(mu.shape, generator=gen).to(mu.device)
+        noise = self.noise(label.shape[0], label.shape[-2:], mu.device, gen)
+        return [nets["G"](label, instance, mu, noise), nets["G"](label, instance, z, noise)]
 
 
 # ----------------------------------------------------------------------------
@@ -308,9 +335,10 @@ class SpadeRecipe(Recipe):
 
 
 def label_map_inputs(
-    label_nc: int, z_dim: int, batch: int, size: tuple[int, int], seed: int
+    label_nc: int, z_dim: int, batch: int, size: tuple[int, int], seed: int, noise_channels: int = 0
 ) -> dict[str, torch.Tensor]:
-    """Random (label, instance, z) with several labels and instances, so one-hot and edges are exercised."""
+    """Random (label, instance, z[, noise]) with several labels and instances, so one-hot and edges are
+    exercised."""
     gen = torch.Generator().manual_seed(seed)
     height, width = size
     # Blocky maps (8×8 cells) look like painted regions; per-pixel noise would make every pixel an edge.
@@ -318,8 +346,10 @@ def label_map_inputs(
     label = torch.randint(0, label_nc, cells, generator=gen).repeat_interleave(8, 2).repeat_interleave(8, 3)
     instance = torch.randint(0, 4, cells, generator=gen).repeat_interleave(8, 2).repeat_interleave(8, 3)
     label, instance = label[:, :, :height, :width].contiguous(), instance[:, :, :height, :width].contiguous()
-    z = torch.randn(batch, z_dim, generator=gen)
-    return {"label": label, "instance": instance, "z": z}  # [B,1,H,W] int64, [B,1,H,W] int64, [B,z_dim]
+    inputs = {"label": label, "instance": instance, "z": torch.randn(batch, z_dim, generator=gen)}
+    if noise_channels:
+        inputs["noise"] = torch.randn(batch, noise_channels, height, width, generator=gen)
+    return inputs  # label, instance [B,1,H,W] int64, z [B,z_dim], noise [B,C,H,W]
 
 
 def image_inputs(batch: int, size: tuple[int, int], seed: int) -> dict[str, torch.Tensor]:
@@ -333,7 +363,7 @@ def generator_role(generator: SPADEGenerator) -> ExportRole:
     return ExportRole(
         module=generator,
         example=lambda batch, size, seed: label_map_inputs(
-            generator.label_nc, generator.z_dim, batch, size, seed
+            generator.label_nc, generator.z_dim, batch, size, seed, generator.noise_channels
         ),
         outputs=("image",),
         fields={
@@ -342,8 +372,11 @@ def generator_role(generator: SPADEGenerator) -> ExportRole:
             "z": "z",
             "z_dim": generator.z_dim,
             "output": "image",
-        },
-        spatial=("label", "instance"),
+        }
+        | (
+            {"noise": "noise", "noise_channels": generator.noise_channels} if generator.noise_channels else {}
+        ),
+        spatial=("label", "instance", "noise"),
         size_multiple=generator.size_multiple,
     )
 

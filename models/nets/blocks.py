@@ -88,6 +88,13 @@ class SPADE(nn.Module):
     (up to zero padding at the border) for one small matmul instead of z_dim extra input channels. z has to
     enter here: a spatially constant offset added to the activations is exactly what the parameter-free
     InstanceNorm removes.
+
+    With `noise_nc` > 0 per-pixel noise enters the same way [ours, OASIS's per-pixel 3D noise]: a conv of the
+    noise map added to the hidden conv's output, which equals concatenating the noise to the label map, split
+    in two so that a checkpoint without noise loads with this conv at zero (the network it was, to start from).
+    Inside a region of one class the label map is constant; without noise the only thing that varies there is
+    the distance to the region's edges, so texture had to be drawn from the edges (planks hanging from a
+    skyline, bands along a shore).
     """
 
     def __init__(
@@ -99,6 +106,7 @@ class SPADE(nn.Module):
         norm: str = "instance",  # parameter-free norm: 'instance' or 'batch'
         z_dim: int = 0,  # style latent size fed into the hidden features; 0 = label map only
         shared: nn.Module | None = None,  # reuse another SPADE's hidden features instead of computing its own
+        noise_nc: int = 0,  # per-pixel noise channels fed into the hidden features; 0 = none
     ) -> None:
         super().__init__()
         pad = kernel_size // 2
@@ -106,15 +114,22 @@ class SPADE(nn.Module):
         self.norm = parameter_free_norm(norm, norm_nc)
         self.mlp_shared: nn.Module | None = None
         self.mlp_z: nn.Module | None = None
+        self.mlp_noise: nn.Conv2d | None = None
         if shared is None:
             self.mlp_shared = nn.Conv2d(label_nc, nhidden, kernel_size, padding=pad)
             if z_dim > 0:
                 self.mlp_z = nn.Linear(z_dim, nhidden)
+            if noise_nc > 0:
+                self.mlp_noise = nn.Conv2d(noise_nc, nhidden, kernel_size, padding=pad, bias=False)
+                nn.init.zeros_(self.mlp_noise.weight)  # starts as the SPADE without noise (class docstring)
         self.mlp_gamma = nn.Conv2d(nhidden, norm_nc, kernel_size, padding=pad)
         self.mlp_beta = nn.Conv2d(nhidden, norm_nc, kernel_size, padding=pad)
 
-    def hidden(self, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """Label map at the activation's resolution [B,label_nc,h,w] (+ z [B,z_dim]) -> [B,nhidden,h,w]."""
+    def hidden(
+        self, seg: torch.Tensor, z: torch.Tensor | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Label map at the activation's resolution [B,label_nc,h,w] (+ z [B,z_dim], + noise at the same
+        resolution [B,noise_nc,h,w]) -> [B,nhidden,h,w]."""
         if self.mlp_shared is None:
             raise RuntimeError("this SPADE shares another SPADE's hidden features; call modulate() with them")
         h = self.mlp_shared(seg)
@@ -122,14 +137,25 @@ class SPADE(nn.Module):
             if z is None:
                 raise ValueError("this SPADE was built with z_dim > 0 and needs z")
             h = h + self.mlp_z(z)[:, :, None, None]
+        if self.mlp_noise is not None:
+            if noise is None:
+                raise ValueError("this SPADE was built with noise_nc > 0 and needs noise")
+            h = h + self.mlp_noise(noise)
         return F.relu(h)
 
     def modulate(self, x: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
         return self.norm(x) * (1 + self.mlp_gamma(hidden)) + self.mlp_beta(hidden)
 
-    def forward(self, x: torch.Tensor, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B,C,h,w], seg [B,label_nc,h,w] (already at x's resolution), z [B,z_dim] -> [B,C,h,w]."""
-        return self.modulate(x, self.hidden(seg, z))
+    def forward(
+        self,
+        x: torch.Tensor,
+        seg: torch.Tensor,
+        z: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [B,C,h,w], seg [B,label_nc,h,w] and noise [B,noise_nc,h,w] (already at x's resolution), z [B,z_dim]
+        -> [B,C,h,w]."""
+        return self.modulate(x, self.hidden(seg, z, noise))
 
 
 class SPADEResBlock(nn.Module):
@@ -150,6 +176,7 @@ class SPADEResBlock(nn.Module):
         z_dim: int = 0,  # style latent size fed to every SPADE of the block; 0 = none
         spectral: bool = True,  # spectral norm on the block's convs (as in the SPADE generator)
         share_shortcut_hidden: bool = False,  # shortcut SPADE reuses norm_0's hidden features
+        noise_nc: int = 0,  # per-pixel noise channels fed to every SPADE of the block; 0 = none
     ) -> None:
         super().__init__()
         fmiddle = min(fin, fout)
@@ -157,21 +184,28 @@ class SPADEResBlock(nn.Module):
         self.share_shortcut_hidden = share_shortcut_hidden
         self.conv_0 = maybe_spectral(nn.Conv2d(fin, fmiddle, 3, padding=1), spectral)
         self.conv_1 = maybe_spectral(nn.Conv2d(fmiddle, fout, 3, padding=1), spectral)
-        self.norm_0 = SPADE(fin, label_nc, nhidden, kernel_size, norm, z_dim)
-        self.norm_1 = SPADE(fmiddle, label_nc, nhidden, kernel_size, norm, z_dim)
+        self.norm_0 = SPADE(fin, label_nc, nhidden, kernel_size, norm, z_dim, noise_nc=noise_nc)
+        self.norm_1 = SPADE(fmiddle, label_nc, nhidden, kernel_size, norm, z_dim, noise_nc=noise_nc)
         if self.learned_shortcut:
             self.conv_s = maybe_spectral(nn.Conv2d(fin, fout, 1, bias=False), spectral)
             shared = self.norm_0 if share_shortcut_hidden else None
-            self.norm_s = SPADE(fin, label_nc, nhidden, kernel_size, norm, z_dim, shared=shared)
+            self.norm_s = SPADE(fin, label_nc, nhidden, kernel_size, norm, z_dim, shared, noise_nc)
 
-    def forward(self, x: torch.Tensor, seg: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B,fin,h,w], seg [B,label_nc,h,w], z [B,z_dim] or None -> [B,fout,h,w]."""
-        hidden_0 = self.norm_0.hidden(seg, z)  # [B,nhidden,h,w]
+    def forward(
+        self,
+        x: torch.Tensor,
+        seg: torch.Tensor,
+        z: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [B,fin,h,w], seg [B,label_nc,h,w], z [B,z_dim] or None, noise [B,noise_nc,h,w] or None
+        -> [B,fout,h,w]."""
+        hidden_0 = self.norm_0.hidden(seg, z, noise)  # [B,nhidden,h,w]
         if self.learned_shortcut:
-            hidden_s = hidden_0 if self.share_shortcut_hidden else self.norm_s.hidden(seg, z)
+            hidden_s = hidden_0 if self.share_shortcut_hidden else self.norm_s.hidden(seg, z, noise)
             x_s = self.conv_s(self.norm_s.modulate(x, hidden_s))
         else:
             x_s = x
         dx = self.conv_0(F.leaky_relu(self.norm_0.modulate(x, hidden_0), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg, z), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg, z, noise), 0.2))
         return x_s + dx

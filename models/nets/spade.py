@@ -8,6 +8,8 @@ Differences from the paper, all [ours]:
 - One-hot encoding and the instance-edge map are computed inside forward() from raw ids, so the exported ONNX
   graph takes ids (see docs/contracts.md).
 - Per-block SPADE hidden widths and shortcut hidden sharing, to fit a 256² frame in a few GMACs on CPU.
+- Optional per-pixel noise in every SPADE's conditioning (`noise_channels`, OASIS's 3D noise; blocks.SPADE says
+  why): the contract's `noise` input, drawn by the server from the request's seed.
 """
 
 from __future__ import annotations
@@ -49,10 +51,13 @@ class SPADEGenerator(nn.Module):
         z_dim: int = 256,  # style latent size (paper 256); z comes from the encoder, a preset or a seeded draw
         spectral: bool = True,  # spectral norm on the ResBlock convs (paper)
         share_shortcut_hidden: bool = False,  # shortcut SPADE reuses the first SPADE's hidden features (cheaper)
+        noise_channels: int = 0,  # per-pixel N(0, 1) noise channels in every SPADE's conditioning; 0 = none
     ) -> None:
         super().__init__()
-        if label_nc < 1 or ngf < 1 or num_up < 1 or z_dim < 1:
-            raise ValueError("label_nc, ngf, num_up and z_dim must be ≥ 1 (a style input is not optional)")
+        if label_nc < 1 or ngf < 1 or num_up < 1 or z_dim < 1 or noise_channels < 0:
+            raise ValueError(
+                "label_nc, ngf, num_up and z_dim must be ≥ 1 (a style input is not optional), noise_channels ≥ 0"
+            )
         num_blocks = num_up + 2
         hidden = [nhidden] * num_blocks if isinstance(nhidden, int) else list(nhidden)
         if len(hidden) != num_blocks:
@@ -61,6 +66,7 @@ class SPADEGenerator(nn.Module):
         self.use_edges = use_edges
         self.num_up = num_up
         self.z_dim = z_dim
+        self.noise_channels = noise_channels
         self.size_multiple = 2**num_up
         semantic_nc = label_nc + (1 if use_edges else 0)
         mult = (
@@ -86,22 +92,34 @@ class SPADEGenerator(nn.Module):
                 z_dim=z_dim,
                 spectral=spectral,
                 share_shortcut_hidden=share_shortcut_hidden,
+                noise_nc=noise_channels,
             )
             for (fin, fout, _), nh in zip(plan, hidden, strict=True)
         )
         self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
-    def forward(self, label: torch.Tensor, instance: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """label, instance: int64 [B,1,H,W]; z: float [B,z_dim] -> image [B,3,H,W] in [-1,1]."""
+    def forward(
+        self, label: torch.Tensor, instance: torch.Tensor, z: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """label, instance: int64 [B,1,H,W]; z: float [B,z_dim]; noise: float [B,noise_channels,H,W] (only when
+        noise_channels > 0) -> image [B,3,H,W] in [-1,1]."""
         seg = semantic_input(label, instance, self.label_nc, self.use_edges)  # [B,N(+1),H,W]
-        segs = [downsample_nearest(seg, 2 ** (self.num_up - j)) for j in range(self.num_up + 1)]
+        factors = [2 ** (self.num_up - j) for j in range(self.num_up + 1)]
+        segs = [downsample_nearest(seg, f) for f in factors]
+        noises: list[torch.Tensor | None] = [None] * len(factors)
+        if self.noise_channels:
+            if noise is None:
+                raise ValueError(f"this generator takes {self.noise_channels} noise channels and got none")
+            noises = [
+                downsample_nearest(noise, f) for f in factors
+            ]  # a strided slice keeps N(0, 1) per pixel
         x = self.fc(segs[0])  # [B,w0,H/2^num_up,W/2^num_up]
         level = 0
         for block, block_level in zip(self.blocks, self.levels, strict=True):
             if block_level > level:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
                 level = block_level
-            x = block(x, segs[level], z)
+            x = block(x, segs[level], z, noises[level])
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))  # [B,3,H,W]
 
 

@@ -344,3 +344,42 @@ def test_bad_requests_fail_before_exporting(tmp_path: Path, capsys: pytest.Captu
     assert main([str(tmp_path / "no-run"), "--out", str(tmp_path / "w")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_generator_with_noise_exports_the_seeded_noise_input(tmp_path: Path) -> None:
+    """spade-tiny-noise (its noise convs made non-zero, as training leaves them): the manifest names the
+    contract's `noise` input, the graph takes it after z, and the served file matches torch on the server's
+    seeded z and noise; other noise gives another picture."""
+    from common.runtime import RuntimeChoice, open_graph
+    from server.styles import seeded_noise, seeded_z
+
+    config = tiny_config() | {"preset": "spade-tiny-noise"} | get_preset("spade-tiny-noise")
+    generator, _, run = write_run(tmp_path, config)
+    with torch.no_grad():
+        for name, weight in generator.state_dict().items():
+            if "mlp_noise" in name:
+                weight.normal_(0.0, 0.3)
+    checkpoint = torch.load(run / "checkpoint-latest.pt", weights_only=False)
+    torch.save(checkpoint | {"G": generator.state_dict()}, run / "checkpoint-latest.pt")
+    out = tmp_path / "tiny-noise"
+    assert main([str(run), "--out", str(out), "--style-refs", "1"]) == 0
+    inputs = json.loads((out / "model.json").read_text())["inputs"]
+    channels = get_preset("spade-tiny-noise")["generator"]["noise_channels"]
+    assert (inputs["noise"], inputs["noise_channels"]) == ("noise", channels)
+    graph_inputs = [i.name for i in onnx.load(str(out / "generator.onnx")).graph.input]
+    assert graph_inputs == ["label", "instance", "z", "noise"]
+    graph = open_graph(out / "generator.onnx", RuntimeChoice("onnxruntime", "f32", threads=1))
+    feed = blocky(1, 32, 48, seed=3)
+    pictures = []
+    for seed in (5, 6):
+        feed |= {"z": seeded_z(seed, Z_DIM)[None], "noise": seeded_noise(seed, channels, 32, 48)[None]}
+        (got,) = graph.run(["image"], feed)
+        with torch.no_grad():
+            expected = prepare_for_export(generator.eval())(
+                *(torch.from_numpy(feed[k]) for k in graph_inputs)
+            )
+        assert np.abs(got - expected.numpy()).max() <= 2e-3  # 16-bit weights at rest
+        pictures.append(got)
+    feed["noise"] = seeded_noise(7, channels, 32, 48)[None]
+    (other,) = graph.run(["image"], feed)
+    assert np.abs(other - pictures[1]).mean() > 1e-3

@@ -336,3 +336,45 @@ def test_seg_preset_adds_a_segmentation_discriminator_that_g_listens_to(
     del source["D"]
     with pytest.raises(ConfigError, match="has no D"):  # only S may be missing
         load_init_weights(seg, {"G": make_ema(seg.nets["G"])}, source)
+
+
+def test_noise_preset_starts_from_a_run_without_noise_and_learns_to_use_it(
+    tiny_spade: list[str], load: Callable[[Path], dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """spade-tiny-noise from a spade-tiny-seg run (--init_from): every weight the source has is copied, the
+    noise convs start at zero (so G paints what the source's G paints, whatever the noise), and training moves
+    them off zero; a source missing any other weight is still refused."""
+    seg = [*tiny_spade, "--data-length=2", "--batch=1"]
+    seg[seg.index("spade-tiny")] = "spade-tiny-seg"
+    assert train.main([*seg, "--steps=1"]) == 0
+    source = load(Path("runs/00001-spade-tiny-seg/checkpoint-latest.pt"))
+
+    config = resolve_config("spade", "spade-tiny-noise", [])
+    config["label_set"] = "landscape"
+    recipe = build_recipe(config, LANDSCAPE, torch.device("cpu"))
+    ema = {"G": make_ema(recipe.nets["G"])}
+    load_init_weights(recipe, ema, source)
+    g = recipe.nets["G"]
+    noise_keys = [k for k in g.state_dict() if "mlp_noise" in k]
+    assert noise_keys and all(not g.state_dict()[k].any() for k in noise_keys)
+    plain = build_generator(source["config"], len(LANDSCAPE))
+    plain.load_state_dict(source["G"])
+    dataset, _ = make_dataset("procedural", 32, length=1)
+    label, instance = dataset[0]["label"][None, None], dataset[0]["instance"][None, None]
+    z = torch.randn(1, plain.z_dim)
+    with torch.no_grad():
+        assert torch.equal(
+            g.eval()(label, instance, z, torch.randn(1, 4, 32, 32)), plain.eval()(label, instance, z)
+        )
+
+    noisy = [*seg, "--preset=spade-tiny-noise", "--steps=3", "--init-from=runs/00001-spade-tiny-seg"]
+    assert train.main(noisy) == 0
+    trained = load(Path("runs/00002-spade-tiny-noise/checkpoint-latest.pt"))["G"]
+    assert min(float(trained[k].abs().max()) for k in noise_keys) > 0  # every noise conv learnt something
+
+    broken = dict(source)
+    broken["G"] = {k: v for k, v in source["G"].items() if not k.startswith("fc.")}
+    with pytest.raises(
+        ConfigError, match="G does not fit this config's network: 2 missing from the source: fc"
+    ):
+        load_init_weights(recipe, ema, broken)

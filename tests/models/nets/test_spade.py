@@ -191,3 +191,26 @@ def test_spade_fast_fits_the_frame_budget() -> None:
     assert 1.0 < gmacs <= 5.0
     assert count_params(generator) < 4_000_000  # 2–4 M params per served network (the design budget)
     assert generator.z_dim == 64 and generator.use_edges
+
+
+def test_noise_varies_the_picture_and_starts_as_the_generator_without_it() -> None:
+    """Per-pixel noise in every SPADE: its convs start at zero, so the generator is the one without noise with
+    the same weights (exactly); once they are not zero, other noise gives another picture, the same noise the
+    same one; a generator with noise refuses to run without it."""
+    plain = tiny_generator()
+    noisy = tiny_generator(noise_channels=2)
+    noise_weights = {k for k in noisy.state_dict() if "mlp_noise" in k}
+    assert noise_weights and set(noisy.state_dict()) - noise_weights == set(plain.state_dict())
+    noisy.load_state_dict(plain.state_dict() | {k: noisy.state_dict()[k] for k in noise_weights})
+    label, instance = blocky_inputs(1, 32, 32)
+    z = torch.randn(1, plain.z_dim, generator=torch.Generator().manual_seed(1))
+    noise = torch.randn(1, 2, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(noisy(label, instance, z, noise), plain(label, instance, z))
+        for name in noise_weights:
+            noisy.state_dict()[name].normal_(0.0, 0.3)
+        first = noisy(label, instance, z, noise)
+        assert torch.equal(first, noisy(label, instance, z, noise.clone()))
+        assert (first - noisy(label, instance, z, torch.randn_like(noise))).abs().mean() > 1e-3
+    with pytest.raises(ValueError, match="takes 2 noise channels and got none"):
+        noisy(label, instance, z)
