@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_times_fp32_and_bf16_steps_and_prints_their_ratio() -> None:
+def test_times_each_variant_and_prints_its_speedup_over_fp32() -> None:
     torch = pytest.importorskip("torch")
     argv = ["--preset=spade-tiny", "--size=32", "--batch=2", "--steps=2", "--warmup=1", "--threads=1"]
     proc = subprocess.run(
@@ -26,12 +26,13 @@ def test_times_fp32_and_bf16_steps_and_prints_their_ratio() -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (result["preset"], result["size"], result["batch"], result["steps"]) == ("spade-tiny", 32, 2, 2)
     assert result["threads"] == 1 and result["torch"] == torch.__version__
-    for precision in ("fp32", "bf16"):
-        row = result[precision]
+    for variant in ("fp32", "bf16", "bf16-cl"):  # the default variants
+        row = result[variant]
         assert 0 < row["s_per_step_min"] <= row["s_per_step"] and row["images_per_s"] > 0
-    ratio = result["fp32"]["s_per_step"] / result["bf16"]["s_per_step"]
-    assert result["fp32_vs_bf16"] == pytest.approx(ratio, rel=0.02)  # of the unrounded medians
-    assert "fp32 / bf16 time per step" in proc.stdout
+        ratio = result["fp32"]["s_per_step"] / row["s_per_step"]
+        assert row["speedup_vs_fp32"] == pytest.approx(ratio, rel=0.02)  # of the unrounded medians
+    assert result["fp32_vs_bf16"] == result["bf16"]["speedup_vs_fp32"]
+    assert "bf16-compile" not in result and "vs fp32" in proc.stdout
 
 
 def test_refuses_zero_timed_steps(capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,3 +41,11 @@ def test_refuses_zero_timed_steps(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--steps", "0"])
     assert exit_info.value.code == 2 and "--steps must be ≥ 1" in capsys.readouterr().err
+
+
+def test_variants_start_with_fp32(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.train_step import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--variants", "bf16", "fp32"])
+    assert exit_info.value.code == 2 and "--variants must start with fp32" in capsys.readouterr().err
