@@ -106,14 +106,14 @@ def row(folder: Path, runs: int, reference: bool) -> dict[str, Any]:
 
 def pictures(folders: list[Path], out: Path) -> None:
     """Rows of pictures: the label maps, the reference renders, then one row per served model."""
-    from models.data.datasets import render_sample
+    from models.data.samples import Mix, render_sample
     from models.eval.data import EVAL_SEED, PAINTED_OFFSET
     from models.labels import LANDSCAPE
     from server.batch_render import Renderer
     from server.styles import seeded_z
 
     samples = [render_sample(EVAL_SEED, i, 256) for i in range(PICTURES)]
-    samples += [render_sample(EVAL_SEED + PAINTED_OFFSET, i, 256, painted=1.0) for i in range(PICTURES)]
+    samples += [render_sample(EVAL_SEED + PAINTED_OFFSET, i, 256, Mix(painted=1.0)) for i in range(PICTURES)]
     colors = np.array([label.color for label in LANDSCAPE.labels], dtype=np.uint8)
     rows: list[tuple[str, list[np.ndarray]]] = [
         ("label map", [colors[label] for label, *_ in samples]),

@@ -33,8 +33,8 @@ from tqdm import tqdm
 from common.collage import Planned, plan
 from common.instances import instances_from_labels
 from models.data.cli import grid_gap
-from models.data.datasets import render_sample
 from models.data.painted import painted_map
+from models.data.samples import render_sample
 from models.eval.data import eval_seeds
 from models.eval.onnx_model import ExportedModel, seeded_z, to_uint8
 from models.grids import font_px, text_band

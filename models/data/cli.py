@@ -3,6 +3,7 @@
     collage data preview --n 16 --size 256 --seed 1 --out grid.png   label colours beside renders
     collage data preview --layouts painted --n 8 --cols 4            painted layouts (`both`: every other one)
     collage data preview --free-styles 1                             every sample in a free style
+    collage data preview --large 1                                   every sample a crop of a 2× render
     collage data preview … --colors 256                              a 256-colour PNG (README figures)
     collage data preview --crops tree --removal blur --out crops.png  class-generator samples: context with the
                                                                  instance removed | labels | mask | target
@@ -10,10 +11,11 @@
     collage data cache   --length 4096 --size 256 --seed 0 --dir D   render the training cache up front
                                                                  (train with --data_cache=D, same size and seed)
 
-Sample i is always `render_sample(seed, i, size, painted, free)`, the same pair that `ProceduralLandscapes(size,
-n, seed, painted=painted, free=free)[i]` yields, so what the preview shows is what training sees. `--painted
-SHARE` (export, cache) mixes painted layouts in as the trainer's `--data_painted=SHARE` does, `--free-styles
-SHARE` (preview, export, cache) free styles as its `--data_free_styles=SHARE` does.
+Sample i is always `render_sample(seed, i, size, mix)`, the same pair that `ProceduralLandscapes(size, n, seed,
+mix=mix)[i]` yields, so what the preview shows is what training sees. `--painted SHARE` (export, cache) mixes
+painted layouts in as the trainer's `--data_painted=SHARE` does, `--free-styles SHARE` (preview, export, cache)
+free styles as its `--data_free_styles=SHARE` does, `--large SHARE` (preview, export, cache) crops of renders at
+twice the size as its `--data_large=SHARE` does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import math
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,8 @@ from tqdm import tqdm
 from common.crops import Removal
 from models.data import FAMILIES
 from models.data.crops import MIN_SIDE, instance_crops
-from models.data.datasets import META_FILE, SHARD_SIZE, prepare_cache, render_sample
+from models.data.datasets import META_FILE, SHARD_SIZE, prepare_cache
+from models.data.samples import NO_MIX, Mix, render_sample
 from models.labels import LANDSCAPE
 
 
@@ -69,15 +73,16 @@ def preview(
     layouts: str = "procedural",  # procedural | painted | both
     cols: int | None = None,  # pairs per row (default: a near-square grid)
     colors: int | None = None,  # save with a palette of this many colours (a third of the bytes at 256)
-    free: float = 0.0,  # share of samples in a free style (`is_free`)
+    mix: Mix = NO_MIX,  # shares of free styles and large crops (`layouts` decides the painted share)
 ) -> None:
     """A grid of samples 0..n-1: procedural layouts, painted ones (every sample painted, as an evaluation's
-    painted set), or both (even samples procedural, odd ones painted); a share `free` of them in free styles."""
+    painted set), or both (even samples procedural, odd ones painted); free styles and large crops as `mix`
+    says."""
     pairs = []
     start = time.perf_counter()
     for i in tqdm(range(n), desc="rendering", unit="pair"):
         painted = {"procedural": 0.0, "painted": 1.0, "both": float(i % 2)}[layouts]
-        label, _, image, _ = render_sample(seed, i, size, painted, free)
+        label, _, image, _ = render_sample(seed, i, size, replace(mix, painted=painted))
         pairs.append((LANDSCAPE.ids_to_colors(label), image))
     elapsed = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -90,11 +95,11 @@ def preview(
 
 
 def preview_crops(
-    thing: str, removal: Removal, n: int, size: int, seed: int, out: Path, free: float = 0.0
+    thing: str, removal: Removal, n: int, size: int, seed: int, out: Path, mix: Mix = NO_MIX
 ) -> None:
     """A grid of `n` instance crops of one thing class, one row each: context with the instance removed,
-    label colours of the context, the instance mask, and the target (the context's central half, real); a
-    share `free` of the samples they are cut from in free styles."""
+    label colours of the context, the instance mask, and the target (the context's central half, real); the
+    samples they are cut from mixed as `mix` says."""
     try:
         label_entry = LANDSCAPE[thing]
     except KeyError as err:
@@ -107,7 +112,7 @@ def preview_crops(
     rows = []
     with tqdm(total=n, desc=f"{thing} crops", unit="crop") as bar:
         for i in range(100 * n):  # a layout may hold no instance of the class; give up after 100 per crop
-            label, instance, image, _ = render_sample(seed, i, size, free=free)
+            label, instance, image, _ = render_sample(seed, i, size, mix)
             for crop in instance_crops(label, instance, image, class_id, removal, side, side):
                 mask = np.repeat(crop.mask[..., None].astype(np.uint8) * 255, 3, axis=2)
                 rows.append((crop.context, LANDSCAPE.ids_to_colors(crop.labels), mask, crop.target))
@@ -129,9 +134,7 @@ def preview_crops(
     tqdm.write(f"wrote {out} ({len(rows)} {thing} crops, removal {removal})")
 
 
-def export(
-    n: int, size: int, seed: int, out: Path, force: bool, painted: float = 0.0, free: float = 0.0
-) -> None:
+def export(n: int, size: int, seed: int, out: Path, force: bool, mix: Mix = NO_MIX) -> None:
     """Write a pairs folder that `folder:OUT` (models.data.datasets.folder_dataset) reads back. meta.json names
     each picture's style family; a free-style picture has none (null, read back as -1)."""
     parts = [out / "images", out / "labels", out / "instances", out / META_FILE]
@@ -147,7 +150,7 @@ def export(
         p.mkdir(parents=True)
     styles: dict[str, str | None] = {}
     for i in tqdm(range(n), desc="exporting", unit="pair"):
-        label, instance, image, style = render_sample(seed, i, size, painted, free)
+        label, instance, image, style = render_sample(seed, i, size, mix)
         if instance.max(initial=0) > np.iinfo(np.uint16).max:
             raise ValueError(f"sample {i} has more than 65535 instances")
         stem = f"{i:05d}"
@@ -155,8 +158,8 @@ def export(
         Image.fromarray(label.astype(np.uint8), mode="L").save(out / "labels" / f"{stem}.png")
         Image.fromarray(instance.astype(np.uint16)).save(out / "instances" / f"{stem}.png")  # 16-bit PNG
         styles[stem] = FAMILIES[style] if style >= 0 else None
-    generator = {"seed": seed, "size": size} | ({"painted": painted} if painted else {})
-    generator |= {"free_styles": free} if free else {}
+    generator = {"seed": seed, "size": size} | ({"painted": mix.painted} if mix.painted else {})
+    generator |= ({"free_styles": mix.free} if mix.free else {}) | ({"large": mix.large} if mix.large else {})
     meta = {"label_set": LANDSCAPE.name, "generator": generator, "styles": styles}
     (out / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
     tqdm.write(f"wrote {n} pairs to {out}")
@@ -174,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cols", type=int, default=None, help="pairs per row (default: a near-square grid)")
     p.add_argument("--colors", type=int, default=None, help="save with a palette of 2..256 colours")
     p.add_argument("--free-styles", type=float, default=0.0, help="share of free styles, 0..1 (default 0)")
+    p.add_argument("--large", type=float, default=0.0, help="share of crops of 2× renders, 0..1 (default 0)")
     p.add_argument("--crops", metavar="THING", help="show class-generator crops of this thing class instead")
     p.add_argument(
         "--removal", choices=["blur", "zeros"], default="blur", help="how --crops removes the instance"
@@ -186,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--force", action="store_true", help="replace an earlier export in --out")
     e.add_argument("--painted", type=float, default=0.0, help="share of painted layouts, 0..1 (default 0)")
     e.add_argument("--free-styles", type=float, default=0.0, help="share of free styles, 0..1 (default 0)")
+    e.add_argument("--large", type=float, default=0.0, help="share of crops of 2× renders, 0..1 (default 0)")
     c = commands.add_parser("cache", help=f"render the training shard cache ({SHARD_SIZE} pairs per shard)")
     c.add_argument("--length", type=int, required=True, help="number of samples")
     c.add_argument("--size", type=int, default=256, help="side of each square sample (the run's --size)")
@@ -198,27 +203,26 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument(
         "--free-styles", type=float, default=0.0, help="share of free styles (the run's --data_free_styles)"
     )
+    c.add_argument(
+        "--large", type=float, default=0.0, help="share of crops of 2× renders (the run's --data_large)"
+    )
     args = parser.parse_args(argv)
     count = args.length if args.command == "cache" else args.n
     if count < 1 or args.size < 1 or getattr(args, "cols", None) is not None and args.cols < 1:
         parser.error("counts, --size and --cols must be positive")
     if getattr(args, "colors", None) is not None and not 2 <= args.colors <= 256:
         parser.error("--colors must lie in 2..256")
-    if not 0.0 <= getattr(args, "painted", 0.0) <= 1.0:
-        parser.error("--painted is a share of the samples: 0..1")
-    if not 0.0 <= args.free_styles <= 1.0:
-        parser.error("--free-styles is a share of the samples: 0..1")
+    for share in ("painted", "free_styles", "large"):  # preview takes no --painted (its --layouts decides)
+        if not 0.0 <= getattr(args, share, 0.0) <= 1.0:
+            parser.error(f"--{share.replace('_', '-')} is a share of the samples: 0..1")
+    mix = Mix(getattr(args, "painted", 0.0), args.free_styles, args.large)
     if args.command == "preview" and args.crops:
-        preview_crops(args.crops, args.removal, args.n, args.size, args.seed, args.out, args.free_styles)
+        preview_crops(args.crops, args.removal, args.n, args.size, args.seed, args.out, mix)
     elif args.command == "preview":
-        preview(
-            args.n, args.size, args.seed, args.out, args.layouts, args.cols, args.colors, args.free_styles
-        )
+        preview(args.n, args.size, args.seed, args.out, args.layouts, args.cols, args.colors, mix)
     elif args.command == "export":
-        export(args.n, args.size, args.seed, args.out, args.force, args.painted, args.free_styles)
+        export(args.n, args.size, args.seed, args.out, args.force, mix)
     else:
-        folder = prepare_cache(
-            args.dir, args.size, args.length, args.seed, args.workers, args.painted, args.free_styles
-        )
+        folder = prepare_cache(args.dir, args.size, args.length, args.seed, args.workers, mix)
         tqdm.write(f"cache ready: {folder}")
     return 0

@@ -1,5 +1,5 @@
-"""Training datasets: procedural landscapes (rendered live or read from a shard cache, optionally mixed with
-painted layouts) and real-dataset loaders.
+"""Training datasets: procedural landscapes (rendered live or read from a shard cache, sample i being
+`models.data.samples.render_sample(seed, i, size, mix)`) and real-dataset loaders.
 
 Every dataset yields the sample dict of docs/contracts.md: `label` LongTensor [H,W], `instance` LongTensor [H,W]
 (0 = stuff), `image` FloatTensor [3,H,W] in [-1, 1], `style` int (index into FAMILIES, -1 when unknown or free).
@@ -25,14 +25,8 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from common.instances import instances_from_labels
-from models.data import (
-    FAMILIES,
-    render,
-    sample_free_style,
-    sample_layout,
-    sample_painted_layout,
-    sample_style,
-)
+from models.data import FAMILIES
+from models.data.samples import NO_MIX, Mix, render_sample
 from models.labels import (
     LANDSCAPE,
     LabelSet,
@@ -44,8 +38,6 @@ Size = int | tuple[int, int]
 Sample = dict[str, Any]
 
 VAL_SEED_OFFSET = 1_000_003  # procedural "val" split: the same generator, seeds no train sample uses
-PAINTED_STREAM = 1  # third word of the seed that decides whether a sample is painted (its own random stream)
-FREE_STREAM = 2  # … and of the one that decides whether its style is free (`sample_free_style`)
 SHARD_SIZE = 256  # samples per cache shard
 META_FILE = "meta.json"  # pairs-folder metadata written by `collage data export`: label set and styles
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -76,52 +68,6 @@ def to_sample(label: np.ndarray, instance: np.ndarray, image: np.ndarray, style:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _in_share(seed: int, index: int, share: float, stream: int, what: str) -> bool:
-    """Whether sample `index` of dataset `seed` falls in a share `share` of the samples: a uniform draw of its
-    own per (seed, index, stream) below the share (`what` names the share in the error for one outside [0, 1])."""
-    if not 0.0 <= share <= 1.0:
-        raise ValueError(f"the {what} share must lie in [0, 1], got {share}")
-    return share > 0.0 and float(np.random.default_rng([seed, index, stream]).random()) < share
-
-
-def is_painted(seed: int, index: int, painted: float) -> bool:
-    """Whether sample `index` of dataset `seed` is a painted layout, for a share `painted` of them.
-
-    A uniform draw of its own per (seed, index) below the share: raising the share only turns procedural
-    samples into painted ones, a procedural sample stays what it was, and the painted ones fall on every style
-    family alike (an evenly spaced pattern would keep hitting the same families, which cycle with the index)."""
-    return _in_share(seed, index, painted, PAINTED_STREAM, "painted")
-
-
-def is_free(seed: int, index: int, free: float) -> bool:
-    """Whether sample `index` of dataset `seed` has a free style (`sample_free_style`), for a share `free`.
-
-    As `is_painted`, from a stream of its own: raising the share only turns family styles into free ones, and
-    which samples are free does not depend on which are painted."""
-    return _in_share(seed, index, free, FREE_STREAM, "free-style")
-
-
-def render_sample(
-    seed: int, index: int, size: Size, painted: float = 0.0, free: float = 0.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Sample `index` of the procedural dataset `seed`: (label uint8, instance int32, image uint8, family index).
-
-    Everything derives from (seed, index) alone, so any worker, the cache and the CLI produce the same pair.
-    Families cycle with the index so every batch of len(FAMILIES) consecutive samples covers all of them. A
-    share `painted` of the samples (`is_painted`) has a painted layout (`models.data.painted_layouts`) instead
-    of a procedural one, drawn from the same generator; 1.0 makes every sample painted. A share `free`
-    (`is_free`) has a free style (`sample_free_style`) that starts from the index's family; its family index is
-    -1, since its colours are no longer that family's.
-    """
-    rng = np.random.default_rng([seed, index])
-    sampler = sample_painted_layout if is_painted(seed, index, painted) else sample_layout
-    label, instance = sampler(rng, size)
-    family = FAMILIES[index % len(FAMILIES)]
-    style = (sample_free_style if is_free(seed, index, free) else sample_style)(rng, family)
-    image = render(label, instance, style, int(rng.integers(2**31)))
-    return label, instance, image, -1 if style.free else FAMILIES.index(family)
-
-
 def _renderer_fingerprint() -> str:
     """Hash of the procedural generator's source, so a changed renderer never reads a stale cache."""
     digest = hashlib.sha256()
@@ -131,16 +77,10 @@ def _renderer_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def cache_folder(
-    cache_dir: str | os.PathLike[str], size: Size, seed: int, painted: float = 0.0, free: float = 0.0
-) -> Path:
-    """The shard folder of one dataset: its size, seed, painted and free-style shares (exact: repr round-trips
-    a float; each left out at 0, so the names of earlier caches keep their form) and the generator's
-    fingerprint."""
+def cache_folder(cache_dir: str | os.PathLike[str], size: Size, seed: int, mix: Mix = NO_MIX) -> Path:
+    """The shard folder of one dataset: its size, seed, mix (`Mix.suffix`) and the generator's fingerprint."""
     h, w = _hw(size)
-    mix = f"-painted{float(painted)!r}" if painted else ""
-    mix += f"-free{float(free)!r}" if free else ""
-    return Path(cache_dir) / f"procedural-{h}x{w}-seed{seed}{mix}-{_renderer_fingerprint()}"
+    return Path(cache_dir) / f"procedural-{h}x{w}-seed{seed}{mix.suffix}-{_renderer_fingerprint()}"
 
 
 def _shard_path(folder: Path, shard: int) -> Path:
@@ -162,8 +102,7 @@ def _write_shard(
     stop: int,
     size: Size,
     seed: int,
-    painted: float = 0.0,
-    free: float = 0.0,
+    mix: Mix = NO_MIX,
     bar: tqdm | None = None,
 ) -> int:
     """Render samples start..stop-1 into one shard directory of .npy files, renamed into place when complete."""
@@ -174,7 +113,7 @@ def _write_shard(
     images = np.empty((n, h, w, 3), np.uint8)
     styles = np.empty(n, np.int8)
     for j in range(n):
-        label, instance, image, style = render_sample(seed, start + j, size, painted, free)
+        label, instance, image, style = render_sample(seed, start + j, size, mix)
         if instance.max(initial=0) > np.iinfo(np.uint16).max:
             raise ValueError(f"sample {start + j} has more than 65535 instances")
         labels[j], instances[j], images[j], styles[j] = label, instance, image, style
@@ -204,17 +143,14 @@ def prepare_cache(
     length: int,
     seed: int,
     workers: int = 1,
-    painted: float = 0.0,
-    free: float = 0.0,
+    mix: Mix = NO_MIX,
 ) -> Path:
-    """Render samples 0..length-1 of dataset `seed` (a share `painted` of them painted layouts, a share `free`
-    in free styles) into shards under cache_dir, skipping finished shards.
+    """Render samples 0..length-1 of dataset `seed`, mixed as `mix` says, into shards under cache_dir, skipping
+    finished shards.
 
     Returns the cache folder. `workers` > 1 renders shards in parallel processes.
     """
-    is_painted(seed, 0, painted)  # refuses a share outside [0, 1] before any folder is made
-    is_free(seed, 0, free)
-    folder = cache_folder(cache_dir, size, seed, painted, free)
+    folder = cache_folder(cache_dir, size, seed, mix)
     folder.mkdir(parents=True, exist_ok=True)
     todo = []
     for shard in range((length + SHARD_SIZE - 1) // SHARD_SIZE):
@@ -228,18 +164,18 @@ def prepare_cache(
     with tqdm(total=total, desc=f"rendering cache {folder.name}", unit="pair") as bar:
         if workers <= 1:
             for shard, start, stop in todo:
-                _write_shard(folder, shard, start, stop, size, seed, painted, free, bar)
+                _write_shard(folder, shard, start, stop, size, seed, mix, bar)
         else:
             with ProcessPoolExecutor(workers) as pool:
-                futures = [pool.submit(_write_shard, folder, *job, size, seed, painted, free) for job in todo]
+                futures = [pool.submit(_write_shard, folder, *job, size, seed, mix) for job in todo]
                 for future in as_completed(futures):
                     bar.update(future.result())
     return folder
 
 
 class ProceduralLandscapes(Dataset[Sample]):
-    """The embedded dataset: sample i is rendered from (seed, i); with cache_dir it is read from disk shards.
-    A share `painted` of the samples are painted layouts, a share `free` have free styles (`render_sample`)."""
+    """The embedded dataset: sample i is `render_sample(seed, i, size, mix)`; with cache_dir it is read from
+    disk shards."""
 
     def __init__(
         self,
@@ -248,19 +184,13 @@ class ProceduralLandscapes(Dataset[Sample]):
         seed: int,  # dataset seed; sample i depends only on (seed, i)
         cache_dir: str | os.PathLike[str] | None = None,  # render everything up front into shards here
         workers: int = 1,  # processes used to fill the cache
-        painted: float = 0.0,  # share of painted layouts, 0..1 (`is_painted` picks which samples)
-        free: float = 0.0,  # share of free styles, 0..1 (`is_free` picks which samples)
+        mix: Mix = NO_MIX,  # shares of painted layouts, free styles and large crops
     ) -> None:
         if length < 1:
             raise ValueError(f"length must be at least 1, got {length}")
-        is_painted(seed, 0, painted)  # refuses a share outside [0, 1]
-        is_free(seed, 0, free)
-        self.size, self.length, self.seed = _hw(size), length, seed
-        self.painted, self.free = painted, free
+        self.size, self.length, self.seed, self.mix = _hw(size), length, seed, mix
         self.folder = (
-            prepare_cache(cache_dir, size, length, seed, workers, painted, free)
-            if cache_dir is not None
-            else None
+            prepare_cache(cache_dir, size, length, seed, workers, mix) if cache_dir is not None else None
         )
         self._shards: dict[int, dict[str, np.ndarray]] = {}  # memory-mapped per process, opened lazily
 
@@ -290,7 +220,7 @@ class ProceduralLandscapes(Dataset[Sample]):
             raise IndexError(f"index {index} out of range for {self.length} samples")
         index %= self.length
         if self.folder is None:
-            return render_sample(self.seed, index, self.size, self.painted, self.free)
+            return render_sample(self.seed, index, self.size, self.mix)
         arrays = self._shard(index // SHARD_SIZE)
         j = index % SHARD_SIZE
         return (
@@ -594,8 +524,7 @@ def make_dataset(
     seed: int = 0,  # procedural only: dataset seed (val adds VAL_SEED_OFFSET)
     cache_dir: str | os.PathLike[str] | None = None,  # procedural only: shard cache folder
     workers: int = 1,  # procedural only: processes that fill the cache
-    painted: float = 0.0,  # procedural only: share of painted layouts (`--data_painted`)
-    free: float = 0.0,  # procedural only: share of free styles (`--data_free_styles`)
+    mix: Mix = NO_MIX,  # procedural only: `--data_painted`, `--data_free_styles`, `--data_large`
     augment: bool = False,  # real data only: random crops and flips
     label_set: LabelSet | None = None,  # folder only: overrides meta.json
 ) -> tuple[Dataset[Sample], LabelSet]:
@@ -607,11 +536,14 @@ def make_dataset(
         if split not in ("train", "val"):
             raise ValueError(f"procedural data has no split {split!r}; choose train or val")
         seed = seed + VAL_SEED_OFFSET if split == "val" else seed
-        return ProceduralLandscapes(size, length, seed, cache_dir, workers, painted, free), LANDSCAPE
-    if painted:
-        raise ValueError(f"data spec {spec!r}: painted layouts mix into procedural data only")
-    if free:
-        raise ValueError(f"data spec {spec!r}: free styles mix into procedural data only")
+        return ProceduralLandscapes(size, length, seed, cache_dir, workers, mix), LANDSCAPE
+    for share, what in (
+        (mix.painted, "painted layouts"),
+        (mix.free, "free styles"),
+        (mix.large, "large crops"),
+    ):
+        if share:
+            raise ValueError(f"data spec {spec!r}: {what} mix into procedural data only")
     from models.data.public_datasets import ade20k_dataset, cityscapes_dataset, cocostuff_dataset
 
     loaders = {"ade20k": ade20k_dataset, "cocostuff": cocostuff_dataset, "cityscapes": cityscapes_dataset}

@@ -121,7 +121,7 @@ def _pool_map(fn: Callable[..., Any], jobs: Sequence[Any], workers: int, desc: s
 
 def _class_sums(seed: int, index: int, size: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-class colour sums [N,3] and pixel counts [N] of one training render."""
-    from models.data.datasets import render_sample
+    from models.data.samples import render_sample
 
     label, _, image, _ = render_sample(seed, index, size)
     ids = label.ravel().astype(np.int64)
@@ -178,8 +178,9 @@ def load_renders(
     """Samples 0..n-1 of procedural dataset `seed` (a share `painted` of them painted layouts: 1.0 for the
     painted sets) through the shard cache: (labels, instances, images, families)."""
     from models.data.datasets import ProceduralLandscapes
+    from models.data.samples import Mix
 
-    data = ProceduralLandscapes(size, n, seed, cache_dir=cache_dir, workers=workers, painted=painted)
+    data = ProceduralLandscapes(size, n, seed, cache_dir=cache_dir, workers=workers, mix=Mix(painted=painted))
     labels = np.empty((n, size, size), np.uint8)
     instances = np.empty((n, size, size), np.int32)
     images = np.empty((n, size, size, 3), np.uint8)

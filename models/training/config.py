@@ -27,6 +27,7 @@ BASE_CONFIG: dict[str, Any] = {
     "data_cache": "",  # procedural data: render once into shards in this folder ("" = render on the fly)
     "data_painted": 0.0,  # procedural data: share of samples with a painted layout (models/data/painted_layouts.py)
     "data_free_styles": 0.0,  # procedural data: share of samples in a free style (models/data/style.py)
+    "data_large": 0.0,  # procedural data: share of samples cropped from a render at 2× the size (models/data/samples.py)
     "data_augment": False,  # real data: random crops and left-right flips (seeded per epoch and index)
     "size": 128,  # training resolution, square (pixels)
     "batch": 4,  # total batch over all processes; each of N processes takes batch / N

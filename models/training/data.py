@@ -26,6 +26,7 @@ def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
     bad file fails here, in --dry-run too, rather than in a DataLoader worker hours into the run."""
     from models.archs import get_arch
     from models.data.datasets import PairsDataset, data_kind, make_dataset
+    from models.data.samples import Mix
 
     procedural = data_kind(config["data"]) == "procedural"
     extra: dict[str, Any] = (
@@ -37,9 +38,12 @@ def build_dataset(config: dict[str, Any]) -> tuple[Dataset, LabelSet]:
         if procedural
         else {"augment": config["data_augment"]}
     )
-    extra["painted"] = config.get("data_painted", 0.0)  # make_dataset refuses a share for other data
-    extra["free"] = config.get("data_free_styles", 0.0)  # likewise; a config without these keys reads 0
     try:
+        extra["mix"] = Mix(  # make_dataset refuses a share for other data; a config from before a key reads 0
+            painted=config.get("data_painted", 0.0),
+            free=config.get("data_free_styles", 0.0),
+            large=config.get("data_large", 0.0),
+        )
         dataset, label_set = make_dataset(config["data"], config["size"], **extra)
         if isinstance(dataset, PairsDataset):
             dataset.check()

@@ -23,8 +23,8 @@ from models.collage_figure import (
 )
 from models.data import FAMILIES
 from models.data.cli import grid_gap
-from models.data.datasets import render_sample
 from models.data.painted import painted_map
+from models.data.samples import render_sample
 from models.eval.data import eval_seeds
 from models.grids import first_style_reference, main, text_band
 from models.labels import LANDSCAPE

@@ -9,6 +9,7 @@ from PIL import Image
 from models.data import FAMILIES
 from models.data.cli import grid_gap, main
 from models.data.datasets import ProceduralLandscapes, make_dataset
+from models.data.samples import Mix
 from models.labels import LANDSCAPE
 
 
@@ -90,7 +91,7 @@ def test_preview_shows_painted_layouts_or_both(tmp_path: Path) -> None:
         grid = np.asarray(Image.open(out).convert("RGB"))
         assert grid.shape == (32 + 2 * gap, 2 * 64 + 3 * gap, 3)  # one row of two pairs
         for i, share in enumerate(painted):
-            sample = ProceduralLandscapes(32, 2, seed=4, painted=share)[i]
+            sample = ProceduralLandscapes(32, 2, seed=4, mix=Mix(painted=share))[i]
             x = gap + i * (64 + gap)
             assert np.array_equal(
                 grid[gap : gap + 32, x : x + 32], LANDSCAPE.ids_to_colors(sample["label"].numpy())
@@ -134,9 +135,11 @@ def test_cache_and_export_take_a_painted_share(tmp_path: Path) -> None:
         "0.5",
     ]
     assert main(argv) == 0
-    cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, painted=0.5)
+    cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, mix=Mix(painted=0.5))
     assert cached.folder is not None and "painted0.5" in cached.folder.name
-    assert torch.equal(cached[1]["label"], ProceduralLandscapes(16, 2, seed=3, painted=0.5)[1]["label"])
+    assert torch.equal(
+        cached[1]["label"], ProceduralLandscapes(16, 2, seed=3, mix=Mix(painted=0.5))[1]["label"]
+    )
     out = tmp_path / "pairs"
     assert (
         main(["export", "--n", "2", "--size", "16", "--seed", "3", "--out", str(out), "--painted", "1"]) == 0
@@ -144,7 +147,7 @@ def test_cache_and_export_take_a_painted_share(tmp_path: Path) -> None:
     assert json.loads((out / "meta.json").read_text())["generator"] == {"seed": 3, "size": 16, "painted": 1.0}
     with Image.open(out / "labels" / "00001.png") as im:
         assert np.array_equal(
-            np.asarray(im), ProceduralLandscapes(16, 2, seed=3, painted=1.0)[1]["label"].numpy()
+            np.asarray(im), ProceduralLandscapes(16, 2, seed=3, mix=Mix(painted=1.0))[1]["label"].numpy()
         )
     for bad in (["--painted", "1.5"], ["--painted", "-0.1"]):
         with pytest.raises(SystemExit):
@@ -159,7 +162,7 @@ def test_preview_cache_and_export_take_a_free_style_share(tmp_path: Path) -> Non
     argv = ["preview", "--n", "2", "--size", "16", "--seed", "3", "--cols", "2", "--free-styles", "1"]
     assert main([*argv, "--out", str(out)]) == 0
     grid = np.asarray(Image.open(out).convert("RGB"))
-    free = ProceduralLandscapes(16, 2, seed=3, free=1.0)
+    free = ProceduralLandscapes(16, 2, seed=3, mix=Mix(free=1.0))
     for i in range(2):
         x = gap + i * (32 + gap)
         assert np.array_equal(grid[gap : gap + 16, x + 16 : x + 32], _render_of(free[i]))
@@ -179,7 +182,7 @@ def test_preview_cache_and_export_take_a_free_style_share(tmp_path: Path) -> Non
         "0.5",
     ]
     assert main(argv) == 0
-    cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, free=0.5)
+    cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, mix=Mix(free=0.5))
     assert cached.folder is not None and "-free0.5-" in cached.folder.name and cached.folder.is_dir()
 
     pairs = tmp_path / "pairs"
@@ -193,3 +196,39 @@ def test_preview_cache_and_export_take_a_free_style_share(tmp_path: Path) -> Non
     for bad in (["--free-styles", "1.5"], ["--free-styles", "-0.1"]):
         with pytest.raises(SystemExit):
             main(["preview", "--n", "1", "--out", str(out), *bad])
+
+
+def test_preview_cache_and_export_take_a_large_share(tmp_path: Path) -> None:
+    gap = grid_gap(16)
+    out = tmp_path / "large.png"
+    argv = ["preview", "--n", "2", "--size", "16", "--seed", "3", "--cols", "2", "--large", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    grid = np.asarray(Image.open(out).convert("RGB"))
+    large = ProceduralLandscapes(16, 2, seed=3, mix=Mix(large=1.0))
+    for i in range(2):
+        x = gap + i * (32 + gap)
+        assert np.array_equal(
+            grid[gap : gap + 16, x : x + 16], LANDSCAPE.ids_to_colors(large[i]["label"].numpy())
+        )
+        assert np.array_equal(grid[gap : gap + 16, x + 16 : x + 32], _render_of(large[i]))
+    assert not np.array_equal(_render_of(large[1]), _render_of(ProceduralLandscapes(16, 2, seed=3)[1]))
+
+    argv = ["cache", "--length", "2", "--size", "16", "--seed", "3", "--dir", str(tmp_path), "--large", "0.5"]
+    assert main(argv) == 0
+    cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, mix=Mix(large=0.5))
+    assert cached.folder is not None and "-large0.5-" in cached.folder.name and cached.folder.is_dir()
+
+    pairs = tmp_path / "pairs"
+    argv = ["export", "--n", "2", "--size", "16", "--seed", "3", "--out", str(pairs), "--large", "1"]
+    assert main(argv) == 0
+    assert json.loads((pairs / "meta.json").read_text())["generator"] == {"seed": 3, "size": 16, "large": 1.0}
+    with Image.open(pairs / "labels" / "00001.png") as im:
+        assert np.array_equal(np.asarray(im), large[1]["label"].numpy())
+    for command in (
+        ["preview", "--n", "1", "--out", str(out)],
+        ["cache", "--length", "1", "--dir", str(tmp_path)],
+    ):
+        for bad in ("1.5", "-0.1"):
+            with pytest.raises(SystemExit) as exit_info:
+                main([*command, "--large", bad])
+            assert exit_info.value.code == 2  # a usage error, before anything is rendered

@@ -10,7 +10,7 @@ from PIL import Image
 
 from models.data.cli import main as data_main
 from models.data.crops import instance_crops
-from models.data.datasets import render_sample
+from models.data.samples import render_sample
 from models.labels import LANDSCAPE
 
 

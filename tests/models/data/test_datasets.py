@@ -5,8 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from models.data import FAMILIES
+from models.data import FAMILIES, samples
 from models.data import datasets as ds
+from models.data.samples import Mix
 from models.labels import ADE20K, CITYSCAPES, COCO_STUFF, LANDSCAPE
 
 
@@ -79,157 +80,81 @@ def test_cache_filled_by_parallel_workers(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Painted layouts mixed in (`--data_painted`)
+# Shares mixed in (`--data_painted`, `--data_free_styles`, `--data_large`; which samples: test_samples.py)
 
 
-def test_the_painted_share_is_met_within_tolerance_and_only_grows() -> None:
-    n = 3000
-    for share in (0.1, 0.3, 0.7):
-        painted = np.array([ds.is_painted(4, i, share) for i in range(n)])
-        assert abs(painted.mean() - share) < 0.03  # binomial σ ≤ 0.009 at n = 3000
-        # Spread over the style families alike (families cycle with the index).
-        per_family = [painted[f :: len(FAMILIES)].mean() for f in range(len(FAMILIES))]
-        assert max(abs(p - share) for p in per_family) < 0.07, per_family
-    low, high = (np.array([ds.is_painted(4, i, s) for i in range(n)]) for s in (0.2, 0.3))
-    assert not (low & ~high).any()  # raising the share only turns procedural samples into painted ones
-    assert not any(ds.is_painted(4, i, 0.0) for i in range(100))
-    assert all(ds.is_painted(4, i, 1.0) for i in range(100))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        ds.is_painted(4, 0, 1.5)
-
-
-def test_a_mixed_dataset_keeps_its_procedural_samples_and_paints_the_others() -> None:
+def test_a_mixed_dataset_keeps_its_plain_samples_and_mixes_the_others() -> None:
     from models.data import sample_painted_layout
 
-    mixed, plain = (
-        ds.ProceduralLandscapes(32, 12, seed=4, painted=0.5),
-        ds.ProceduralLandscapes(32, 12, seed=4),
-    )
-    kinds = [ds.is_painted(4, i, 0.5) for i in range(12)]
-    assert any(kinds) and not all(kinds)
-    for i, painted in enumerate(kinds):
-        assert _same_sample(mixed[i], plain[i]) != painted
-        if painted:  # the painted layout of the sample's own generator, rendered in the family of its index
-            label, _ = sample_painted_layout(np.random.default_rng([4, i]), 32)
-            assert np.array_equal(mixed[i]["label"].numpy(), label)
-            assert mixed[i]["style"] == i % len(FAMILIES)
+    plain = ds.ProceduralLandscapes(32, 12, seed=4)
+    for field in ("painted", "free", "large"):
+        mix = Mix(**{field: 0.5})
+        mixed = ds.ProceduralLandscapes(32, 12, seed=4, mix=mix)
+        kinds = [getattr(samples, f"is_{field}")(4, i, mix) for i in range(12)]
+        assert any(kinds) and not all(kinds)
+        for i, kind in enumerate(kinds):
+            assert _same_sample(mixed[i], plain[i]) != kind
+            assert mixed[i]["label"].shape == (32, 32)
+            if kind and field == "painted":  # the painted layout of the sample's own generator, same family
+                label, _ = sample_painted_layout(np.random.default_rng([4, i]), 32)
+                assert np.array_equal(mixed[i]["label"].numpy(), label)
+                assert mixed[i]["style"] == i % len(FAMILIES)
+            if field == "free":  # the same layout either way; a free style has no family index
+                assert torch.equal(mixed[i]["label"], plain[i]["label"])
+                assert mixed[i]["style"] == (-1 if kind else i % len(FAMILIES))
 
 
-def test_the_cache_folder_names_the_painted_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    names = {ds.cache_folder(tmp_path, 32, 0, p).name for p in (0.0, 0.3, 0.30000000000000004, 1.0)}
-    assert len(names) == 4  # exact: two shares never share a cache
-    assert "painted" not in ds.cache_folder(tmp_path, 32, 0).name  # a procedural cache's name keeps its form
+def test_the_cache_folder_names_the_mix_and_old_names_keep_their_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fingerprint = ds._renderer_fingerprint()
+    for mix, middle in (
+        (Mix(), ""),
+        (Mix(painted=0.3), "-painted0.3"),
+        (Mix(free=0.25), "-free0.25"),
+        (Mix(painted=0.3, free=0.25), "-painted0.3-free0.25"),
+        (Mix(large=0.3), "-large0.3"),
+        (Mix(0.5, 0.25, 0.3), "-painted0.5-free0.25-large0.3"),
+    ):
+        assert (
+            ds.cache_folder(tmp_path, 32, 0, mix)
+            == tmp_path / f"procedural-32x32-seed0{middle}-{fingerprint}"
+        )
     monkeypatch.setattr(ds, "SHARD_SIZE", 2)
-    cached = ds.ProceduralLandscapes(32, 3, seed=4, cache_dir=tmp_path, painted=0.5)
-    assert cached.folder == ds.cache_folder(tmp_path, 32, 4, 0.5)
-    direct = ds.ProceduralLandscapes(32, 3, seed=4, painted=0.5)
-    assert all(_same_sample(cached[i], direct[i]) for i in range(3))
-    plain = ds.ProceduralLandscapes(32, 3, seed=4, cache_dir=tmp_path)  # its own folder, not the mixed one's
-    assert plain.folder != cached.folder
+    for mix in (Mix(painted=0.5), Mix(free=0.5), Mix(large=0.5)):
+        cached = ds.ProceduralLandscapes(32, 3, seed=4, cache_dir=tmp_path, mix=mix)
+        assert cached.folder == ds.cache_folder(tmp_path, 32, 4, mix)
+        direct = ds.ProceduralLandscapes(32, 3, seed=4, mix=mix)
+        assert all(_same_sample(cached[i], direct[i]) for i in range(3))  # free styles' -1 survives too
+    plain = ds.ProceduralLandscapes(32, 3, seed=4, cache_dir=tmp_path)  # its own folder, not a mixed one's
+    assert plain.folder == ds.cache_folder(tmp_path, 32, 4)
     assert all(_same_sample(plain[i], ds.ProceduralLandscapes(32, 3, seed=4)[i]) for i in range(3))
 
 
-def test_the_trainers_data_painted_reaches_the_dataset(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("key", "field", "what"),
+    [
+        ("data_painted", "painted", "painted layouts"),
+        ("data_free_styles", "free", "free styles"),
+        ("data_large", "large", "large crops"),
+    ],
+)
+def test_the_trainers_share_keys_reach_the_dataset(tmp_path: Path, key: str, field: str, what: str) -> None:
     from models.training.config import BASE_CONFIG, ConfigError
     from models.training.data import build_dataset
 
-    assert BASE_CONFIG["data_painted"] == 0.0  # existing runs read what they read before
-    config = {**BASE_CONFIG, "arch": "spade", "data_length": 4, "size": 32, "data_painted": 0.25}
+    assert BASE_CONFIG[key] == 0.0  # existing runs read what they read before
+    config = {**BASE_CONFIG, "arch": "spade", "data_length": 4, "size": 32, key: 0.25}
     dataset, _ = build_dataset(config)
-    assert isinstance(dataset, ds.ProceduralLandscapes) and dataset.painted == 0.25
-    with pytest.raises(ConfigError, match="procedural data only"):
-        build_dataset(config | {"data": f"folder:{tmp_path}"})
-    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
-        build_dataset(config | {"data_painted": -0.1})
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Free styles mixed in (`--data_free_styles`)
-
-
-def test_the_free_share_is_met_within_tolerance_only_grows_and_ignores_the_painted_one() -> None:
-    n = 3000
-    for share in (0.1, 0.3, 0.7):
-        free = np.array([ds.is_free(4, i, share) for i in range(n)])
-        assert abs(free.mean() - share) < 0.03  # binomial σ ≤ 0.009 at n = 3000
-        per_family = [free[f :: len(FAMILIES)].mean() for f in range(len(FAMILIES))]
-        assert max(abs(p - share) for p in per_family) < 0.07, per_family
-    low, high = (np.array([ds.is_free(4, i, s) for i in range(n)]) for s in (0.2, 0.3))
-    assert not (low & ~high).any()  # raising the share only turns family styles into free ones
-    painted = np.array([ds.is_painted(4, i, 0.3) for i in range(n)])
-    assert abs((high & painted).mean() - 0.3 * 0.3) < 0.02  # a stream of its own: independent of painting
-    assert not any(ds.is_free(4, i, 0.0) for i in range(100))
-    assert all(ds.is_free(4, i, 1.0) for i in range(100))
-    with pytest.raises(ValueError, match=r"free-style share must lie in \[0, 1\]"):
-        ds.is_free(4, 0, 1.5)
-
-
-def test_share_zero_renders_the_samples_of_the_code_before_free_styles() -> None:
-    from models.data import render, sample_layout, sample_style
-
-    for i in range(3):  # render_sample as it was: layout, family style, render seed, all from (seed, index)
-        rng = np.random.default_rng([4, i])
-        label, instance = sample_layout(rng, 32)
-        image = render(label, instance, sample_style(rng, FAMILIES[i]), int(rng.integers(2**31)))
-        got = ds.render_sample(4, i, 32, 0.0, 0.0)
-        assert all(np.array_equal(a, b) for a, b in zip(got[:3], (label, instance, image), strict=True))
-        assert got[3] == i
-
-
-def test_a_mixed_dataset_keeps_its_family_samples_and_frees_the_others() -> None:
-    from models.data import render, sample_free_style, sample_layout
-
-    mixed, plain = (
-        ds.ProceduralLandscapes(32, 12, seed=4, free=0.5),
-        ds.ProceduralLandscapes(32, 12, seed=4),
-    )
-    kinds = [ds.is_free(4, i, 0.5) for i in range(12)]
-    assert any(kinds) and not all(kinds)
-    for i, free in enumerate(kinds):
-        assert _same_sample(mixed[i], plain[i]) != free
-        assert torch.equal(mixed[i]["label"], plain[i]["label"])  # the same layout either way
-        if free:  # the index's family, recoloured from the sample's own generator; no family index
-            label, instance, image, family = ds.render_sample(4, i, 32, free=1.0)
-            assert family == -1 and mixed[i]["style"] == -1
-            rng = np.random.default_rng([4, i])
-            sample_layout(rng, 32)  # the draws before the style
-            style = sample_free_style(rng, FAMILIES[i % len(FAMILIES)])
-            assert np.array_equal(image, render(label, instance, style, int(rng.integers(2**31))))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        ds.ProceduralLandscapes(32, 2, seed=4, free=-0.1)
-
-
-def test_the_cache_folder_names_the_free_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    name = ds.cache_folder(tmp_path, 32, 0, free=0.25).name
-    assert name.startswith("procedural-32x32-seed0-free0.25-")
-    assert ds.cache_folder(tmp_path, 32, 0, 0.3, 0.25).name.startswith(
-        "procedural-32x32-seed0-painted0.3-free0.25-"
-    )
-    assert "free" not in ds.cache_folder(tmp_path, 32, 0, 0.3).name  # earlier caches keep their names
-    names = {ds.cache_folder(tmp_path, 32, 0, 0.0, f).name for f in (0.0, 0.3, 0.30000000000000004, 1.0)}
-    assert len(names) == 4
-    monkeypatch.setattr(ds, "SHARD_SIZE", 2)
-    cached = ds.ProceduralLandscapes(32, 3, seed=4, cache_dir=tmp_path, free=0.5)
-    assert cached.folder == ds.cache_folder(tmp_path, 32, 4, free=0.5)
-    direct = ds.ProceduralLandscapes(32, 3, seed=4, free=0.5)
-    assert all(_same_sample(cached[i], direct[i]) for i in range(3))  # free styles' -1 survives the cache
-
-
-def test_the_trainers_data_free_styles_reaches_the_dataset(tmp_path: Path) -> None:
-    from models.training.config import BASE_CONFIG, ConfigError
-    from models.training.data import build_dataset
-
-    assert BASE_CONFIG["data_free_styles"] == 0.0  # existing runs read what they read before
-    config = {**BASE_CONFIG, "arch": "spade", "data_length": 4, "size": 32, "data_free_styles": 0.25}
-    dataset, _ = build_dataset(config)
-    assert isinstance(dataset, ds.ProceduralLandscapes) and dataset.free == 0.25
-    old_run = {k: v for k, v in config.items() if k != "data_free_styles"}  # a config from before the key
+    assert isinstance(dataset, ds.ProceduralLandscapes) and dataset.mix == Mix(**{field: 0.25})
+    old_run = {k: v for k, v in config.items() if k != key}  # a config from before the key
     dataset, _ = build_dataset(old_run)
-    assert isinstance(dataset, ds.ProceduralLandscapes) and dataset.free == 0.0
-    with pytest.raises(ConfigError, match="free styles mix into procedural data only"):
+    assert isinstance(dataset, ds.ProceduralLandscapes) and dataset.mix == Mix()
+    with pytest.raises(ConfigError, match=f"{what} mix into procedural data only"):
         build_dataset(config | {"data": f"folder:{tmp_path}"})
-    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
-        build_dataset(config | {"data_free_styles": 1.5})
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ConfigError, match=r"share must lie in \[0, 1\]"):
+            build_dataset(config | {key: bad})
 
 
 def _write(path: Path, array: np.ndarray, mode: str | None = None) -> None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from models.data.datasets import render_sample
+from models.data.samples import render_sample
 from models.eval.cli import JUDGE
 from models.eval.data import EVAL_SEED
 from models.eval.judge import Judge
