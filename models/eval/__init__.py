@@ -29,6 +29,9 @@ training colour):
 - style fidelity: encode a reference render of each family, generate on eval layouts, and check whether the
   output's colour statistics lie nearest the reference family's centroid (accuracy over families); the same
   classifier on renders of those layouts in the reference's style is its ceiling;
+- out-of-family styles: references rendered in free styles (off the seven families) are painted on their own
+  layouts with their encoded style and with each preset; the mean per-class Lab error (CIE76 ΔE) of the encoded
+  pictures against the best preset's for each reference (`free_styles`, `--free-refs`);
 - latency: the runtime set up as the server runs it (2 threads), batch 1, median over
   LATENCY_RUNS frames at `--size`, the evaluated folders taking turns frame by frame, on the CPU named in
   eval.json's `info`.
@@ -41,5 +44,6 @@ issue 21's checks on the difference (`stage`); `--no-collage` skips it.
 Where it lives: `metrics` (numpy scores), `judge` (the segmenter), `onnx_model` (an exported folder on a
 runtime), `meter` (scores gathered over one set of images), `data` (the evaluation sets, their seeds and
 their disjointness from training), `report` (one model's numbers, the acceptance checks, eval.json and
-model.json), `stage` (the CollageGAN stage without | with) and `cli` (the `collage eval` command).
+model.json), `stage` (the CollageGAN stage without | with), `free_styles` (the out-of-family styles) and `cli`
+(the `collage eval` command).
 """

@@ -2,7 +2,7 @@
 
     collage eval weights/NAME [--segmenter RUN_OR_PT] [--n 500] [--size 256] [--seed 0] [--out eval.json] \\
         [--compare weights/NAME-10pct …] [--runtime auto|openvino|onnxruntime] [--precision auto|f32|bf16] \\
-        [--no-collage] [--layouts procedural|painted|both]
+        [--no-collage] [--layouts procedural|painted|both] [--free-refs 100]
 
 The numbers go to eval.json (default: inside the model folder) and into model.json's `metrics`; a table is
 printed. `--compare DIR` scores further model folders (e.g. the same model exported at 10% of its training) on
@@ -20,6 +20,11 @@ A model with CollageGAN class generators (model.json's `class_generators`) is al
 stage on the same base pictures (`models/eval/stage.py`): eval.json's `collage` section and a `without | with`
 table, the stage's cost beside the base generator's, and the issue's checks on the difference. `--no-collage`
 skips that; `--compare` folders are scored without it.
+
+Out-of-family styles (issue 22, `models/eval/free_styles.py`): `--free-refs N` references rendered in free
+styles (off the seven families) are painted on their own layouts with their encoded style and with each preset;
+eval.json's `free_styles` compares the per-class Lab error of the two, for the main model and with procedural
+layouts only. `--free-refs 0` skips it; a model without encoder or presets fails its check with a note.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from common.checksums import sha256_file
 from common.runtime import PRECISION_CHOICES, RUNTIME_CHOICES, RuntimeChoice, RuntimeUnavailable
 from models.eval.data import (
     CENTROID_LAYOUTS,
+    FREE_REFS,
     MEAN_SAMPLES,
     STYLE_REFS_PER_FAMILY,
     EvalOptions,
@@ -46,6 +52,7 @@ from models.eval.data import (
     eval_seeds,
     prepare,
 )
+from models.eval.free_styles import free_style_section
 from models.eval.judge import Judge
 from models.eval.onnx_model import THREADS, ExportedModel, latencies_ms
 from models.eval.report import (
@@ -133,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     add("--style-refs", type=int, default=STYLE_REFS_PER_FAMILY, help="style references per family")
     add(
+        "--free-refs",
+        type=int,
+        default=FREE_REFS,
+        help=f"references in free styles, off the seven families, for the out-of-family style check (default "
+        f"{FREE_REFS}; 0: skip it)",
+    )
+    add(
         "--layouts",
         choices=list(LAYOUT_CHOICES),
         default="procedural",
@@ -183,6 +197,8 @@ def _run(args: argparse.Namespace) -> int:
     for key in ("batch", "workers", "mean_samples", "centroid_layouts", "style_refs"):
         if getattr(args, key) < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(args, key)}")
+    if args.free_refs < 0:
+        raise ValueError(f"--free-refs must be ≥ 0 (0: skip the out-of-family styles), got {args.free_refs}")
     choice = RuntimeChoice(args.runtime, args.precision, THREADS)
     model = ExportedModel(args.model, choice) if args.model else None
     if model is None and args.compare:
@@ -198,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
     opts = EvalOptions(
         n=args.n, size=size, seed=args.seed, batch=args.batch, workers=args.workers,
         cache_dir=args.cache_dir, mean_samples=args.mean_samples, centroid_layouts=args.centroid_layouts,
-        style_refs=args.style_refs,
+        style_refs=args.style_refs, free_refs=args.free_refs,
     )  # fmt: skip
     kinds = LAYOUT_CHOICES[args.layouts]
     seeds = eval_seeds(opts.seed, kinds)
@@ -216,6 +232,10 @@ def _run(args: argparse.Namespace) -> int:
         first = first or (data.labels[0].copy(), data.instances[0].copy())
         parts[kind] = layout_section(data, model, others, judge, names, opts.batch, stage)
         del data  # the renders of one kind at a time
+    free_refs = 0  # the out-of-family styles go with procedural layouts (their references are procedural)
+    if model is not None and TOP_LEVEL in parts and opts.free_refs:
+        free_refs = opts.free_refs
+        parts[TOP_LEVEL]["free_styles"] = free_style_section(model, opts)
     latencies = latencies_ms([model, *others], *first) if model is not None and first else None
     for section in parts.values():
         finish_section(section, latencies)
@@ -228,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
         "layouts": list(kinds),
         "seeds": seeds,
         "style_refs_per_family": opts.style_refs,
+        "free_refs": free_refs,  # 0: no out-of-family styles (--free-refs 0, painted layouts only, no model)
         "centroid_layouts": opts.centroid_layouts,
         "mean_samples": opts.mean_samples,
         # The checksum tells two judges apart when a report is read later: the committed judge has been retrained.
@@ -257,7 +278,9 @@ def _run(args: argparse.Namespace) -> int:
     if model is not None and not args.no_merge:
         metrics: dict[str, Any] = {}
         for kind, section in parts.items():
-            entry = metrics_for_manifest(section["model"], section["references"], info, section["collage"])
+            entry = metrics_for_manifest(
+                section["model"], section["references"], info, section["collage"], section.get("free_styles")
+            )
             if not model.has_collage:  # class generators detached since the last run: their figures go too
                 entry["collage"] = None
             if "fd_seg_compare" in section:

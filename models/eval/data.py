@@ -8,6 +8,8 @@ painted layouts it mixed in: those are samples of the training seeds too):
 - held-out renders (the other side of every Fréchet distance): seed EVAL_SEED + 16·S + 1;
 - style centroids: seed … + 2 (CENTROID_LAYOUTS layouts, each rendered in every family);
 - style references: seed … + 3 (STYLE_REFS_PER_FAMILY per family);
+- out-of-family style references: seed … + 4 (FREE_REFS by default, every sample in a free style:
+  `models/eval/free_styles.py`);
 - flat-colour class means: training renders (seed 0, samples 0..MEAN_SAMPLES-1).
 Those are the procedural layouts (`--layouts procedural`, the default). The painted layouts
 (`models.data.painted_layouts`, `--layouts painted`) have sets of their own from seeds … + 8 (eval), + 9
@@ -37,6 +39,8 @@ TRAIN_SEED = 0  # dataset seed `collage train --data procedural` reads; source o
 MEAN_SAMPLES = 64  # training renders averaged for the flat-colour baseline
 CENTROID_LAYOUTS = 24  # layouts rendered in every family to place the style centroids
 STYLE_REFS_PER_FAMILY = 8  # reference renders (and generations) per style family
+FREE_REFS = 100  # out-of-family style references (`--free-refs`; 0: not evaluated)
+FREE_OFFSET = 4  # their set's seed: the procedural sets' base + this (0–3 and PAINTED_OFFSET + 0–2 are taken)
 LAYOUTS = ("procedural", "painted")  # the kinds of layouts an evaluation can score on
 PAINTED_OFFSET = 8  # painted sets' seeds: the procedural sets' + this (within the 16 of one --seed)
 
@@ -78,11 +82,13 @@ class EvalOptions:
     mean_samples: int = MEAN_SAMPLES
     centroid_layouts: int = CENTROID_LAYOUTS
     style_refs: int = STYLE_REFS_PER_FAMILY
+    free_refs: int = FREE_REFS
 
 
 def eval_seeds(seed: int, layouts: Sequence[str] = ("procedural",)) -> dict[str, int]:
     """Dataset seeds of every set the evaluation of `layouts` reads; `train` is the trainer's default
-    data_seed (flat-colour means). Painted sets are named `painted_eval`, `painted_heldout`, …"""
+    data_seed (flat-colour means). Painted sets are named `painted_eval`, `painted_heldout`, …; the free-style
+    references (`free_refs`) go with procedural layouts."""
     base = EVAL_SEED + 16 * seed
     seeds: dict[str, int] = {}
     for kind in layouts:
@@ -91,6 +97,8 @@ def eval_seeds(seed: int, layouts: Sequence[str] = ("procedural",)) -> dict[str,
             f"{prefix}{name}": base + offset + i for i, name in enumerate(("eval", "heldout", "centroids"))
         }
         seeds["style_refs"] = base + 3  # procedural references, whatever layouts they are applied to
+        if kind == "procedural":
+            seeds["free_refs"] = base + FREE_OFFSET
     return seeds | {"train": TRAIN_SEED}
 
 
@@ -173,14 +181,15 @@ def _style_reference(
 
 
 def load_renders(
-    seed: int, n: int, size: int, cache_dir: Path, workers: int, painted: float = 0.0
+    seed: int, n: int, size: int, cache_dir: Path, workers: int, painted: float = 0.0, free: float = 0.0
 ) -> tuple[np.ndarray, ...]:
     """Samples 0..n-1 of procedural dataset `seed` (a share `painted` of them painted layouts: 1.0 for the
-    painted sets) through the shard cache: (labels, instances, images, families)."""
+    painted sets; a share `free` in free styles: 1.0 for the free-style references) through the shard cache:
+    (labels, instances, images, families)."""
     from models.data.datasets import ProceduralLandscapes
     from models.data.samples import Mix
 
-    data = ProceduralLandscapes(size, n, seed, cache_dir=cache_dir, workers=workers, mix=Mix(painted=painted))
+    data = ProceduralLandscapes(size, n, seed, cache_dir, workers, Mix(painted=painted, free=free))
     labels = np.empty((n, size, size), np.uint8)
     instances = np.empty((n, size, size), np.int32)
     images = np.empty((n, size, size, 3), np.uint8)

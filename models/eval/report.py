@@ -1,9 +1,11 @@
 """Scoring one model, and the report: per-set summaries, acceptance checks, eval.json, model.json, a table.
 
 eval.json keeps its form for the procedural layouts (the default `--layouts`): `model`, `compare`,
-`references`, `collage`, `acceptance` (and `fd_seg_compare`) at the top level. Any other kind of layouts
-evaluated gets the same keys in a section of its own (`report["painted"]`), and model.json's metrics likewise
-(`metrics["painted"]`), so a number at the top level always means procedural layouts.
+`references`, `collage`, `acceptance` (and `fd_seg_compare`) at the top level, and `free_styles`
+(`models/eval/free_styles.py`) when the out-of-family styles were scored: they go with procedural layouts. Any
+other kind of layouts evaluated gets the same keys in a section of its own (`report["painted"]`), and
+model.json's metrics likewise (`metrics["painted"]`), so a number at the top level always means procedural
+layouts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.eval.data import EvalData
+from models.eval.free_styles import free_for_manifest, free_table
 from models.eval.judge import Judge
 from models.eval.meter import THING_CLASSES, SetMeter
 from models.eval.metrics import (
@@ -178,10 +181,14 @@ def reference_summary(data: EvalData) -> dict[str, Any]:
 
 
 def acceptance(
-    primary: dict[str, Any] | None, refs: dict[str, Any], collage: dict[str, Any] | None = None
+    primary: dict[str, Any] | None,
+    refs: dict[str, Any],
+    collage: dict[str, Any] | None = None,
+    free: dict[str, Any] | None = None,
 ) -> dict[str, bool]:
     """The issue's acceptance checks (only the judge's two without a model), then the CollageGAN stage's when
-    it was evaluated (decided in `stage.stage_checks`, with their figures in the `collage` section)."""
+    it was evaluated (decided in `stage.stage_checks`, with their figures in the `collage` section), then the
+    out-of-family styles' when they were asked for (decided in `free_styles`, figures in its section)."""
     ref, flat = refs["reference"], refs["flat"]
     checks = {
         "judge_reference_miou>=0.75": ref["miou"] >= 0.75,
@@ -200,8 +207,9 @@ def acceptance(
     checks["style_accuracy>=0.8_with>=6_families"] = bool(
         style and style["accuracy"] >= 0.8 and style["families"] >= 6
     )
-    if collage is not None:
-        checks |= {name: check["pass"] for name, check in collage["acceptance"].items()}
+    for section in (collage, free):
+        if section is not None:
+            checks |= {name: check["pass"] for name, check in section["acceptance"].items()}
     return checks
 
 
@@ -235,7 +243,7 @@ def finish_section(section: dict[str, Any], latencies: Sequence[float] | None) -
     for result in compare:
         result.pop("collage", None)
     section["collage"] = collage
-    section["acceptance"] = acceptance(primary, section["references"], collage)
+    section["acceptance"] = acceptance(primary, section["references"], collage, section.get("free_styles"))
     if primary and compare:
         mode = primary["z_modes"][0]
         section["fd_seg_compare"] = {m["name"]: m[mode]["fd_seg"] if mode in m else None for m in compare}
@@ -252,8 +260,10 @@ def metrics_for_manifest(
     refs: dict[str, Any],
     info: dict[str, Any],
     collage: dict[str, Any] | None = None,
+    free: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The compact numbers merged into model.json's `metrics` (`collage` too when the stage was evaluated)."""
+    """The compact numbers merged into model.json's `metrics` (`collage` too when the stage was evaluated,
+    `free_styles` when the out-of-family styles were asked for: None for a model without encoder or presets)."""
     mode = result["z_modes"][0]
     gen = result[mode]
     out = {
@@ -279,6 +289,8 @@ def metrics_for_manifest(
         out["fd_seg_random_z"] = round(result["random"]["fd_seg"], 4)
     if collage is not None:
         out["collage"] = stage_for_manifest(collage)
+    if free is not None:
+        out["free_styles"] = free_for_manifest(free)
     return out
 
 
@@ -336,7 +348,10 @@ def table(report: dict[str, Any]) -> str:
             lines += [stage_table(collage, section["references"]["reference"]), ""]
         elif info.get("collage"):
             lines += [f"CollageGAN stage: {info['collage']}", ""]
-        figures = {name: c["figures"] for name, c in collage["acceptance"].items()} if collage else {}
+        free = section.get("free_styles")
+        if free is not None:
+            lines += [free_table(free), ""]
+        figures = {name: c["figures"] for s in (collage, free) if s for name, c in s["acceptance"].items()}
         for name, ok in section["acceptance"].items():
             lines.append(
                 f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  ({figures[name]})" if name in figures else "")

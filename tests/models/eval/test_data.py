@@ -37,6 +37,7 @@ def test_painted_layouts_have_sets_of_their_own() -> None:
         "heldout": base + 1,
         "centroids": base + 2,
         "style_refs": base + 3,
+        "free_refs": base + 4,  # the out-of-family style references (procedural layouts only)
         "train": 0,
     }
     both = eval_seeds(2, ("procedural", "painted"))
@@ -51,3 +52,4 @@ def test_painted_layouts_have_sets_of_their_own() -> None:
         "style_refs": both["style_refs"],  # the references stay procedural renders
     }
     assert kind_seeds(eval_seeds(2, ("painted",)), "painted") == painted
+    assert "free_refs" not in eval_seeds(2, ("painted",))

@@ -116,6 +116,17 @@ def test_a_model_without_style_scores_fails_the_style_check() -> None:
     assert _failing(_primary() | {"style": None}, _refs()) == {"style_accuracy>=0.8_with>=6_families"}
 
 
+def test_the_out_of_family_style_check_comes_last_when_scored() -> None:
+    """`free_styles` adds its check after the others (decided in the section; a skipped model fails it)."""
+    from models.eval.free_styles import CHECK, free_checks
+
+    scored = {"references": 100, "encoded": 5.0, "best_preset": 10.0, "ratio": 0.5}
+    checks = acceptance(_primary(), _refs(), free=scored | {"acceptance": free_checks(scored)})
+    assert list(checks)[-1] == CHECK and all(checks.values())
+    skipped = {"skipped": "not evaluated", "acceptance": {CHECK: {"pass": False, "figures": "not evaluated"}}}
+    assert {name for name, ok in acceptance(_primary(), _refs(), free=skipped).items() if not ok} == {CHECK}
+
+
 # ----------------------------------------------------------------------------
 # The numbers merged into model.json.
 
@@ -165,6 +176,19 @@ def test_metrics_for_manifest_rounds_and_names_the_scored_mode() -> None:
     metrics = metrics_for_manifest(without_encoder, refs, info)
     assert metrics["eval_z"] == "random" and metrics["miou"] == 0.6111 and metrics["style_accuracy"] is None
     assert "miou_random_z" not in metrics and "fd_seg_random_z" not in metrics
+    # The out-of-family styles, rounded; None for a model that could not be scored on them.
+    free = {
+        "references": 100,
+        "encoded": 5.123456,
+        "best_preset": 10.987654,
+        "ratio": 0.466288,
+        "encoded_better": 0.93,
+    }
+    assert metrics_for_manifest(result, refs, info, free=free)["free_styles"] == {
+        "references": 100, "encoded": 5.1235, "best_preset": 10.9877, "ratio": 0.4663, "encoded_better": 0.93,
+    }  # fmt: skip
+    assert metrics_for_manifest(result, refs, info, free={"skipped": "no encoder"})["free_styles"] is None
+    assert "free_styles" not in metrics_for_manifest(result, refs, info)
 
 
 # ----------------------------------------------------------------------------
