@@ -23,6 +23,7 @@ from common.runtime import Graph, RuntimeChoice, open_graph
 from models.labels import LabelSet, get_label_set
 
 LATENCY_RUNS = 30
+NOISE_SEED = 7_100_000  # first word of the per-call streams of per-pixel noise (`ExportedModel.run_base`)
 THREADS = 2  # runtime and torch threads (the serving budget: 2 cores)
 # The server's default (OpenVINO where installed, bf16 on CPUs that run it natively), so eval scores and times
 # what is served unless asked otherwise.
@@ -69,6 +70,7 @@ class ExportedModel:
         self.z_dim = self.inputs.z_dim
         self.image_size = self.manifest.image_size
         self.generator: Graph = open_graph(generator, choice)
+        self._noise_calls = 0  # generator calls that drew per-pixel noise (`run_base`)
         self.encoder: Graph | None = None
         # The graph names' defaults where a manifest names no encoder inputs.
         self.encoder_inputs = self.manifest.encoder_inputs or EncoderInputs()
@@ -134,12 +136,20 @@ class ExportedModel:
         """labels/instances [B,H,W], z [B,z_dim] → the base generator's float32 [B,3,H,W] in [−1,1].
 
         Float, not uint8: the collage stage composes onto the generator's own output, as the server's engine
-        does, and only the final picture is rounded (so eval can judge one base run without and with it)."""
+        does, and only the final picture is rounded (so eval can judge one base run without and with it).
+        A generator with a noise input gets N(0, 1) noise as the server draws it, from a stream of this model's
+        own taken call by call (`_noise_calls`): an evaluation repeated in the same order sees the same noise."""
         feed = {self.inputs.label: np.asarray(labels, np.int64)[:, None]}
         if self.inputs.instance:
             feed[self.inputs.instance] = np.asarray(instances, np.int64)[:, None]
         if self.inputs.z:
             feed[self.inputs.z] = np.asarray(z, np.float32)
+        if self.inputs.noise:
+            batch, height, width = np.shape(labels)
+            rng = np.random.default_rng([NOISE_SEED, self._noise_calls])
+            self._noise_calls += 1
+            shape = (batch, self.inputs.noise_channels, height, width)
+            feed[self.inputs.noise] = rng.standard_normal(shape, dtype=np.float32)  # [B,C,H,W]
         return np.asarray(self.generator.run([self.inputs.output], feed)[0], np.float32)
 
     def compose(

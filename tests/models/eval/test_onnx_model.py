@@ -102,3 +102,20 @@ def test_latencies_take_turns_frame_by_frame() -> None:
     assert {(shape, z) for name, shape, z in calls if name == "a"} == {((1, 8, 8), (1, 4))}
     assert {(shape, z) for name, shape, z in calls if name == "b"} == {((1, 8, 8), (1, 2))}
     assert len(result) == 2 and all(ms > 0 for ms in result)
+
+
+def test_a_generator_with_a_noise_input_gets_noise_drawn_call_by_call(tmp_path: Path) -> None:
+    """A tiny OASIS (z and per-pixel noise inputs): every call draws new noise from the model's own stream, so
+    the same map and z give another picture on the next call, and a fresh runner repeats the first one."""
+    from tests.conftest import export_untrained
+
+    folder = tmp_path / "tiny-oasis"
+    export_untrained(folder, "oasis", "oasis-tiny")
+    labels = np.zeros((2, 32, 32), np.int64)
+    labels[:, 16:] = 6
+    first = ExportedModel(folder, RuntimeChoice("onnxruntime", threads=1))
+    z = seeded_z([1, 2], first.z_dim)
+    once, twice = first.run_base(labels, labels, z), first.run_base(labels, labels, z)
+    assert once.shape == (2, 3, 32, 32) and np.abs(once - twice).mean() > 1e-4
+    again = ExportedModel(folder, RuntimeChoice("onnxruntime", threads=1)).run_base(labels, labels, z)
+    assert np.array_equal(once, again)
