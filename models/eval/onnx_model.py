@@ -139,7 +139,7 @@ class ExportedModel:
         does, and only the final picture is rounded (so eval can judge one base run without and with it).
         A generator with a noise input gets N(0, 1) noise as the server draws it, from a stream of this model's
         own taken call by call (`_noise_calls`): an evaluation repeated in the same order sees the same noise."""
-        feed = {self.inputs.label: np.asarray(labels, np.int64)[:, None]}
+        feed: dict[str, np.ndarray] = {self.inputs.label: np.asarray(labels, np.int64)[:, None]}
         if self.inputs.instance:
             feed[self.inputs.instance] = np.asarray(instances, np.int64)[:, None]
         if self.inputs.z:
