@@ -38,7 +38,7 @@ from models.archs import Batch, Recipe
 from models.data.datasets import make_dataset
 from models.labels import LANDSCAPE
 from models.training.config import resolve_config
-from models.training.loop import step_precision
+from models.training.loop import images_channels_last, step_precision, to_channels_last
 from models.training.setup import build_recipe, seed_all
 from models.version import cpu_flags, cpu_model
 
@@ -51,8 +51,7 @@ def make_recipe(config: dict[str, Any], seed: int, variant: str) -> Recipe:
     seed_all(seed)  # the trainer seeds the same way right before building: equal initial weights
     recipe = build_recipe(config, LANDSCAPE, torch.device("cpu"))
     if variant.endswith("-cl"):
-        for net in recipe.nets.values():
-            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (torch's stubs lack it)
+        to_channels_last(recipe.nets.values())  # what `collage train --channels_last` does
     if variant.endswith("-compile"):
         recipe.nets = {name: cast(nn.Module, torch.compile(net)) for name, net in recipe.nets.items()}
     return recipe
@@ -60,9 +59,7 @@ def make_recipe(config: dict[str, Any], seed: int, variant: str) -> Recipe:
 
 def variant_batch(batch: Batch, variant: str) -> Batch:
     """The batch as `variant` feeds it: the real images channels-last for -cl (label maps stay ids)."""
-    if not variant.endswith("-cl"):
-        return batch
-    return {**batch, "image": batch["image"].contiguous(memory_format=torch.channels_last)}
+    return images_channels_last(batch) if variant.endswith("-cl") else batch
 
 
 def timed_step(recipe: Recipe, batch: Batch, variant: str) -> float:

@@ -46,6 +46,7 @@ BASE_CONFIG: dict[str, Any] = {
     "threads": 0,  # torch CPU threads per process (0 = CPU cores / processes on this node)
     "device": "auto",  # auto (cuda if available) | cpu | cuda
     "precision": "fp32",  # fp32 | bf16: the step under bfloat16 autocast (weights, optimisers, EMA stay fp32)
+    "channels_last": False,  # weights and images in channels-last memory format (faster convolutions on CPU)
 }
 
 # Keys `--resume` may change: they set how long and how loudly the run goes on, not what it computes (precision
@@ -62,6 +63,7 @@ RESUMABLE_KEYS = (
     "num_workers",
     "threads",
     "precision",
+    "channels_last",
     "lr_decay_start",
     "lr_decay_steps",
 )
