@@ -342,8 +342,8 @@ def test_noise_preset_starts_from_a_run_without_noise_and_learns_to_use_it(
     tiny_spade: list[str], load: Callable[[Path], dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """spade-tiny-noise from a spade-tiny-seg run (--init_from): every weight the source has is copied, the
-    noise convs start at zero (so G paints what the source's G paints, whatever the noise), and training moves
-    them off zero; a source missing any other weight is still refused."""
+    noise convs start at zero (so G paints what the source's G paints, whatever the noise) with a learning rate
+    of their own, and training moves them off zero; a source missing any other weight is still refused."""
     seg = [*tiny_spade, "--data-length=2", "--batch=1"]
     seg[seg.index("spade-tiny")] = "spade-tiny-seg"
     assert train.main([*seg, "--steps=1"]) == 0
@@ -357,6 +357,8 @@ def test_noise_preset_starts_from_a_run_without_noise_and_learns_to_use_it(
     g = recipe.nets["G"]
     noise_keys = [k for k in g.state_dict() if "mlp_noise" in k]
     assert noise_keys and all(not g.state_dict()[k].any() for k in noise_keys)
+    rest, fast = recipe.optimizers["G"].param_groups  # the noise convs learn at NOISE_LR_MULT × G's rate
+    assert len(fast["params"]) == len(noise_keys) and fast["lr"] == spade_arch.NOISE_LR_MULT * rest["lr"]
     plain = build_generator(source["config"], len(LANDSCAPE))
     plain.load_state_dict(source["G"])
     dataset, _ = make_dataset("procedural", 32, length=1)
