@@ -120,20 +120,13 @@ def test_preview_shows_painted_layouts_or_both(tmp_path: Path) -> None:
         assert im.mode == "P" and len(im.getcolors(256) or []) <= 64
 
 
+def cache_argv(folder: Path, *share: str) -> list[str]:
+    """`collage data cache` of 2 samples at 16², seed 3, into `folder`, with a share's flag and value."""
+    return ["cache", "--length", "2", "--size", "16", "--seed", "3", "--dir", str(folder), *share]
+
+
 def test_cache_and_export_take_a_painted_share(tmp_path: Path) -> None:
-    argv = [
-        "cache",
-        "--length",
-        "2",
-        "--size",
-        "16",
-        "--seed",
-        "3",
-        "--dir",
-        str(tmp_path),
-        "--painted",
-        "0.5",
-    ]
+    argv = cache_argv(tmp_path, "--painted", "0.5")
     assert main(argv) == 0
     cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, mix=Mix(painted=0.5))
     assert cached.folder is not None and "painted0.5" in cached.folder.name
@@ -168,19 +161,7 @@ def test_preview_cache_and_export_take_a_free_style_share(tmp_path: Path) -> Non
         assert np.array_equal(grid[gap : gap + 16, x + 16 : x + 32], _render_of(free[i]))
     assert not np.array_equal(_render_of(free[1]), _render_of(ProceduralLandscapes(16, 2, seed=3)[1]))
 
-    argv = [
-        "cache",
-        "--length",
-        "2",
-        "--size",
-        "16",
-        "--seed",
-        "3",
-        "--dir",
-        str(tmp_path),
-        "--free-styles",
-        "0.5",
-    ]
+    argv = cache_argv(tmp_path, "--free-styles", "0.5")
     assert main(argv) == 0
     cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, mix=Mix(free=0.5))
     assert cached.folder is not None and "-free0.5-" in cached.folder.name and cached.folder.is_dir()
