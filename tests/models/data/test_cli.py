@@ -13,6 +13,11 @@ from models.data.samples import Mix
 from models.labels import LANDSCAPE
 
 
+def cache_argv(folder: Path, *share: str) -> list[str]:
+    """`collage data cache` of 2 samples at 16², seed 3, into `folder`, with a share's flag and value."""
+    return ["cache", "--length", "2", "--size", "16", "--seed", "3", "--dir", str(folder), *share]
+
+
 def test_preview_writes_grid_of_label_colours_beside_renders(tmp_path: Path) -> None:
     out = tmp_path / "sub" / "grid.png"
     assert main(["preview", "--n", "5", "--size", "32", "--seed", "4", "--out", str(out)]) == 0
@@ -72,7 +77,7 @@ def test_bad_arguments_exit_with_usage_error() -> None:
 
 
 def test_cache_command_fills_the_trainers_cache(tmp_path: Path) -> None:
-    assert main(["cache", "--length", "2", "--size", "16", "--seed", "3", "--dir", str(tmp_path)]) == 0
+    assert main(cache_argv(tmp_path)) == 0
     cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path)
     assert cached.folder is not None and cached.folder.parent == tmp_path
     assert torch.equal(cached[1]["image"], ProceduralLandscapes(16, 2, seed=3)[1]["image"])
@@ -118,11 +123,6 @@ def test_preview_shows_painted_layouts_or_both(tmp_path: Path) -> None:
     )
     with Image.open(out) as im:
         assert im.mode == "P" and len(im.getcolors(256) or []) <= 64
-
-
-def cache_argv(folder: Path, *share: str) -> list[str]:
-    """`collage data cache` of 2 samples at 16², seed 3, into `folder`, with a share's flag and value."""
-    return ["cache", "--length", "2", "--size", "16", "--seed", "3", "--dir", str(folder), *share]
 
 
 def test_cache_and_export_take_a_painted_share(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_preview_cache_and_export_take_a_large_share(tmp_path: Path) -> None:
         assert np.array_equal(grid[gap : gap + 16, x + 16 : x + 32], _render_of(large[i]))
     assert not np.array_equal(_render_of(large[1]), _render_of(ProceduralLandscapes(16, 2, seed=3)[1]))
 
-    argv = ["cache", "--length", "2", "--size", "16", "--seed", "3", "--dir", str(tmp_path), "--large", "0.5"]
+    argv = cache_argv(tmp_path, "--large", "0.5")
     assert main(argv) == 0
     cached = ProceduralLandscapes(16, 2, seed=3, cache_dir=tmp_path, mix=Mix(large=0.5))
     assert cached.folder is not None and "-large0.5-" in cached.folder.name and cached.folder.is_dir()
