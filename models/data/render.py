@@ -3,8 +3,8 @@
 Everything is derived from the label map itself, so hand-painted maps render as well as sampled ones:
 - distance comes from the row relative to the horizon estimated from the map (things use the row they stand on);
 - terrain is shaded from the silhouette of each column's run of mountain/snow/hill pixels plus ridged noise;
-- things are shaded per instance: crowns and rocks as lit domes, a trunk where a tree narrows below its crown,
-  houses split into a pitched roof (upper part) and walls with windows and a door;
+- things are shaded per instance (`render_things.py`): crowns and rocks as lit domes, a trunk where a tree
+  narrows below its crown, houses split into a pitched roof (upper part) and walls with windows and a door;
 - water mirrors, per column, what stands above it: things about their foot, the scenery behind (hills,
   mountains, sky) about the far edge of the flat ground it lies in; rippled, tinted and darkened.
 Colours of a class are computed on that class's pixels only (flat index arrays): the cost is one pass over the
@@ -25,20 +25,19 @@ from models.data.layout import (
     GRASS,
     HILL,
     MOUNTAIN,
-    ROCK,
     SAND,
     SKY,
     SNOW,
-    TREE,
     WATER,
 )
 from models.data.noise import fbm, ridged
+from models.data.render_things import paint_things
 from models.data.style import Style
 
 BERRY = (0.72, 0.1, 0.12)  # bush berries (red in every style; the light makes them dusky at dusk and night)
 
 
-class _Scene:
+class Scene:
     """Per-picture state shared by the class painters: geometry, light, noise fields and the colour buffer."""
 
     def __init__(self, labels: np.ndarray, instances: np.ndarray, style: Style, seed: int) -> None:
@@ -353,155 +352,6 @@ class _Scene:
             albedo *= (1.0 - 0.8 * np.clip(wet, 0.0, 0.45))[:, None]
         self.color[idx] = self.lit(albedo, self._ground_shade(idx))
 
-    # ---------------------------------------------------------------- things
-    def paint_things(self) -> None:
-        """Trees, rocks and houses, each instance shaded on its own."""
-        objects = self.objects
-        if not objects:
-            return
-        rng = np.random.default_rng(self.rng.integers(1 << 62))
-        tint = rng.normal(1.0, 0.04, (len(objects) + 1, 3)).astype(np.float32)
-        pick = rng.integers(0, 1 << 30, len(objects) + 1)
-        for i, sl in enumerate(objects, start=1):
-            if sl is None:
-                continue
-            mask = self.instances[sl] == i  # one class per instance (maps.checked_maps splits mixed ones)
-            ys, xs = np.nonzero(mask)
-            idx = (ys + sl[0].start) * self.w + xs + sl[1].start
-            cls = int(self.flat[idx[0]])
-            self.near[idx] = self.row_near[sl[0].stop - 1]
-            ys, xs = ys.astype(np.float32), xs.astype(np.float32)
-            if cls == TREE:
-                self.color[idx] = self._tree(idx, ys, xs, mask, tint[i], int(pick[i]))
-            elif cls == ROCK:
-                self.color[idx] = self._rock(idx, ys, xs, mask, tint[i])
-            else:
-                self.color[idx] = self._house(idx, ys, xs, mask, int(pick[i]))
-
-    def _tree(
-        self, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, mask: np.ndarray, tint: np.ndarray, pick: int
-    ) -> np.ndarray:
-        """Leafy dome crown (tiered and dark if the outline is pointed: a conifer), trunk where it narrows."""
-        st = self.style
-        widths = mask.sum(axis=1)
-        rows = mask.shape[0]
-        maxw = max(int(widths.max()), 1)
-        narrow = (np.arange(rows) > 0.45 * rows) & (widths <= max(0.34 * maxw, 1)) & (widths > 0)
-        cx = float(xs.mean())
-        if narrow.any():
-            crown_rows = int(np.argmax(narrow))
-            trunk = narrow[ys.astype(np.int64)]
-        else:  # a painted blob: a short trunk peeks out at the bottom centre
-            crown_rows = rows
-            trunk = (ys >= rows * 0.8) & (np.abs(xs - cx) <= max(1.0, 0.08 * maxw)) & (rows >= 10)
-        conifer = widths[: max(1, crown_rows // 4)].mean() / maxw < 0.42
-        u = (xs - cx) / (maxw / 2 + 0.5)
-        v = (ys - crown_rows / 2) / (crown_rows / 2 + 0.5)
-        bare = not conifer and st.snow_cover > 0  # winter broadleaf: a fine tangle of twigs, no leaf clumps
-        if bare or rows <= 16:
-            leaf = self.n_fine[idx] * (0.8 if bare else 0.6)
-        else:
-            leaf = self.n_leaf[idx]
-        shade = self.dome_shade(u, v)
-        if conifer:
-            base = np.asarray(st.conifer, np.float32)
-            tiers = ((ys / max(crown_rows, 1)) * (3 + rows // 25)) % 1.0
-            shade = shade * (0.65 + 0.35 * tiers)
-        else:
-            base = np.asarray(st.foliage[pick % len(st.foliage)], np.float32)
-        albedo = (base * tint)[None, :] * (0.85 + 0.15 * np.tanh(leaf))[:, None]
-        gaps = leaf < (-1.4 if bare else -0.9)
-        shade = shade * np.where(gaps, 0.45, 0.8 + 0.2 * np.tanh(leaf))
-        if st.snow_cover > 0:
-            snowy = (leaf > (0.6 if conifer else 1.6) - 0.3 * st.snow_cover) & (v < 0.5) & ~gaps
-            albedo[snowy] = np.asarray(st.palette[SNOW][0], np.float32) * 0.92
-            shade[snowy] = np.clip(shade[snowy] + 0.25, 0.0, 1.0)
-        if trunk.any():
-            tu = np.clip((xs[trunk] - cx) / (0.06 * maxw + 1.0), -1.0, 1.0)
-            albedo[trunk] = np.asarray(st.trunk, np.float32) * (0.9 + 0.1 * self.n_fine[idx[trunk]])[:, None]
-            shade[trunk] = np.clip(0.35 + 0.4 * tu * np.sign(self.light[0]), 0.05, 1.0)
-        return self.lit(albedo, shade * (1.0 - 0.25 * np.clip(v, 0.0, 1.0)))
-
-    def _rock(
-        self, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, mask: np.ndarray, tint: np.ndarray
-    ) -> np.ndarray:
-        """A lit boulder with cracks, moss (or snow) on its top and a dark foot."""
-        st = self.style
-        rows, cols = mask.shape
-        u = (xs - xs.mean()) / (cols / 2 + 0.5)
-        v = (ys - rows * 0.6) / (rows * 0.6 + 0.5)
-        shade = self.dome_shade(u, v) * (1.0 - 0.35 * np.clip(v, 0.0, 1.0))
-        albedo = self.mix(ROCK, 0.5 + 0.4 * self.n_mid[idx] + 0.3 * self.n_leaf[idx]) * tint[None, :]
-        albedo *= (1.0 - 0.35 * ridged(self.n_leaf[idx] * 1.5, 6.0))[:, None]
-        if st.snow_cover > 0:
-            top = (v < -0.25) & (self.n_leaf[idx] > 0.2)
-            albedo[top] = np.asarray(st.palette[SNOW][0], np.float32)
-        else:  # a little dark moss on the crown only: grass-green tops read as the meadow around them
-            top = (v < -0.5) & (self.n_leaf[idx] > 0.6)
-            albedo[top] = albedo[top] * 0.7 + self.pal_b[GRASS] * 0.15
-        # A dark crevice line along the outline and a bright rim on the sunny side: a boulder's edge is hard,
-        # where flowers, dirt and grass blend into each other (the judge read rock edges as their neighbours).
-        edge = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1][
-            ys.astype(np.int64), xs.astype(np.int64)
-        ]
-        rim = np.clip(2.0 - 0.75 * edge, 0.0, 1.0) if rows >= 6 else np.zeros_like(edge)
-        sunny = np.clip(u * np.sign(self.light[0]) - v * 0.5, 0.0, 1.0)
-        shade = np.clip(shade + 0.35 * rim * sunny, 0.0, 1.0)
-        albedo *= (1.0 - 0.45 * rim * (1.0 - sunny))[:, None]
-        return self.lit(albedo, shade)
-
-    def _house(
-        self, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, mask: np.ndarray, pick: int
-    ) -> np.ndarray:
-        """Roof above the row where the outline settles to the wall width; walls with windows and a door."""
-        st = self.style
-        rows = mask.shape[0]
-        widths = mask.sum(axis=1)
-        wall_w = float(np.median(widths[int(rows * 0.7) :]))
-        settled = np.abs(widths - wall_w) <= max(1.0, 0.06 * wall_w)
-        changing = np.flatnonzero(~settled[: int(rows * 0.75)])
-        roof_line = int(changing[-1]) + 1 if changing.size else 0
-        if not 0.2 * rows <= roof_line <= 0.65 * rows:  # no clear roof outline (a painted blob): top 40 %
-            roof_line = int(round(0.4 * rows))
-        below = ys >= roof_line
-        cx = float(xs[below].mean()) if below.any() else float(xs.mean())
-        roof, wall = ys < roof_line, below
-        albedo = np.empty((idx.size, 3), np.float32)
-        shade = np.empty(idx.size, np.float32)
-        emit = np.zeros(idx.size, dtype=bool)
-        # Roof: two pitched halves facing left and right, with rows of tiles.
-        side = np.where(xs[roof] < cx, -0.7, 0.7).astype(np.float32)
-        shade[roof] = self.shade_normal(side, np.full_like(side, 0.7), 0.5)
-        tiles = ((ys[roof] / max(2.0, roof_line / 4.0)) % 1.0) < 0.75
-        roof_col = np.asarray(st.roofs[(pick // 7) % len(st.roofs)], np.float32)
-        albedo[roof] = roof_col * (0.82 + 0.18 * tiles + 0.04 * self.n_fine[idx[roof]])[:, None]
-        wy = ys[wall] - roof_line
-        wall_h = max(rows - roof_line, 1)
-        eave = np.clip(1.0 - wy / (0.15 * wall_h + 1.0), 0.0, 1.0)
-        facade = self.shade_normal(
-            np.asarray(0.25 * np.sign(self.light[0]), np.float32), np.asarray(0.0, np.float32)
-        )
-        shade[wall] = facade * (1.0 - 0.5 * eave)
-        planks = ((wy / max(1.5, wall_h / 10.0)) % 1.0) < 0.85
-        wall_col = np.asarray(st.walls[pick % len(st.walls)], np.float32)
-        wall_alb = wall_col * (0.93 + 0.07 * planks + 0.03 * self.n_fine[idx[wall]])[:, None]
-        if wall_w >= 7 and wall_h >= 5:
-            wx = xs[wall] - (cx - wall_w / 2)
-            door_w, door_h = max(1.0, 0.16 * wall_w), max(2.0, 0.5 * wall_h)
-            door_x = wall_w * (0.3 if pick % 2 else 0.65)
-            door = (np.abs(wx - door_x) < door_w / 2) & (wy > wall_h - door_h)
-            n_win = max(1, int(wall_w / max(4.0, 0.3 * wall_w)))
-            win = (np.abs((wx / wall_w * n_win) % 1.0 - 0.5) < 0.17) & (np.abs(wy / wall_h - 0.37) < 0.15)
-            win &= np.abs(wx - door_x) > door_w
-            wall_alb[win] = np.asarray(st.window, np.float32)
-            wall_alb[door] = np.asarray(st.trunk, np.float32) * 0.8
-            lit_rooms = max(st.window) > 0.5  # dusk and night: windows glow instead of reflecting
-            emit[np.flatnonzero(wall)[win]] = lit_rooms
-        albedo[wall] = wall_alb
-        col = self.lit(albedo, shade)
-        col[emit] = albedo[emit] * 1.1
-        return col
-
     # ---------------------------------------------------------------- atmosphere, water, finish
     def haze(self) -> None:
         """Fade everything but sky and water towards the haze colour with distance."""
@@ -607,7 +457,7 @@ def render(label_map: np.ndarray, instance_map: np.ndarray | None, style: Style,
     and seed give identical bytes.
     """
     labels, instances = maps.checked_maps(label_map, instance_map)
-    scene = _Scene(labels, instances, style, int(seed))
+    scene = Scene(labels, instances, style, int(seed))
     scene.paint_sky()
     scene.paint_clouds()
     scene.paint_terrain()
@@ -615,7 +465,7 @@ def render(label_map: np.ndarray, instance_map: np.ndarray | None, style: Style,
     scene.paint_meadow()
     scene.paint_bushes()
     scene.paint_sand_dirt()
-    scene.paint_things()
+    paint_things(scene)
     scene.haze()
     scene.paint_water()
     return scene.finish(scene.soften_edges())
