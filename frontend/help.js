@@ -35,7 +35,7 @@ export const SHORTCUTS = [
   ["F", "Fill a connected region"],
   ["I / Alt-click", "Eyedropper: pick a label from the canvas"],
   ["E", "Eraser (on an upper layer it reveals the layers below)"],
-  ["X", "Remove object: fills a region from its surroundings"],
+  ["X", "Remove object: what is below it (on a layer) or around it fills in"],
   ["O", "Re-roll one tree, rock or house (CollageGAN on)"],
   ["[ / ]", "Smaller / bigger brush"],
   ["1…9, 0", "Pick a label by its place in the palette (with Shift: the 11th to 20th)"],

@@ -45,6 +45,22 @@ export function ownerMap(layers) {
   return owner;
 }
 
+/**
+ * Layer k's ids with an object removed, `region` being non-zero where the object shows (all of it owned by layer k).
+ * On an upper layer those pixels empty, so what was painted below shows through — except where that is the
+ * object's own label (it was painted below as well), which gets `fill`; the bottom layer, always full, gets `fill`
+ * throughout. A tree on its own layer over a mountain and a meadow thus leaves mountain and meadow, not a hump of
+ * meadow over the mountain.
+ */
+export function withObjectRemoved(layers, k, region, fill) {
+  const ids = layers[k].ids.slice();
+  const below = k > 0 ? flattenInto(layers.slice(0, k), new Uint8Array(ids.length)) : null;
+  for (let i = 0; i < ids.length; i++) {
+    if (region[i]) ids[i] = below && below[i] !== ids[i] ? EMPTY : fill;
+  }
+  return ids;
+}
+
 /** A pixel edit (a LabelEdit of history.js) on one layer. */
 export class PixelEdit {
   constructor(layer, edit) {

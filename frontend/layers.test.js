@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { LabelEdit } from "./history.js";
-import { EMPTY, Layer, LayerPropEdit, PixelEdit, StackEdit, flattenInto, ownerMap, snapshot } from "./layers.js";
+import {
+  EMPTY,
+  Layer,
+  LayerPropEdit,
+  PixelEdit,
+  StackEdit,
+  flattenInto,
+  ownerMap,
+  snapshot,
+  withObjectRemoved,
+} from "./layers.js";
 
 const E = EMPTY;
 
@@ -59,4 +69,19 @@ test("a layer property edit flips one field both ways", () => {
   assert.equal(layer.name, "Forest");
   edit.undo();
   assert.equal(layer.name, "Trees");
+});
+
+test("removing an object from an upper layer shows what lies below, and fills only where that is the object again", () => {
+  // Mountain 3 and grass 7 below; a tree 9 on the upper layer over both, painted on the bottom too at pixel 4.
+  const bottom = new Layer("Background", Uint8Array.from([3, 3, 7, 7, 9, 7]));
+  const trees = new Layer("Trees", Uint8Array.from([E, 9, 9, E, 9, E]));
+  const region = Uint8Array.from([0, 1, 1, 0, 1, 0]);
+  assert.deepEqual([...withObjectRemoved([bottom, trees], 1, region, 7)], [E, E, E, E, 7, E]);
+  const out = new Uint8Array(6);
+  trees.ids = withObjectRemoved([bottom, trees], 1, region, 7);
+  assert.deepEqual([...flattenInto([bottom, trees], out)], [3, 3, 7, 7, 7, 7]); // no tree left, no grass hump
+  // On the bottom layer, always full, the whole region takes the fill; the input is never changed.
+  const flat = new Layer("Background", Uint8Array.from([7, 9, 9, 7]));
+  assert.deepEqual([...withObjectRemoved([flat], 0, Uint8Array.from([0, 1, 1, 0]), 7)], [7, 7, 7, 7]);
+  assert.deepEqual([...flat.ids], [7, 9, 9, 7]);
 });

@@ -134,7 +134,7 @@ function renderToolStatus() {
   if (canvas.tool === "eraser" && upper) {
     el.append(`Eraser · reveals the layers below · ${canvas.size} px · ${canvas.active.name}`);
   } else if (canvas.tool === "object") {
-    el.append("Remove object · click a region to fill it from its surroundings");
+    el.append("Remove object · click a region: what is below or around it fills in");
   } else if (canvas.tool === "reroll") {
     el.append(`Re-roll · click a ${thingList(reroll.things)}`); // no label or brush size: it paints nothing
   } else {

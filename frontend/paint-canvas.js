@@ -33,6 +33,7 @@ import {
   flattenInto,
   ownerMap,
   snapshot,
+  withObjectRemoved,
 } from "./layers.js";
 import { resizeNearest } from "./labelmap-io.js";
 import { drawGuides } from "./guides.js";
@@ -391,7 +392,7 @@ export class PaintCanvas extends EventTarget {
       return;
     }
     if (tool === "fill") {
-      this._regionStep("fill", p, () => this.active, this.label);
+      this._fill(p);
       return;
     }
     if (tool === "object") {
@@ -514,20 +515,21 @@ export class PaintCanvas extends EventTarget {
   }
 
   /**
-   * Write `label` into the layer `pickLayer()` returns over the region of the flattened map around `p` (the fill,
-   * which paints what the artist sees, whichever layer it came from, onto the current layer).
+   * The fill: the current label over the region of the flattened map around `p`, written onto the current layer
+   * (it fills what the artist sees, whichever layer that came from).
    */
-  _regionStep(name, p, pickLayer, label, limit = null) {
+  _fill(p) {
     const mask = regionMask(this.map, p.x, p.y);
-    const layer = pickLayer();
+    const layer = this.active;
     const before = layer.ids.slice();
-    for (let i = 0; i < mask.length; i++) if (mask[i] && (!limit || limit[i])) layer.ids[i] = label;
-    this._commit({ tool: name, layer, snapshot: before });
+    for (let i = 0; i < mask.length; i++) if (mask[i]) layer.ids[i] = this.label;
+    this._commit({ tool: "fill", layer, snapshot: before });
   }
 
   /**
-   * The object eraser: the region under `p` goes to the label most common around it, on the layer it was painted
-   * on (the topmost visible one there), so a tree on an upper layer is removed where it was drawn.
+   * The object eraser: the region under `p` is removed from the layer it was painted on (the topmost visible one
+   * there), so a tree on an upper layer is removed where it was drawn: what lies below shows through, and where
+   * nothing else does (the bottom layer, or the same label below) it takes the label most common around it.
    */
   _removeObject(p) {
     const ix = Math.floor(p.x);
@@ -541,7 +543,10 @@ export class PaintCanvas extends EventTarget {
     const around = majorityAround(this.map, region);
     if (around < 0) return; // the region is the whole map: nothing around it to fill from
     for (let i = 0; i < region.length; i++) if (owner[i] !== k) region[i] = 0;
-    this._regionStep("remove object", p, () => this.layers[k], around, region);
+    const layer = this.layers[k];
+    const before = layer.ids.slice();
+    layer.ids.set(withObjectRemoved(this.layers, k, region, around));
+    this._commit({ tool: "remove object", layer, snapshot: before });
   }
 
   _handleHover(event) {
