@@ -60,7 +60,11 @@ def test_each_architecture_paints_from_the_picker_and_shows_only_its_controls(pa
         pictures[model] = studio.picture()
         assert pictures[model].std() > 1, model  # a picture, not a blank canvas
         for selector, shown in offers.items():
-            (expect(page.locator(selector)).to_be_visible if shown else expect(page.locator(selector)).to_be_hidden)()
+            (
+                expect(page.locator(selector)).to_be_visible
+                if shown
+                else expect(page.locator(selector)).to_be_hidden
+            )()
         expect(page.locator("#collage-toggle")).to_be_hidden()
     assert not np.array_equal(pictures["tiny-oasis"], pictures["tiny-lggan"])
     assert studio.console_errors == []
