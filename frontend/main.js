@@ -408,8 +408,11 @@ canvas.overlayCanvas.addEventListener("pointerdown", (e) => {
 });
 
 // Strokes and shapes may begin on the page around the canvases (mouse and pen: a finger there scrolls the page).
+// A polygon's corner may also fall on the picture beside the labels: a mountain range running off the right edge.
 document.addEventListener("pointerdown", (e) => {
-  if (e.pointerType === "touch" || !(e.target instanceof Element) || e.target.closest(NOT_PAGE)) return;
+  if (e.pointerType === "touch" || !(e.target instanceof Element)) return;
+  const cornerOnPicture = canvas.gesture?.tool === "polygon" && e.target.closest("#output-surface");
+  if (!cornerOnPicture && e.target.closest(NOT_PAGE)) return;
   canvas.startFromPage(e);
 });
 zoom.addEventListener("change", () => canvas.drawOverlay());
@@ -522,6 +525,7 @@ window.collage = Object.freeze({
   getModel: () => current.name,
   currentLabel: () => canvas.label,
   tool: () => canvas.tool,
+  polygonCorners: () => (canvas.gesture?.tool === "polygon" ? canvas.gesture.points.length : 0),
   brushSize: () => canvas.size,
   lastFrameSeq: () => picture.shownSeq,
   // A re-roll's picture keeps the seq: framesShown() tells it has arrived, this what the server re-rolled.

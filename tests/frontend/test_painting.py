@@ -204,3 +204,27 @@ def test_a_polygon_closes_with_a_double_click_off_the_canvas(studio: Studio) -> 
     studio.page.mouse.dblclick(*studio.to_client(*points[-1]))
     np.testing.assert_array_equal(studio.ids(), np.where(polygon_mask(points), mountain, 0))
     assert int((studio.ids() == mountain).sum()) > 150
+
+
+def test_a_polygon_corner_on_the_picture_beside_the_labels_lands_off_the_right_edge(studio: Studio) -> None:
+    """A mountain range running off the right edge: in the side-by-side view the corner beyond the edge is a click
+    on the picture, which adds the corner there (and a click on the picture with no polygon going paints nothing)."""
+    before = studio.ids()
+    studio.page.keyboard.press("p")
+    studio.click_at(40.2, 10.2)
+    assert studio.page.evaluate("collage.polygonCorners()") == 0  # no polygon going: the picture starts none
+    np.testing.assert_array_equal(studio.ids(), before)
+
+    mountain = studio.pick_label("mountain")
+    studio.page.keyboard.press("p")
+    points = [(4.2, 28.2), (20.2, 6.3), (40.2, 28.2)]  # the last corner on the picture pane
+    cx, cy = studio.to_client(*points[-1])
+    on_picture = studio.page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y)?.closest('#output-surface') !== null", [cx, cy]
+    )
+    assert on_picture
+    for p in points:
+        studio.click_at(*p)
+    studio.page.keyboard.press("Enter")
+    np.testing.assert_array_equal(studio.ids(), np.where(polygon_mask(points), mountain, 0))
+    assert polygon_mask(points)[:, -1].any()  # it reaches the right edge
