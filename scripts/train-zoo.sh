@@ -1,0 +1,50 @@
+#!/bin/sh
+# The model zoo's training recipe (docs/model-zoo.md): every architecture gets the same budget of 24,000 images
+# on the same data — 16,000 at 128² (4,000 steps of 4), then 8,000 at 256² (2,000 steps of 4, the learning
+# rates falling linearly to 0 over the last 1,000) from the first stage's weights — and is exported and scored
+# the same way. The data is the default model's v2 mix (30% painted layouts, 20% free styles, 25% crops of 2×
+# renders) from two shard caches rendered once and shared by every run.
+#
+#   sh scripts/train-zoo.sh ARCH [STAGE]    ARCH: oasis | dp-gan | lggan | sc-gan | collage-base
+#                                           STAGE: all (default) | B (stage 1 done) | export (both done)
+#
+# Run from the repository root with .venv set up (make dev). Each stage is a run folder of its own under
+# runs/zoo-ARCH/{A,B}/; a stage stopped midway continues with `collage train --resume` on its folder, after
+# which `sh scripts/train-zoo.sh ARCH B` (or `export`) goes on from where the recipe stands. The model lands
+# in weights/landscape-ARCH with its eval merged into model.json. Hours of CPU per architecture: start it in
+# the background (nohup nice …) and run nothing else heavy meanwhile.
+set -eu
+
+[ $# -ge 1 ] || { echo "usage: sh scripts/train-zoo.sh ARCH [all|B|export]" >&2; exit 2; }
+arch=$1
+stage=${2:-all}
+collage=.venv/bin/collage
+runs=runs/zoo-$arch
+out=weights/landscape-$arch
+mix="--painted 0.3 --free-styles 0.2 --large 0.25"
+data="--data procedural --data_cache=runs/cache --data_length=4608 --data_seed=0 --data_painted=0.3
+      --data_free_styles=0.2 --data_large=0.25"
+common="--batch=4 --seed=0 --threads=2 --num_workers=1 --checkpoint_minutes=10 --precision=bf16
+        --channels_last=true --sample_every=250 --log_every=25"
+
+only_run() {  # the one run folder a stage wrote
+    set -- "$1"/*/
+    [ $# -eq 1 ] && [ -d "$1" ] || { echo "expected one run folder in $runs, found: $*" >&2; exit 1; }
+    echo "${1%/}"
+}
+
+for size in 128 256; do
+    # shellcheck disable=SC2086  # word splitting of the flag lists is wanted
+    $collage data cache --length 4608 --size $size --seed 0 --dir runs/cache --workers 2 $mix
+done
+if [ "$stage" = all ]; then
+    # shellcheck disable=SC2086
+    $collage train --arch "$arch" $data $common --size=128 --steps=4000 --runs-dir "$runs/A"
+fi
+if [ "$stage" = all ] || [ "$stage" = B ]; then
+    # shellcheck disable=SC2086
+    $collage train --arch "$arch" $data $common --size=256 --steps=2000 --lr_decay_start=1000 \
+        --lr_decay_steps=1000 --init_from "$(only_run "$runs/A")" --runs-dir "$runs/B"
+fi
+$collage export "$(only_run "$runs/B")" --out "$out" --size 256
+$collage eval "$out" --n 500
