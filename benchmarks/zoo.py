@@ -99,7 +99,9 @@ def row(folder: Path, runs: int, reference: bool) -> dict[str, Any]:
         "gmacs_256": export.get("gmacs", {}).get("generator"),
         "latency_ms": latency(folder, runs),
         "quality": quality,
-        "images_seen": None if reference else training.get("images_seen"),
+        # The whole --init_from chain's budget where the export knows it, else only its last run's.
+        "images_seen": None if reference else training.get("images_seen_total"),
+        "images_seen_last_run": None if reference else training.get("images_seen"),
         "capabilities": capabilities,
     }
 
@@ -182,7 +184,9 @@ def markdown(result: dict[str, Any], picture: str) -> str:
             _cell(proc.get("texture_in_range")),
             _cell(proc.get("streak")),
             f"{painted['miou']} ({painted['miou_reference']})" if painted else "–",
-            _cell(r["images_seen"]),
+            _cell(r["images_seen"])
+            if r["images_seen"] is not None or r["images_seen_last_run"] is None
+            else f"≥ {r['images_seen_last_run']} (last run)",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += [

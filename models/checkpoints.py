@@ -143,3 +143,16 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], Path]:
     if ckpt.get("format_version") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{file}: not a collage checkpoint of format {CHECKPOINT_FORMAT}")
     return ckpt, file.parent
+
+
+def lineage_images_seen(checkpoint: Mapping[str, Any]) -> int | None:
+    """Images a checkpoint's weights have seen: its run's own plus what its --init_from source had seen; None
+    when unknown (a checkpoint without the count, or a source recorded before the count was kept and gone)."""
+    own = checkpoint.get("images_seen")
+    source = checkpoint.get("config", {}).get("init_from")
+    if own is None or source is None:
+        return own
+    before = source.get("images_seen")
+    if before is None and Path(source["path"]).is_file():  # recorded before the count was kept
+        before = lineage_images_seen(load_checkpoint(source["path"])[0])
+    return None if before is None else int(own) + int(before)

@@ -38,7 +38,7 @@ from torch.nn.utils import parametrize
 from common.checksums import sha256_file
 from common.runtime import Graph, RuntimeChoice, open_graph
 from models.archs import ClassPackSpec, ExportRole, ExportSpec, get_arch
-from models.checkpoints import LATEST, read_checkpoint
+from models.checkpoints import LATEST, lineage_images_seen, read_checkpoint
 from models.data.datasets import data_kind
 from models.flops import count_gmacs, count_params
 from models.labels import get_label_set
@@ -570,6 +570,7 @@ def training_record(
         "checkpoint": ckpt_path.name,
         "step": checkpoint.get("step"),
         "images_seen": checkpoint.get("images_seen"),
+        "images_seen_total": lineage_images_seen(checkpoint),  # with its --init_from chain's
         "wall_time_s": checkpoint.get("wall_time"),
         "data": config.get("data"),
         "perceptual": checkpoint.get("perceptual"),

@@ -42,7 +42,13 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from models.archs import available, get_arch
-from models.checkpoints import LATEST, CheckpointError, checkpoint_file, load_checkpoint
+from models.checkpoints import (
+    LATEST,
+    CheckpointError,
+    checkpoint_file,
+    lineage_images_seen,
+    load_checkpoint,
+)
 from models.ema import make_ema
 from models.flops import count_params
 from models.labels import LabelSet
@@ -161,6 +167,9 @@ def init_source(path: str | None, config: dict[str, Any]) -> dict[str, Any]:
         "path": str(checkpoint_file(path)),
         "step": int(init["step"]),
         "size": source["size"],
+        # What the weights have seen before this run, over the source's own --init_from chain too: a model's
+        # training budget (the zoo's column) is the whole chain's, not its last run's.
+        "images_seen": lineage_images_seen(init),
     }
     return init
 

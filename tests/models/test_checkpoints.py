@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoints import CheckpointError, load_checkpoint, read_checkpoint
+from models.checkpoints import CheckpointError, lineage_images_seen, load_checkpoint, read_checkpoint
 
 
 def test_unreadable_files_are_named_with_the_reason(tmp_path: Path) -> None:
@@ -39,3 +39,18 @@ def test_only_checkpoints_of_the_format_load(tmp_path: Path) -> None:
     torch.save({"format_version": 1, "step": 3}, tmp_path / "run" / "checkpoint-latest.pt")
     checkpoint, folder = load_checkpoint(tmp_path / "run")
     assert (checkpoint["step"], folder) == (3, tmp_path / "run")
+
+
+def test_the_images_a_chain_has_seen_come_from_its_record_or_else_its_source_file(tmp_path: Path) -> None:
+    assert lineage_images_seen({"images_seen": 40, "config": {}}) == 40
+    source = tmp_path / "a.pt"
+    recorded = {"path": str(source), "step": 10, "size": 128}
+    assert (
+        lineage_images_seen({"images_seen": 8, "config": {"init_from": {**recorded, "images_seen": 40}}})
+        == 48
+    )
+    # Recorded before the count was kept: read from the source checkpoint while it exists, else unknown.
+    older = {"images_seen": 8, "config": {"init_from": recorded}}
+    assert lineage_images_seen(older) is None
+    torch.save({"format_version": 1, "step": 10, "images_seen": 40, "config": {}}, source)
+    assert lineage_images_seen(older) == 48

@@ -22,6 +22,7 @@ from torch import nn
 
 from models import train
 from models.archs import ARCHS, Arch, Batch, Recipe, get_arch, unwrap
+from models.checkpoints import lineage_images_seen
 from models.labels import LANDSCAPE, LabelSet
 from models.training.config import ConfigError, apply_overrides
 from models.training.data import SeededItems
@@ -407,6 +408,16 @@ def test_resume_continues_exactly(load: Callable[[Path], dict[str, Any]], worker
     ]
     assert len(losses[1]) == 14 and losses[0] == losses[1]
     assert json.loads((resumed / "config.json").read_text())["steps"] == 14
+
+
+def test_init_from_records_what_the_chain_has_seen(load: Callable[[Path], dict[str, Any]]) -> None:
+    """A model's budget is its whole --init_from chain's: 3 runs of 3, 2 and 4 steps of batch 2 saw 18 images."""
+    assert train.main(["--arch", "toy", "--steps=3"]) == 0
+    assert train.main(["--arch", "toy", "--steps=2", "--init_from", "runs/00001-toy-small"]) == 0
+    assert train.main(["--arch", "toy", "--steps=4", "--init_from", "runs/00002-toy-small"]) == 0
+    last = load(Path("runs/00003-toy-small/checkpoint-latest.pt"))
+    assert last["images_seen"] == 8 and last["config"]["init_from"]["images_seen"] == 10
+    assert lineage_images_seen(last) == 18
 
 
 def test_resume_fills_config_keys_newer_than_the_checkpoint(load: Callable[[Path], dict[str, Any]]) -> None:
