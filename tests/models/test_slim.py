@@ -48,7 +48,12 @@ def test_slim_keeps_the_networks_in_half_precision_and_init_from_reads_it(
 
     assert train.main([*argv, "--steps=1", "--size=64", "--init-from", "keep/init.pt"]) == 0
     continued = load(Path("runs/00002-spade-tiny/checkpoint-latest.pt"))
-    assert continued["config"]["init_from"] == {"path": "keep/init.pt", "step": 3, "size": 32}
+    assert continued["config"]["init_from"] == {
+        "path": "keep/init.pt",
+        "step": 3,
+        "size": 32,
+        "images_seen": 3,
+    }
 
 
 def test_resume_refuses_a_slim_checkpoint_before_writing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -181,7 +181,7 @@ def test_init_from_starts_a_new_run_at_another_size_with_the_weights(
     assert train.main(argv) == 0
     run = Path("runs/00002-spade-tiny")
     ckpt = load(run / "checkpoint-latest.pt")
-    origin = {"path": "runs/00001-spade-tiny/checkpoint-latest.pt", "step": 3, "size": 32}
+    origin = {"path": "runs/00001-spade-tiny/checkpoint-latest.pt", "step": 3, "size": 32, "images_seen": 3}
     assert ckpt["config"]["init_from"] == origin and ckpt["config"]["size"] == 64 and ckpt["step"] == 2
     assert json.loads((run / "config.json").read_text())["init_from"] == origin
     adam_steps = {float(s["step"]) for opt in ckpt["optimizers"].values() for s in opt["state"].values()}
