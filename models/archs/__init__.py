@@ -58,6 +58,12 @@ class Recipe:
         self.optimizers = {}
         self.meta = {}
 
+    def adapt_init(self, key: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """An --init_from source's weights for network `key`, made to fit this run's network where the
+        architecture knows how (e.g. collage-base's D head across picture sizes); by default unchanged, and
+        whatever still does not fit is refused by the trainer."""
+        return state
+
     def step(self, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, float]:
         """One training iteration (every optimiser steps once); returns the loss terms to log."""
         raise NotImplementedError

@@ -19,7 +19,8 @@ style; presets are μ of procedural renders per style family (`collage export`).
   encoder at 128² (as spade-fast's: photos are resized to it). 2.79 GMACs and 1.76 M parameters per 256²
   frame (spade-fast 2.55 / 2.37 M), photo encoder 0.53 M; D 256² -> 4², 3.83 M parameters, 1.02 GMACs per image.
 - `collage-base-tiny`: for tests, 32² pictures; G 27 k + photo encoder 23 k, D 18 k parameters.
-D's linear head fixes its picture size (as `collage-class`'s), so `--init_from` across sizes refuses D.
+D's linear head fixes its picture size (as `collage-class`'s); `--init_from` a run at a smaller size spreads
+the head over the larger final map (`head_for_size` [ours]), so the zoo's 128² → 256² recipe keeps D too.
 
 One step (models.md §1.4 minimal set):
 1. G: ε = μ′ + σ′·ε′ from the photo encoder on the real picture, fake = G_b(label, instance, ε, noise). Loss =
@@ -42,6 +43,7 @@ spatial mean of the bottom-up end, not a flattened map (any picture size); D reu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Mapping
 from typing import Any, cast
@@ -56,7 +58,7 @@ from models.archs.spade import image_inputs, label_map_inputs
 from models.labels import LabelSet
 from models.losses import PerceptualLoss, kl_loss
 from models.nets.collage_base import BaseGenerator, SceneGenerator, ServedGenerator
-from models.nets.stylegan import StyleDiscriminator
+from models.nets.stylegan import StyleDiscriminator, head_for_size
 
 LOSS_WEIGHTS = {
     "gan": 1.0,  # non-saturating logistic GAN loss, G form
@@ -162,6 +164,15 @@ class CollageBaseRecipe(Recipe):
             config["vgg_weights"] or None, self.weights["vgg"], self.weights["l1_down"]
         ).to(device)
         self.meta = {"perceptual": self.perceptual.kind}
+
+    def adapt_init(self, key: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """D from a run at a smaller picture size: its linear head spread over this size's final map."""
+        d = cast(StyleDiscriminator, self.nets["D"])
+        if key == "D" and "fc.weight" in state and state["fc.weight"].shape != d.fc.weight.shape:
+            # A head that cannot be spread stays as it is, and the trainer names the misfit.
+            with contextlib.suppress(ValueError):
+                state["fc.weight"] = head_for_size(state["fc.weight"], d.final_conv.weight.shape[0], d.final)
+        return state
 
     def step(self, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, float]:
         gen = cast(BaseGenerator, unwrap(nets["G"]))

@@ -286,6 +286,23 @@ def minibatch_stddev(x: torch.Tensor, group_size: int, channels: int = 1) -> tor
     return torch.cat([x, y[:, :, None, None].expand(b, channels, h, w)], dim=1)
 
 
+def head_for_size(fc_weight: torch.Tensor, channels: int, final: int) -> torch.Tensor:
+    """D's first linear weight as stored [out, channels·f·f], trained on f×f final maps, made to take
+    final×final maps [ours]: each cell's weights spread evenly over the k×k cells that cover its part of the
+    picture at the new size, so a map that is the old one up-sampled ×k (nearest) gives exactly the old
+    output. It lets a D trained at 128² go on judging at 256² (`--init_from` across sizes) instead of starting
+    from nothing. The effective weight is divided by k², the stored one by k: EqualLinear's 1/sqrt(fan_in)
+    already falls by k. Only a larger final map whose side is a multiple of f; anything else is a ValueError."""
+    out, flat = fc_weight.shape
+    f = math.isqrt(flat // channels)
+    if channels * f * f != flat or final < f or final % f:
+        raise ValueError(f"a head for {flat} inputs ({channels} channels) cannot be spread over {final}²")
+    k = final // f
+    w = fc_weight.reshape(out, channels, f, f)
+    w = w.repeat_interleave(k, dim=2).repeat_interleave(k, dim=3) / k  # [out,C,final,final]
+    return w.reshape(out, channels * final * final)
+
+
 class StyleDiscriminator(nn.Module):
     """StyleGAN2's residual discriminator, unconditional: fromRGB 1×1 → residual down blocks → minibatch std →
     conv 3×3 → flatten → linear → linear → one logit per image. Trained with the non-saturating logistic loss
@@ -312,9 +329,9 @@ class StyleDiscriminator(nn.Module):
         self.mbstd_group, self.mbstd_channels = mbstd_group, mbstd_channels
         self.from_rgb = EqualConv2d(3, widths[0], 1)
         self.blocks = nn.Sequential(*(ResDownBlock(a, b) for a, b in zip(widths, widths[1:], strict=False)))
-        final = size // 2**levels
+        self.final = size // 2**levels  # side of the last block's map, which the linear head flattens
         self.final_conv = EqualConv2d(widths[-1] + mbstd_channels, widths[-1], 3)
-        self.fc = EqualLinear(widths[-1] * final * final, widths[-1], activate=True)
+        self.fc = EqualLinear(widths[-1] * self.final**2, widths[-1], activate=True)
         self.out = EqualLinear(widths[-1], 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -164,7 +164,8 @@ def load_init_weights(recipe: Recipe, ema: Mapping[str, nn.Module], source: Mapp
     shapes, so a config change that alters a weight shape (widths, z_dim, E's input size) fails clearly. Only
     the recipe's `init_optional` networks may be absent (e.g. a segmentation discriminator added to a SPADE run),
     and only weights named with one of its `init_fresh` parts may be missing from a network (e.g. SPADE's noise
-    convs, zero at init, added to a run without noise).
+    convs, zero at init, added to a run without noise). The recipe's `adapt_init` sees each source network
+    first.
     """
     targets = {**recipe.nets, **{f"{name}_ema": net for name, net in ema.items()}}
     optional = set(recipe.init_optional) | {f"{name}_ema" for name in recipe.init_optional}
@@ -174,11 +175,12 @@ def load_init_weights(recipe: Recipe, ema: Mapping[str, nn.Module], source: Mapp
         raise ConfigError(f"--init_from: the source checkpoint has no {', '.join(missing)}")
     for key, net in targets.items():
         state = net.state_dict()
-        fresh = {k for k in state if k not in source[key] and any(part in k for part in recipe.init_fresh)}
-        misfit = state_misfit({k: v for k, v in state.items() if k not in fresh}, source[key])
+        given = recipe.adapt_init(key, dict(source[key]))
+        fresh = {k for k in state if k not in given and any(part in k for part in recipe.init_fresh)}
+        misfit = state_misfit({k: v for k, v in state.items() if k not in fresh}, given)
         if misfit:
             raise ConfigError(f"--init_from: {key} does not fit this config's network: {misfit}")
-        net.load_state_dict({**source[key], **{k: state[k] for k in fresh}})
+        net.load_state_dict({**given, **{k: state[k] for k in fresh}})
 
 
 def state_misfit(

@@ -16,9 +16,12 @@ from models import train
 from models.archs import get_arch
 from models.archs.collage_base import CollageBaseRecipe, feature_l1
 from models.data.datasets import make_dataset
+from models.ema import make_ema
 from models.labels import LANDSCAPE
 from models.losses import downsampled_l1_loss
-from models.training.config import resolve_config
+from models.nets.stylegan import head_for_size
+from models.training.config import ConfigError, resolve_config
+from models.training.setup import load_init_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,6 +37,24 @@ def tiny_recipe() -> CollageBaseRecipe:
     recipe = get_arch("collage-base").build(config, LANDSCAPE, torch.device("cpu"))
     assert isinstance(recipe, CollageBaseRecipe)
     return recipe
+
+
+def test_init_from_a_smaller_size_keeps_d_with_its_head_spread_over_the_larger_map() -> None:
+    small = tiny_recipe()  # 32²: D's final map 4²
+    source = {"G": small.nets["G"].state_dict(), "D": small.nets["D"].state_dict()}
+    source["G_ema"] = source["G"]
+    config = resolve_config("collage-base", "collage-base-tiny", [("size", "64")])
+    large = get_arch("collage-base").build(config, LANDSCAPE, torch.device("cpu"))  # D's final map 8²
+    load_init_weights(large, {"G": make_ema(large.nets["G"])}, source)
+    d = large.nets["D"].state_dict()
+    assert all(torch.equal(d[k], v) for k, v in source["D"].items() if k != "fc.weight")
+    assert torch.equal(d["fc.weight"], head_for_size(source["D"]["fc.weight"], 16, 8))
+    assert all(torch.equal(v, source["G"][k]) for k, v in large.nets["G"].state_dict().items())
+
+    bigger = {"G": large.nets["G"].state_dict(), "D": d}
+    bigger["G_ema"] = bigger["G"]
+    with pytest.raises(ConfigError, match=r"D does not fit .* fc\.weight"):  # 64² -> 32²: not spread back
+        load_init_weights(small, {"G": make_ema(small.nets["G"])}, bigger)
 
 
 def test_feature_l1_is_the_mean_over_layers() -> None:

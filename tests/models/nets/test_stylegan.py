@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from models.nets.stylegan import (
+    EqualLinear,
     ModulatedConv2d,
     SkipSynthesis,
     StyleDiscriminator,
+    head_for_size,
     minibatch_stddev,
     noise_slice,
 )
@@ -113,3 +115,20 @@ def test_discriminator_gives_one_logit_per_image_and_refuses_bad_sizes() -> None
     assert d(torch.randn(5, 3, 16, 16)).shape == (5,)
     with pytest.raises(ValueError, match="multiple of 2"):
         StyleDiscriminator(18, [8, 16, 16])
+
+
+def test_a_head_spread_over_a_larger_map_gives_the_old_output_on_the_up_sampled_map() -> None:
+    torch.manual_seed(0)
+    old, new = EqualLinear(6 * 2 * 2, 5), EqualLinear(6 * 4 * 4, 5)
+    new.bias.data.copy_(old.bias.data)
+    new.weight.data.copy_(head_for_size(old.weight.data, channels=6, final=4))
+    x = torch.randn(3, 6, 2, 2)
+    up = F.interpolate(x, scale_factor=2, mode="nearest")  # [3,6,4,4]
+    diff = (new(up.flatten(1)) - old(x.flatten(1))).abs().max().item()
+    assert diff < 1e-5, diff
+    assert (
+        new(torch.randn(3, 96)) - old(x.flatten(1))
+    ).abs().max() > 0.1  # not a head that ignores its input
+    for final in (1, 3):  # smaller, or not a multiple
+        with pytest.raises(ValueError, match="cannot be spread"):
+            head_for_size(old.weight.data, channels=6, final=final)
