@@ -62,7 +62,7 @@ from models.training.config import (
     resolve_config,
 )
 from models.training.data import build_dataset, check_batches, dataset_len
-from models.training.loop import training_loop
+from models.training.loop import resolve_precision, training_loop
 from models.training.runs import create_run_dir, runs_root, truncate_log
 from models.training.setup import DistEnv, build_recipe, init_distributed, load_init_weights
 
@@ -238,6 +238,7 @@ def _main(argv: list[str]) -> int:
     else:
         env = init_distributed(config["device"])
     try:
+        config["precision"] = resolve_precision(env.device, config["precision"])
         dataset, label_set = load_data(config, env, checkpoint, init)
         if env.is_main:
             print(json.dumps(config, indent=2))  # noqa: T201

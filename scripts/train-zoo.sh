@@ -27,7 +27,7 @@ out=weights/landscape-$arch
 mix="--painted 0.3 --free-styles 0.2 --large 0.25"
 data="--data procedural --data_cache=runs/cache --data_length=4608 --data_seed=0 --data_painted=0.3
       --data_free_styles=0.2 --data_large=0.25"
-common="--batch=4 --seed=0 --threads=2 --num_workers=1 --checkpoint_minutes=10 --precision=bf16
+common="--batch=4 --seed=0 --threads=2 --num_workers=1 --checkpoint_minutes=10 --precision=auto
         --channels_last=true --sample_every=250 --log_every=25"
 
 only_run() {  # the one run folder a stage wrote

@@ -45,7 +45,9 @@ BASE_CONFIG: dict[str, Any] = {
     "num_workers": 2,  # DataLoader worker processes per training process (0 = load in the main process)
     "threads": 0,  # torch CPU threads per process (0 = CPU cores / processes on this node)
     "device": "auto",  # auto (cuda if available) | cpu | cuda
-    "precision": "fp32",  # fp32 | bf16: the step under bfloat16 autocast (weights, optimisers, EMA stay fp32)
+    # fp32 | bf16: the step under bfloat16 autocast (weights, optimisers, EMA stay fp32) | auto: bf16 where the
+    # device runs it natively, else fp32, resolved when the run starts and recorded as the one it chose
+    "precision": "fp32",
     "channels_last": False,  # weights and images in channels-last memory format (faster convolutions on CPU)
 }
 
@@ -185,8 +187,8 @@ def check_training_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"ema_decay must be in [0, 1), got {config['ema_decay']}")
     if config["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {config['device']!r}")
-    if config["precision"] not in ("fp32", "bf16"):
-        raise ConfigError(f"precision must be fp32 or bf16, got {config['precision']!r}")
+    if config["precision"] not in ("fp32", "bf16", "auto"):
+        raise ConfigError(f"precision must be fp32, bf16 or auto, got {config['precision']!r}")
     check = get_arch(config["arch"]).check
     if check is not None:
         try:

@@ -24,6 +24,7 @@ from models import train
 from models.archs import ARCHS, Arch, Batch, Recipe, get_arch, unwrap
 from models.checkpoints import lineage_images_seen
 from models.labels import LANDSCAPE, LabelSet
+from models.training import loop
 from models.training.config import ConfigError, apply_overrides
 from models.training.data import SeededItems
 from models.training.setup import state_misfit
@@ -229,7 +230,7 @@ def test_cli_errors_are_clear(capsys: pytest.CaptureFixture[str]) -> None:
     assert train.main(["--arch", "toy", "--batch=0"]) == 2
     assert "batch must be ≥ 1" in capsys.readouterr().err
     assert train.main(["--arch", "toy", "--precision=fp16"]) == 2
-    assert "precision must be fp32 or bf16, got 'fp16'" in capsys.readouterr().err
+    assert "precision must be fp32, bf16 or auto, got 'fp16'" in capsys.readouterr().err
     assert train.main(["--arch", "toy", "--lr-decay-steps=-5"]) == 2
     assert "lr_decay_steps must be ≥ 0, got -5" in capsys.readouterr().err
     assert train.main(["--arch", "toy", "--size=18"]) == 2  # the arch's own check
@@ -315,6 +316,36 @@ def test_bf16_runs_the_step_under_autocast_and_keeps_fp32_weights(
     assert ckpt["config"]["precision"] == "bf16"
     tensors = [*ckpt["G"].values(), *ckpt["G_ema"].values(), *ckpt["D"].values()]
     assert {t.dtype for t in tensors} == {torch.float32}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_it_is_native_and_the_run_records_its_choice(
+    native: bool,
+    load: Callable[[Path], dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[bool] = []
+    step = ToyGAN.step
+
+    def spy(self: ToyGAN, nets: Mapping[str, nn.Module], batch: Batch) -> dict[str, float]:
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return step(self, nets, batch)
+
+    monkeypatch.setattr(ToyGAN, "step", spy)
+    monkeypatch.setattr(loop, "native_bf16", lambda device: native)
+    assert train.main(["--arch", "toy", "--precision=auto", "--steps=2"]) == 0
+    assert seen == [native] * 2
+    chosen = "bf16" if native else "fp32"
+    assert load(Path("runs/00001-toy-small/checkpoint-latest.pt"))["config"]["precision"] == chosen
+    assert json.loads(Path("runs/00001-toy-small/config.json").read_text())["precision"] == chosen
+    assert "no native bfloat16" not in capsys.readouterr().err
+
+    # Asked for by name where it is emulated, bf16 still runs, with a warning saying what it costs.
+    assert train.main(["--arch", "toy", "--precision=bf16", "--steps=1"]) == 0
+    warned = "cpu has no native bfloat16; --precision=bf16 will run many times slower than fp32"
+    assert (warned in capsys.readouterr().err) is not native
+    assert seen[-1] is True
 
 
 def test_channels_last_runs_the_step_on_nhwc_weights_and_images_and_saves_the_same_values(
