@@ -279,10 +279,9 @@ def resolve_precision(device: torch.device, precision: str) -> str:
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if precision == "bf16" and not native_bf16(device):
-        print(  # noqa: T201
+        say(
             f"collage train: warning: {device} has no native bfloat16; --precision=bf16 will run many times "
-            "slower than fp32 (use --precision=fp32 or auto)",
-            file=sys.stderr,
+            "slower than fp32 (use --precision=fp32 or auto)"
         )
     return precision
 
