@@ -6,7 +6,8 @@
 # renders) from two shard caches rendered once and shared by every run.
 #
 #   sh scripts/train-zoo.sh ARCH [STAGE]    ARCH: oasis | dp-gan | lggan | sc-gan | collage-base | spade
-#                                           STAGE: all (default) | B (stage 1 done) | export (both done)
+#                                           STAGE: all (default) | B (stage 1 done, or carried as
+#                                           weights/landscape-ARCH/init.pt) | export (both done)
 #
 # Run from the repository root with .venv set up (make dev). Each stage is a run folder of its own under
 # runs/zoo-ARCH/{A,B}/; a stage stopped midway continues with `collage train --resume` on its folder, after
@@ -45,7 +46,13 @@ if [ "$stage" = all ]; then
     $collage train --arch "$arch" $data $common --size=128 --steps=4000 --runs-dir "$runs/A"
 fi
 if [ "$stage" = all ] || [ "$stage" = B ]; then
-    first=$(only_run "$runs/A")  # an assignment, so set -e stops here when the folder is not one run
+    # Stage A's run folder, or, on a machine where it never ran, stage A carried as `collage slim` to
+    # $out/init.pt (stage B starts from A's weights with fresh optimisers either way).
+    if [ ! -d "$runs/A" ] && [ -f "$out/init.pt" ]; then
+        first=$out/init.pt
+    else
+        first=$(only_run "$runs/A")  # an assignment, so set -e stops here when the folder is not one run
+    fi
     # shellcheck disable=SC2086
     $collage train --arch "$arch" $data $common --size=256 --steps=2000 --lr_decay_start=1000 \
         --lr_decay_steps=1000 --init_from "$first" --runs-dir "$runs/B"

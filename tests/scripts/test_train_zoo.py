@@ -41,6 +41,18 @@ def test_stage_b_starts_from_stage_a_and_the_model_is_exported_and_scored(tmp_pa
     assert lines[3].split()[-3:] == ["weights/landscape-oasis", "--size", "256"]
 
 
+def test_stage_b_starts_from_a_carried_stage_a_where_its_run_folder_is_absent(tmp_path: Path) -> None:
+    (tmp_path / "weights/landscape-sc-gan").mkdir(parents=True)
+    (tmp_path / "weights/landscape-sc-gan/init.pt").touch()
+    (tmp_path / "runs/zoo-sc-gan/B/00001-sc-gan-fast").mkdir(parents=True)
+    train = commands(tmp_path, "sc-gan", "B")[2].split()
+    assert train[train.index("--init_from") + 1] == "weights/landscape-sc-gan/init.pt"
+    # Where stage A's folder exists it wins over a carried file.
+    (tmp_path / "runs/zoo-sc-gan/A/00001-sc-gan-fast").mkdir(parents=True)
+    train = commands(tmp_path, "sc-gan", "B")[2].split()
+    assert train[train.index("--init_from") + 1] == "runs/zoo-sc-gan/A/00001-sc-gan-fast"
+
+
 def test_spade_on_the_zoo_budget_never_overwrites_the_default_model(tmp_path: Path) -> None:
     (tmp_path / "runs/zoo-spade/B/00001-spade-fast").mkdir(parents=True)
     lines = commands(tmp_path, "spade", "export")
