@@ -6,8 +6,9 @@
 # renders) from two shard caches rendered once and shared by every run.
 #
 #   sh scripts/train-zoo.sh ARCH [STAGE]    ARCH: oasis | dp-gan | lggan | sc-gan | collage-base | spade
-#                                           STAGE: all (default) | B (stage 1 done, or carried as
-#                                           weights/landscape-ARCH/init.pt) | export (both done)
+#                                           STAGE: all (default) | A (stage 1 only, then carried as
+#                                           weights/landscape-ARCH/init.pt, for a session too short for
+#                                           both) | B (stage 1 done, or carried) | export (both done)
 #
 # Run from the repository root with .venv set up (make dev). Each stage is a run folder of its own under
 # runs/zoo-ARCH/{A,B}/; a stage stopped midway continues with `collage train --resume` on its folder, after
@@ -16,7 +17,7 @@
 # the background (nohup nice …) and run nothing else heavy meanwhile.
 set -eu
 
-[ $# -ge 1 ] || { echo "usage: sh scripts/train-zoo.sh ARCH [all|B|export]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: sh scripts/train-zoo.sh ARCH [all|A|B|export]" >&2; exit 2; }
 arch=$1
 stage=${2:-all}
 collage=${COLLAGE:-.venv/bin/collage}
@@ -41,9 +42,16 @@ for size in 128 256; do
     # shellcheck disable=SC2086  # word splitting of the flag lists is wanted
     $collage data cache --length 4608 --size $size --seed 0 --dir runs/cache --workers 2 $mix
 done
-if [ "$stage" = all ]; then
+if [ "$stage" = all ] || [ "$stage" = A ]; then
     # shellcheck disable=SC2086
     $collage train --arch "$arch" $data $common --size=128 --steps=4000 --runs-dir "$runs/A"
+fi
+if [ "$stage" = A ]; then
+    # Run folders do not outlive a machine: G, its EMA and D go on to the next one in float16 (stage B starts
+    # with fresh optimisers anyway, so only the rounding differs from running both stages in one go).
+    first=$(only_run "$runs/A")
+    $collage slim "$first" --out "$out/init.pt"
+    exit 0
 fi
 if [ "$stage" = all ] || [ "$stage" = B ]; then
     # Stage A's run folder, or, on a machine where it never ran, stage A carried as `collage slim` to

@@ -53,6 +53,17 @@ def test_stage_b_starts_from_a_carried_stage_a_where_its_run_folder_is_absent(tm
     assert train[train.index("--init_from") + 1] == "runs/zoo-sc-gan/A/00001-sc-gan-fast"
 
 
+def test_stage_a_alone_is_carried_as_init_pt_for_stage_b(tmp_path: Path) -> None:
+    (tmp_path / "runs/zoo-collage-base/A/00001-collage-base").mkdir(parents=True)
+    lines = commands(tmp_path, "collage-base", "A")
+    assert [line.split()[:2] for line in lines] == [
+        ["data", "cache"], ["data", "cache"], ["train", "--arch"],
+        ["slim", "runs/zoo-collage-base/A/00001-collage-base"],
+    ]  # fmt: skip
+    assert {"--size=128", "--steps=4000"} <= set(lines[2].split())
+    assert lines[3].split()[-2:] == ["--out", "weights/landscape-collage-base/init.pt"]
+
+
 def test_spade_on_the_zoo_budget_never_overwrites_the_default_model(tmp_path: Path) -> None:
     (tmp_path / "runs/zoo-spade/B/00001-spade-fast").mkdir(parents=True)
     lines = commands(tmp_path, "spade", "export")
