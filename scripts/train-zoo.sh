@@ -17,9 +17,12 @@
 # the background (nohup nice …) and run nothing else heavy meanwhile.
 set -eu
 
-[ $# -ge 1 ] || { echo "usage: sh scripts/train-zoo.sh ARCH [all|A|B|export]" >&2; exit 2; }
+usage="usage: sh scripts/train-zoo.sh ARCH [all|A|B|export]"
+[ $# -ge 1 ] || { echo "$usage" >&2; exit 2; }
 arch=$1
 stage=${2:-all}
+# A misspelt stage would otherwise skip both trainings and go on to export whatever stage B's folder holds.
+case $stage in all | A | B | export) ;; *) echo "unknown stage '$stage'; $usage" >&2; exit 2 ;; esac
 collage=${COLLAGE:-.venv/bin/collage}
 runs=runs/zoo-$arch
 out=weights/landscape-$arch

@@ -82,3 +82,10 @@ def test_a_stage_folder_with_other_than_one_run_stops_the_recipe(tmp_path: Path)
     with pytest.raises(subprocess.CalledProcessError) as failed:
         commands(tmp_path, "oasis", "export")
     assert "expected one run folder in runs/zoo-oasis" in failed.value.stderr
+
+
+def test_an_unknown_stage_stops_before_any_command(tmp_path: Path) -> None:
+    (tmp_path / "runs/zoo-oasis/B/00001-oasis-fast").mkdir(parents=True)
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        commands(tmp_path, "oasis", "b")
+    assert failed.value.stdout == "" and "unknown stage 'b'" in failed.value.stderr
