@@ -147,12 +147,23 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], Path]:
 
 def lineage_images_seen(checkpoint: Mapping[str, Any]) -> int | None:
     """Images a checkpoint's weights have seen: its run's own plus what its --init_from source had seen; None
-    when unknown (a checkpoint without the count, or a source recorded before the count was kept and gone)."""
+    when unknown (a checkpoint without the count, or a source recorded before the count was kept and gone).
+
+    A carried run is written back where it started from (`--init_from weights/X/init.pt`, then `collage slim
+    … --out weights/X/init.pt`), so the file at a source's path may now be this very run, or a later one: it is
+    read only while it still holds the source's step, and no file twice (either would loop forever)."""
+    return _lineage(checkpoint, frozenset())
+
+
+def _lineage(checkpoint: Mapping[str, Any], read: frozenset[Path]) -> int | None:
     own = checkpoint.get("images_seen")
     source = checkpoint.get("config", {}).get("init_from")
     if own is None or source is None:
         return own
     before = source.get("images_seen")
-    if before is None and Path(source["path"]).is_file():  # recorded before the count was kept
-        before = lineage_images_seen(load_checkpoint(source["path"])[0])
+    path = Path(source["path"]).resolve()
+    if before is None and path.is_file() and path not in read:  # recorded before the count was kept
+        older = load_checkpoint(path)[0]
+        if older.get("step") == source["step"]:  # still the source, not a carry written over it
+            before = _lineage(older, read | {path})
     return None if before is None else int(own) + int(before)

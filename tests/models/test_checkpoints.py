@@ -54,3 +54,22 @@ def test_the_images_a_chain_has_seen_come_from_its_record_or_else_its_source_fil
     assert lineage_images_seen(older) is None
     torch.save({"format_version": 1, "step": 10, "images_seen": 40, "config": {}}, source)
     assert lineage_images_seen(older) == 48
+
+
+def test_a_chain_carried_back_onto_its_source_path_ends_instead_of_looping(tmp_path: Path) -> None:
+    carry = tmp_path / "init.pt"  # run C started from init.pt (run B, step 10) and was slimmed back onto it
+    run_c = {
+        "format_version": 1,
+        "step": 30,
+        "images_seen": 120,
+        "config": {"init_from": {"path": str(carry), "step": 10, "size": 256}},
+    }
+    torch.save(run_c, carry)
+    assert lineage_images_seen(run_c) is None  # B's count is gone with the file written over it
+    # The same carry at the source's own step (stopped as many steps in as its source had): read once, not again.
+    looped = {**run_c, "step": 10}
+    torch.save(looped, carry)
+    assert lineage_images_seen(looped) is None
+    # A later run's carry written over the source is not the source: its count is not added.
+    torch.save({"format_version": 1, "step": 50, "images_seen": 200, "config": {}}, carry)
+    assert lineage_images_seen(run_c) is None
